@@ -79,23 +79,19 @@ def optional_import(module: str, extra: str, purpose: str):
         ) from err
 
 
-def save_npz_atomic(path: Path, **arrays: Any) -> None:
-    """Write an .npz through a temporary file so a crash never leaves half a cache entry."""
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+def cached_file(kind: str, key: str, suffix: str, build_to, *, force: bool = False,
+                load=None):
+    """Return a verified cache file ``kind/key<suffix>``, building it if needed.
 
-
-def load_or_build(kind: str, key: str, build, *, force: bool = False) -> dict[str, np.ndarray]:
-    """Load the cache entry ``kind/key.npz`` or build it with ``build() -> dict of arrays``.
-
-    Each entry is stored with a SHA-256 sidecar. A missing, corrupt or tampered entry is
-    rebuilt (never used) with a log line that says why. ``force`` rebuilds unconditionally.
+    ``build_to(path)`` writes the file; each entry gets a SHA-256 sidecar. A missing,
+    corrupt or tampered entry is rebuilt (never used) with a log line that says why; so is
+    one that ``load(path)`` (optional) fails to read. ``force`` rebuilds unconditionally.
+    Returns ``(path, loaded)`` where ``loaded`` is ``load(path)`` or None.
     """
     folder = cache_dir() / kind
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key}.npz"
-    sidecar = path.with_suffix(".sha256")
+    path = folder / f"{key}{suffix}"
+    sidecar = folder / f"{key}.sha256"
     reason = "forced rebuild (--force)" if force else None
     if reason is None:
         if not path.exists():
@@ -104,12 +100,30 @@ def load_or_build(kind: str, key: str, build, *, force: bool = False) -> dict[st
             reason = f"cache file {path} is corrupt or stale (checksum mismatch)"
         else:
             try:
-                with np.load(path, allow_pickle=False) as npz:
-                    return {k: npz[k] for k in npz.files}
-            except Exception as err:  # unreadable file: rebuild, say why
+                return path, (load(path) if load is not None else None)
+            except Exception as err:  # unreadable although the checksum matched: rebuild
                 reason = f"cache file {path} could not be read ({err})"
-    logger.info("Building %s %s: %s", kind, key, reason)
-    arrays = build()
-    save_npz_atomic(path, **arrays)
+    if reason == "not cached yet":
+        logger.info("Building %s %s (not cached yet)", kind, key)
+    else:
+        logger.warning("Rebuilding %s %s: %s", kind, key, reason)
+    tmp = folder / f"{key}.partial{suffix}"
+    build_to(tmp)
+    os.replace(tmp, path)
     sidecar.write_text(file_sha256(path))
-    return arrays
+    return path, (load(path) if load is not None else None)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def load_or_build(kind: str, key: str, build, *, force: bool = False) -> dict[str, np.ndarray]:
+    """Load the verified cache entry ``kind/key.npz`` or build it with ``build() -> dict``."""
+
+    def build_to(path: Path) -> None:
+        with open(path, "wb") as fid:
+            np.savez(fid, **build())
+
+    return cached_file(kind, key, ".npz", build_to, force=force, load=_load_npz)[1]

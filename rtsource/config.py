@@ -44,7 +44,7 @@ class HeadModelConfig:
     spacing_mm: float = 7.0
     conductivity: tuple[float, float, float] = (0.3, 0.006, 0.3)
     bem_ico: int = 4
-    mindist_mm: float = 2.0
+    mindist_mm: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Refinement networks: the 3D-PIUNet U-Net, volume mapping and checkpoints."""
