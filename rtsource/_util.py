@@ -108,8 +108,11 @@ def cached_file(kind: str, key: str, suffix: str, build_to, *, force: bool = Fal
     else:
         logger.warning("Rebuilding %s %s: %s", kind, key, reason)
     tmp = folder / f"{key}.partial{suffix}"
-    build_to(tmp)
-    os.replace(tmp, path)
+    try:
+        build_to(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     sidecar.write_text(file_sha256(path))
     return path, (load(path) if load is not None else None)
 

@@ -54,14 +54,24 @@ def _sym_inv_sqrt(M: np.ndarray) -> np.ndarray:
     return (u * s[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 
-def _grgt(G3: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """G R Gᵀ for G3 (n_src, 3, n_ch) and R (n_src, 3, 3) or (n_src, 3)."""
+def _rg(R: np.ndarray, G3: np.ndarray) -> np.ndarray:
+    """R_s G_s for every source: (n_src, 3, 3) or (n_src, 3) times (n_src, 3, n_ch).
+
+    Nine broadcast multiply-adds: numpy's stacked matmul is slow for 3×3 blocks.
+    """
     if R.ndim == 2:
-        RG = R[:, :, None] * G3
-    else:
-        RG = R @ G3
+        return R[:, :, None] * G3
+    out = np.empty_like(G3)
+    for i in range(3):
+        out[:, i] = (R[:, i, 0, None] * G3[:, 0] + R[:, i, 1, None] * G3[:, 1]
+                     + R[:, i, 2, None] * G3[:, 2])
+    return out
+
+
+def _grgt(G3: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """G R Gᵀ for G3 (n_src, 3, n_ch) and R (n_src, 3, 3) or (n_src, 3): one GEMM."""
     n_ch = G3.shape[2]
-    return G3.reshape(-1, n_ch).T @ RG.reshape(-1, n_ch)
+    return G3.reshape(-1, n_ch).T @ _rg(R, G3).reshape(-1, n_ch)
 
 
 def _normalise(G3: np.ndarray, R: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +110,8 @@ def eloreta_weights(G3: np.ndarray, lambda2: float, rank: int, max_iter: int = 2
     for it in range(1, max_iter + 1):
         s, u = _top_eig(GRGt, rank)
         N = (u / (s + lambda2)) @ u.T  # (G R Gᵀ + λ²)⁺ on the data space
-        M = (G3 @ N) @ np.swapaxes(G3, 1, 2)  # (n_src, 3, 3): G_s N G_sᵀ
+        GN = (G3.reshape(-1, G3.shape[2]) @ N).reshape(G3.shape)
+        M = np.einsum("sic,sjc->sij", GN, G3, optimize=True)  # G_s N G_sᵀ, (n_src, 3, 3)
         R_last = R.copy()
         R = _sym_inv_sqrt(M)
         GRGt, R = _normalise(G3, R, rank)
@@ -161,15 +172,15 @@ def compute_kernel(gain: np.ndarray, noise_var: np.ndarray, method: str, lambda2
         R, n_iter = eloreta_weights(G3, lambda2, rank, max_iter, eps)
         info["eloreta_iterations"] = n_iter
         GRGt, R = _normalise(G3, R, rank)
-        RG = R @ G3
+        RG = _rg(R, G3)
     else:
         r = np.ones((n_src, 3)) if depth is None else np.repeat(
             depth_prior(gain, depth)[:, None], 3, axis=1)
         GRGt, r = _normalise(G3, r, rank)
         RG = r[:, :, None] * G3
     s, u = _top_eig(GRGt, rank)
-    B = RG @ u  # (n_src, 3, rank) = R Gᵀ U
-    Kw = (B / (s + lambda2)) @ u.T  # whitened-space kernel
+    B = (RG.reshape(-1, n_ch) @ u).reshape(n_src, 3, -1)  # R Gᵀ U
+    Kw = ((B / (s + lambda2)).reshape(-1, rank) @ u.T).reshape(n_src, 3, n_ch)
     if method in ("dspm", "sloreta"):
         if method == "dspm":
             f = 1.0 / (s + lambda2)
@@ -177,5 +188,5 @@ def compute_kernel(gain: np.ndarray, noise_var: np.ndarray, method: str, lambda2
             f = np.sqrt(1.0 + s / lambda2) / (s + lambda2)
         row = np.sum((B * f) ** 2, axis=2)  # (n_src, 3)
         Kw = Kw / np.sqrt(row.sum(axis=1))[:, None, None]
-    K = Kw @ W
+    K = (Kw.reshape(-1, n_ch) @ W).reshape(n_src, 3, n_ch)
     return K, info

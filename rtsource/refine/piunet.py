@@ -223,7 +223,10 @@ class AttentionBlock(nn.Module):
         q, k, v = qkv.split(ch, dim=1)  # each (B·heads, ch, T)
         scale = 1.0 / math.sqrt(math.sqrt(ch))  # split between q and k (fp16-friendly)
         logits = torch.matmul((q * scale).transpose(1, 2), k * scale)  # (B·heads, T, T)
-        weight = torch.softmax(logits.float(), dim=-1).to(v.dtype)
+        if logits.dtype == torch.float32:
+            weight = torch.softmax(logits, dim=-1)
+        else:  # reduced precision: softmax in float32 (as the reference does)
+            weight = torch.softmax(logits.float(), dim=-1).to(logits.dtype)
         out = torch.matmul(v, weight.transpose(1, 2))  # (B·heads, ch, T)
         out = out.reshape(-1, self.channels, *self.spatial)
         return x + self.proj_out(out)

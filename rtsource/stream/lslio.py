@@ -25,18 +25,7 @@ from pylsl.util import LostError as _PylslLostError
 from pylsl.util import TimeoutError as _PylslTimeoutError
 
 from .._util import close_matches, logger
-
-#: Channel types (lower case) treated as EEG. Anything else that is non-empty is skipped
-#: by preprocessing; untyped channels are used only if their label matches the head model.
-EEG_TYPES: frozenset[str] = frozenset({"eeg"})
-#: Channel types commonly seen on EEG streams that are not EEG (for documentation and
-#: reporting; any non-EEG type is skipped whether listed here or not).
-NON_EEG_TYPES: frozenset[str] = frozenset(
-    {"misc", "stim", "trigger", "trig", "marker", "markers", "aux", "accel", "acc",
-     "accelerometer", "gyro", "gyroscope", "counter", "index", "eog", "ecg", "ekg", "emg",
-     "resp", "gsr", "eda", "temp", "temperature", "ppg", "spo2", "bio", "exg", "status",
-     "impedance", "battery"}
-)
+from .preprocess import EEG_TYPES, NON_EEG_TYPES  # noqa: F401 (re-exported)
 
 #: LSL channel formats EEGInlet can read, by pylsl format code.
 _NUMERIC_FORMATS: dict[int, str] = {
@@ -59,10 +48,20 @@ _FORMAT_NAMES: dict[int, str] = {**_NUMERIC_FORMATS, pylsl.cf_string: "string", 
 
 #: Unit strings (lower case) -> factor converting the value to volts.
 _UNIT_SCALES: dict[str, float] = {
-    "v": 1.0, "volt": 1.0, "volts": 1.0,
-    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
-    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
+    "v": 1.0,
+    "volt": 1.0,
+    "volts": 1.0,
+    "mv": 1e-3,
+    "millivolt": 1e-3,
+    "millivolts": 1e-3,
+    "uv": 1e-6,
+    "µv": 1e-6,
+    "μv": 1e-6,
+    "microvolt": 1e-6,
+    "microvolts": 1e-6,
+    "nv": 1e-9,
+    "nanovolt": 1e-9,
+    "nanovolts": 1e-9,
 }
 
 
@@ -214,8 +213,10 @@ def parse_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
         ch = ch.next_sibling("channel")
     if raw and len(raw) != n_channels:
         logger.warning(
-            "Stream %r describes %d channels but has channel_count %d; the others are "
-            "unlabelled.", info.name(), len(raw), n_channels,
+            "Stream %r describes %d channels but has channel_count %d; the others are unlabelled.",
+            info.name(),
+            len(raw),
+            n_channels,
         )
     while len(raw) < n_channels:
         raw.append({"label": "", "type": None, "unit": None, "loc": None, "location": None})
@@ -352,14 +353,14 @@ def resolve_stream(
         preds.append(f"name={_xpath_literal(name, 'name')}")
     if type is not None:
         preds.append(
-            f"translate(type,'{_UPPER}','{_UPPER.lower()}')="
-            f"{_xpath_literal(type.lower(), 'type')}"
+            f"translate(type,'{_UPPER}','{_UPPER.lower()}')={_xpath_literal(type.lower(), 'type')}"
         )
     if source_id is not None:
         preds.append(f"source_id={_xpath_literal(source_id, 'source_id')}")
     predicate = " and ".join(preds)
     wanted = ", ".join(
-        f"{k}={v!r}" for k, v in (("name", name), ("type", type), ("source_id", source_id))
+        f"{k}={v!r}"
+        for k, v in (("name", name), ("type", type), ("source_id", source_id))
         if v is not None
     )
     logger.debug("Resolving LSL stream with %s (timeout %.1f s).", wanted, timeout)
@@ -367,12 +368,15 @@ def resolve_stream(
     if found:
         if len(found) > 1:
             logger.warning(
-                "%d LSL streams match %s; using the first.\n  %s", len(found), wanted,
+                "%d LSL streams match %s; using the first.\n  %s",
+                len(found),
+                wanted,
                 "\n  ".join(stream_summary(i) for i in found),
             )
         return found[0]
-    visible = [stream_summary(i) for i in pylsl.resolve_streams(wait_time=listing_wait)]
-    hint = close_matches(name, [v.split("'")[1] for v in visible]) if name else ""
+    infos = pylsl.resolve_streams(wait_time=listing_wait)
+    visible = [stream_summary(i) for i in infos]
+    hint = close_matches(name, [i.name() for i in infos]) if name else ""
     listing = "\n  ".join(visible) if visible else "(none)"
     raise StreamNotFoundError(
         f"No LSL stream with {wanted} appeared within {timeout:g} s.{hint} "
@@ -475,7 +479,9 @@ class EEGInlet:
         try:
             full = inlet.info(timeout=self.open_timeout)
             inlet.open_stream(timeout=self.open_timeout)
-            offset = inlet.time_correction(timeout=self.open_timeout) if self.clock_correction else 0.0
+            offset = (
+                inlet.time_correction(timeout=self.open_timeout) if self.clock_correction else 0.0
+            )
         except _PylslTimeoutError as err:
             raise TimeoutError(
                 f"LSL stream {info.name()!r} (source_id={info.source_id()!r}) was resolved "
@@ -494,12 +500,18 @@ class EEGInlet:
         self.n_channels = int(full.channel_count())
         self.channel_format = _NUMERIC_FORMATS[fmt]
         self.channels = parse_channels(full)
+        if not is_eeg_stream(full):
+            logger.warning(
+                "LSL stream %r has type %r, not EEG; reading it anyway.", self.name, full.type()
+            )
         self.clock_offset = float(offset)
         self._next_correction = time.monotonic() + self.correction_interval_s
         native = np.dtype(_FORMAT_DTYPES[fmt])
         self._raw = np.zeros((self.max_chunk, self.n_channels), dtype=native)
-        self._out = self._raw if native == self.dtype else np.zeros(
-            (self.max_chunk, self.n_channels), dtype=self.dtype
+        self._out = (
+            self._raw
+            if native == self.dtype
+            else np.zeros((self.max_chunk, self.n_channels), dtype=self.dtype)
         )
         self._ts = np.zeros(self.max_chunk, dtype=np.float64)
         self._last_raw_ts: float | None = None
@@ -686,7 +698,11 @@ class EEGInlet:
                 logger.warning(
                     "LSL stream %r: timestamps jumped backwards (%d times in this chunk, by "
                     "up to %.6f s; %d so far). The sender's clock or its chunk stamping is "
-                    "irregular.", self.name, count, jump, self.n_backwards,
+                    "irregular.",
+                    self.name,
+                    count,
+                    jump,
+                    self.n_backwards,
                 )
 
     def pull_into(self, ring: Any, timeout: float = 0.0) -> int:

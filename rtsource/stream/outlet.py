@@ -169,7 +169,11 @@ class RegionOutlet:
         self.n_pushed = 0
         logger.info(
             "Publishing %d regions on LSL stream %r (type %s, source_id %s, %g Hz).",
-            self.n_regions, name, self.stream_type, self.source_id, self.srate,
+            self.n_regions,
+            name,
+            self.stream_type,
+            self.source_id,
+            self.srate,
         )
 
     @property

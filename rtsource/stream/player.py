@@ -76,7 +76,7 @@ def raw_stream_info(
     types = raw.get_channel_types()
     chans = desc.append_child("channels")
     n_pos = 0
-    for ch, ch_type in zip(raw.info["chs"], types):
+    for ch, ch_type in zip(raw.info["chs"], types, strict=True):
         el = chans.append_child("channel")
         el.append_child_value("label", ch["ch_name"])
         el.append_child_value("type", ch_type)
@@ -85,7 +85,7 @@ def raw_stream_info(
         if np.all(np.isfinite(loc[:3])) and np.any(loc[:3] != 0):
             n_pos += 1
             loc_el = el.append_child("loc")
-            for key, value in zip(_LOC_NAMES, loc):
+            for key, value in zip(_LOC_NAMES, loc, strict=True):
                 loc_el.append_child_value(key, repr(float(value)))
     filters = desc.append_child("filters")
     filters.append_child_value("highpass", repr(float(raw.info["highpass"])))
@@ -111,6 +111,7 @@ def play_file(
     stop_event: threading.Event | None = None,
     ready_event: threading.Event | None = None,
     wait_for_consumer_s: float | None = None,
+    linger_s: float = 1.0,
     raw: Any = None,
 ) -> int:
     """Replay a recording on an LSL outlet in real time (blocking).
@@ -139,6 +140,10 @@ def play_file(
     wait_for_consumer_s : float | None
         Wait up to this many seconds for an inlet before the first push, so that it
         receives the recording from its first sample.
+    linger_s : float
+        When a non-looping replay ends, keep the outlet alive this long (or until
+        ``stop_event``) so that inlets can pull the last samples: liblsl reports a lost
+        stream, and drops what an inlet has not pulled yet, once the outlet is gone.
     raw : mne.io.Raw | None
         An already loaded recording (``path`` is then only used for naming).
 
@@ -170,7 +175,13 @@ def play_file(
     outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=360)
     logger.info(
         "Playing %s as LSL stream %r (source_id %s): %d channels, %g Hz, %.1f s, speed %g%s.",
-        path, name, source_id, data.shape[1], sfreq, n_times / sfreq, speed,
+        path,
+        name,
+        source_id,
+        data.shape[1],
+        sfreq,
+        n_times / sfreq,
+        speed,
         ", looping" if loop else "",
     )
     if ready_event is not None:
@@ -200,6 +211,8 @@ def play_file(
             pos += n
             if pos >= n_times:
                 if not loop:
+                    if linger_s > 0:
+                        stop_event.wait(linger_s)
                     break
                 pos = 0
                 logger.debug("Player %r: looping after %d samples.", name, pushed)
@@ -243,6 +256,7 @@ class Player:
         source_id: str | None = None,
         dtype: str = "float32",
         wait_for_consumer_s: float | None = None,
+        linger_s: float = 1.0,
     ) -> None:
         if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a positive finite number, got {speed}.")
@@ -253,8 +267,12 @@ class Player:
         self.name = name or f"rtsource-play-{self.path.stem}"
         self.source_id = source_id or default_source_id(self.path, self.name)
         self._kwargs = dict(
-            speed=speed, loop=loop, chunk_size=chunk_size, dtype=dtype,
+            speed=speed,
+            loop=loop,
+            chunk_size=chunk_size,
+            dtype=dtype,
             wait_for_consumer_s=wait_for_consumer_s,
+            linger_s=linger_s,
         )
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -265,8 +283,13 @@ class Player:
     def _run(self) -> None:
         try:
             self.n_pushed = play_file(
-                self.path, self.name, source_id=self.source_id, stop_event=self._stop,
-                ready_event=self._ready, raw=self.raw, **self._kwargs,  # type: ignore[arg-type]
+                self.path,
+                self.name,
+                source_id=self.source_id,
+                stop_event=self._stop,
+                ready_event=self._ready,
+                raw=self.raw,
+                **self._kwargs,  # type: ignore[arg-type]
             )
         except BaseException as err:  # reported by stop(); never silent
             self.error = err
@@ -295,7 +318,9 @@ class Player:
             self.stop()
             raise RuntimeError(f"Player {self.name!r} did not start within {timeout:g} s.")
         if self.error is not None:
-            raise RuntimeError(f"Player {self.name!r} failed to start: {self.error}") from self.error
+            raise RuntimeError(
+                f"Player {self.name!r} failed to start: {self.error}"
+            ) from self.error
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -21,7 +21,47 @@ from numpy.typing import DTypeLike, NDArray
 from scipy import signal
 
 from .._util import close_matches, logger
-from .lslio import EEG_TYPES
+from ..config import StreamConfig
+
+#: Channel types (lower case) treated as EEG. Anything else that is non-empty is skipped
+#: by preprocessing; untyped channels are used only if their label matches the head model.
+EEG_TYPES: frozenset[str] = frozenset({"eeg"})
+#: Channel types commonly seen on EEG streams that are not EEG (for documentation and
+#: reporting; any non-EEG type is skipped whether listed here or not).
+NON_EEG_TYPES: frozenset[str] = frozenset(
+    {
+        "misc",
+        "stim",
+        "trigger",
+        "trig",
+        "marker",
+        "markers",
+        "aux",
+        "accel",
+        "acc",
+        "accelerometer",
+        "gyro",
+        "gyroscope",
+        "counter",
+        "index",
+        "eog",
+        "ecg",
+        "ekg",
+        "emg",
+        "resp",
+        "gsr",
+        "eda",
+        "temp",
+        "temperature",
+        "ppg",
+        "spo2",
+        "bio",
+        "exg",
+        "status",
+        "impedance",
+        "battery",
+    }
+)
 
 #: Old 10-20 names and their 10-10 equivalents (both directions are tried).
 DEFAULT_ALIASES: dict[str, str] = {
@@ -149,7 +189,7 @@ class ChannelMapper:
         unmapped: list[str] = []
         skipped: list[tuple[str, str | None]] = []
         duplicates: list[str] = []
-        for i, (lab, typ) in enumerate(zip(stream_labels, stream_types)):
+        for i, (lab, typ) in enumerate(zip(stream_labels, stream_types, strict=True)):
             t = (typ or "").strip().lower() or None
             if t is not None and t not in EEG_TYPES:
                 skipped.append((lab, t))
@@ -175,7 +215,7 @@ class ChannelMapper:
         if not order:
             raise ValueError(
                 "None of the stream's channels matches the head model. Stream channels "
-                f"(label/type): {[(lab, t) for lab, t in zip(stream_labels, stream_types)][:32]}; "
+                f"(label/type): {[(lab, t) for lab, t in zip(stream_labels, stream_types, strict=True)][:32]}; "
                 f"head-model channels: {list(model_labels)[:32]}"
                 f"{' ...' if len(model_labels) > 32 else ''}. Check the montage "
                 "(--montage) or the stream's channel labels."
@@ -200,14 +240,20 @@ class ChannelMapper:
             logger.warning(
                 "%d of %d head-model channels are missing from the stream: %s. The inverse "
                 "kernel must be computed for the %d channels present.",
-                len(m.missing_model), len(model_labels), ", ".join(m.missing_model),
+                len(m.missing_model),
+                len(model_labels),
+                ", ".join(m.missing_model),
                 self.n_used,
             )
         if m.unmapped_eeg:
-            hints = "".join(close_matches(lab, list(model_labels), n=1) for lab in m.unmapped_eeg[:5])
+            hints = "".join(
+                close_matches(lab, list(model_labels), n=1) for lab in m.unmapped_eeg[:5]
+            )
             logger.warning(
-                "%d EEG channels of the stream match no head-model channel and are ignored: "
-                "%s.%s", len(m.unmapped_eeg), ", ".join(m.unmapped_eeg), hints,
+                "%d EEG channels of the stream match no head-model channel and are ignored: %s.%s",
+                len(m.unmapped_eeg),
+                ", ".join(m.unmapped_eeg),
+                hints,
             )
         if m.duplicates:
             logger.warning(
@@ -230,12 +276,11 @@ class ChannelMapper:
         if m.skipped:
             parts.append(
                 "Skipped channels: "
-                + ", ".join(f"{lab} ({t or 'untyped'})" for lab, t in m.skipped) + "."
+                + ", ".join(f"{lab} ({t or 'untyped'})" for lab, t in m.skipped)
+                + "."
             )
         if m.aliased:
-            parts.append(
-                "Aliases: " + ", ".join(f"{a}->{b}" for a, b in m.aliased.items()) + "."
-            )
+            parts.append("Aliases: " + ", ".join(f"{a}->{b}" for a, b in m.aliased.items()) + ".")
         return " ".join(parts)
 
     def __call__(self, x: NDArray, out: NDArray | None = None) -> NDArray:
@@ -291,7 +336,9 @@ def design_sos(
         Empty (0, 6) when no filter is requested.
     """
     if sfreq <= 0:
-        raise ValueError(f"sfreq must be positive, got {sfreq} (irregular streams cannot be filtered).")
+        raise ValueError(
+            f"sfreq must be positive, got {sfreq} (irregular streams cannot be filtered)."
+        )
     nyq = sfreq / 2.0
     for nm, f in (("highpass", highpass), ("lowpass", lowpass)):
         if f is not None and not 0 < f < nyq:
@@ -300,12 +347,12 @@ def design_sos(
                 f"the Nyquist frequency {nyq} Hz (or be None to disable it)."
             )
     if highpass is not None and lowpass is not None and highpass >= lowpass:
-        raise ValueError(
-            f"highpass={highpass} Hz must be below lowpass={lowpass} Hz."
-        )
+        raise ValueError(f"highpass={highpass} Hz must be below lowpass={lowpass} Hz.")
     sections = []
     if highpass is not None and lowpass is not None:
-        sections.append(signal.butter(order, [highpass, lowpass], "bandpass", fs=sfreq, output="sos"))
+        sections.append(
+            signal.butter(order, [highpass, lowpass], "bandpass", fs=sfreq, output="sos")
+        )
     elif highpass is not None:
         sections.append(signal.butter(order, highpass, "highpass", fs=sfreq, output="sos"))
     elif lowpass is not None:
@@ -384,6 +431,35 @@ class CausalFilter:
             self._zi_unit = signal.sosfilt_zi(self.sos)  # (n_sections, 2) for unit step
         self.delay_s = self._group_delay()
         self.reset()
+
+    @classmethod
+    def from_config(cls, cfg: StreamConfig, sfreq: float, n_channels: int) -> CausalFilter:
+        """Filter for ``cfg.highpass_hz``, ``cfg.lowpass_hz`` and ``cfg.notch_hz``.
+
+        A low-pass edge or notch at or above the Nyquist frequency of ``sfreq`` is
+        disabled with a warning (the stream cannot carry those frequencies anyway).
+        """
+        nyq = sfreq / 2.0
+        lowpass, notch = cfg.lowpass_hz, cfg.notch_hz
+        if lowpass is not None and lowpass >= nyq:
+            logger.warning(
+                "lowpass_hz=%g is at or above the Nyquist frequency (%g Hz) of the %g Hz "
+                "stream; the low-pass is disabled.",
+                lowpass,
+                nyq,
+                sfreq,
+            )
+            lowpass = None
+        if notch is not None and notch >= nyq:
+            logger.warning(
+                "notch_hz=%g is at or above the Nyquist frequency (%g Hz) of the %g Hz "
+                "stream; the notch is disabled.",
+                notch,
+                nyq,
+                sfreq,
+            )
+            notch = None
+        return cls(sfreq, n_channels, highpass=cfg.highpass_hz, lowpass=lowpass, notch=notch)
 
     def _group_delay(self) -> float:
         if not len(self.sos):

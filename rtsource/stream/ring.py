@@ -12,6 +12,7 @@ writes, then reads windows in the same loop).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Literal
 
@@ -19,6 +20,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._util import logger
+from ..config import StreamConfig
 
 OverflowPolicy = Literal["error", "drop_oldest"]
 OVERFLOW_POLICIES: tuple[str, ...] = ("error", "drop_oldest")
@@ -94,6 +96,19 @@ class RingBuffer:
         self._data = np.zeros((capacity, n_channels), dtype=self.dtype)
         self._ts = np.zeros(capacity, dtype=np.float64)
         self.clear()
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: StreamConfig,
+        sfreq: float,
+        n_channels: int,
+        overflow: OverflowPolicy = "error",
+    ) -> RingBuffer:
+        """Ring holding ``cfg.buffer_s`` seconds of ``sfreq`` Hz data (float32)."""
+        if sfreq <= 0:
+            raise ValueError(f"sfreq must be positive to size the ring, got {sfreq}.")
+        return cls(n_channels, max(1, math.ceil(cfg.buffer_s * sfreq)), overflow=overflow)
 
     def clear(self) -> None:
         """Forget all samples and reset the counters (memory is kept)."""
@@ -174,8 +189,9 @@ class RingBuffer:
                 self._start = (self._start + excess) % cap
                 self._size -= excess
             self.n_dropped += dropped
-            logger.debug("RingBuffer dropped %d oldest samples (total %d).", dropped,
-                         self.n_dropped)
+            logger.debug(
+                "RingBuffer dropped %d oldest samples (total %d).", dropped, self.n_dropped
+            )
         end = (self._start + self._size) % cap
         first = min(n, cap - end)
         self._data[end : end + first] = chunk[:first]
@@ -295,9 +311,7 @@ class Windower:
         if window < 1:
             raise ValueError(f"window must be at least 1 sample, got {window}.")
         if not 1 <= hop <= window:
-            raise ValueError(
-                f"hop must be between 1 and window={window} samples, got hop={hop}."
-            )
+            raise ValueError(f"hop must be between 1 and window={window} samples, got hop={hop}.")
         self.n_channels = int(n_channels)
         self.window = window
         self.hop = hop
@@ -306,6 +320,14 @@ class Windower:
         self._data = np.zeros((length, self.n_channels), dtype=self.dtype)
         self._ts = np.zeros(length, dtype=np.float64)
         self.reset()
+
+    @classmethod
+    def from_config(cls, cfg: StreamConfig, sfreq: float, n_channels: int) -> Windower:
+        """Windower for ``cfg.window_s`` and ``cfg.hop_s`` at ``sfreq`` Hz (rounded to
+        whole samples, at least 1)."""
+        window = max(1, math.floor(cfg.window_s * sfreq + 0.5))
+        hop = max(1, math.floor(cfg.hop_s * sfreq + 0.5))
+        return cls(n_channels, window, hop)
 
     def reset(self) -> None:
         """Forget partial windows; the next window starts at the next sample read."""
