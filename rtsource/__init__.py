@@ -8,8 +8,8 @@ logging.getLogger("rtsource").addHandler(logging.NullHandler())
 
 
 def __getattr__(name):  # lazy: importing rtsource must stay cheap for the CLI
-    if name == "localize":
-        from .localize import localize
+    if name in ("localize", "LocalizeResult"):
+        from .localization import LocalizeResult, localize
 
-        return localize
+        return {"localize": localize, "LocalizeResult": LocalizeResult}[name]
     raise AttributeError(name)

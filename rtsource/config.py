@@ -94,6 +94,12 @@ class StreamConfig:
     output: str = "rtsource"
     lost_timeout_s: float = 30.0
     bad_data: Literal["flag", "exclude"] = "flag"
+    # Added for the live pipeline (rtsource.pipeline):
+    overflow: Literal["error", "drop_oldest"] = "drop_oldest"
+    flat_uv: float | None = 0.1
+    saturation_uv: float | None = 5000.0
+    expected_srate: float | None = None
+    expected_channels: int | None = None
 
 
 @dataclass(frozen=True)

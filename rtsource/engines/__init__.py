@@ -1,0 +1,35 @@
+"""Runtimes for the refinement network behind one interface.
+
+``make_engine(model, backend)`` returns an :class:`Engine`: ``engine(vol) -> vol`` on float32
+arrays of shape (B, 3, 32, 32, 32). Backends:
+
+- ``tensorrt``: TensorRT 10 (ONNX parser, FP16, cached serialized engine) on a CUDA GPU;
+- ``cuda``: PyTorch on CUDA with fp16/bf16 autocast and one CUDA graph per batch size;
+- ``onnx``: ONNX Runtime on the CPU;
+- ``cpu``: PyTorch compiled with Inductor and weight freezing (oneDNN convolutions);
+- ``eager``: plain PyTorch (reference only).
+
+GPU and TensorRT modules import their optional dependencies only when used.
+"""
+
+from .base import Engine, model_hash, plan_batches
+from .export import (
+    TENSORRT_ONNX_OPS,
+    UnsupportedOnnxError,
+    check_onnx_for_tensorrt,
+    export_onnx,
+)
+from .factory import BACKENDS, available_backends, make_engine
+
+__all__ = [
+    "BACKENDS",
+    "Engine",
+    "TENSORRT_ONNX_OPS",
+    "UnsupportedOnnxError",
+    "available_backends",
+    "check_onnx_for_tensorrt",
+    "export_onnx",
+    "make_engine",
+    "model_hash",
+    "plan_batches",
+]

@@ -1,0 +1,175 @@
+"""Choosing and building an engine: :func:`make_engine` and :func:`available_backends`."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._util import close_matches
+from .base import Engine
+
+__all__ = ["BACKENDS", "available_backends", "make_engine"]
+
+logger = logging.getLogger("rtsource")
+
+Backend = Literal["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"]
+BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "cuda", "onnx", "cpu", "eager")
+"""Valid ``backend`` names. ``auto`` tries tensorrt, then cuda, then cpu."""
+
+_AUTO_ORDER = ("tensorrt", "cuda", "cpu")
+
+
+def _cxx_compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def available_backends() -> dict[str, tuple[bool, str]]:
+    """Which backends can run on this machine, each with a one-line reason.
+
+    Returns
+    -------
+    dict
+        ``{name: (available, reason)}`` for ``tensorrt``, ``cuda``, ``onnx``, ``cpu`` and
+        ``eager`` (used by ``rtsource sys-info``).
+    """
+    from .tensorrt import tensorrt_status
+
+    out: dict[str, tuple[bool, str]] = {}
+    out["tensorrt"] = tensorrt_status()
+    if torch.cuda.is_available():
+        out["cuda"] = (True, f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    else:
+        out["cuda"] = (
+            False,
+            f"torch {torch.__version__} sees no CUDA GPU (built with CUDA {torch.version.cuda})",
+        )
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime as ort
+
+        providers = ", ".join(ort.get_available_providers())
+        out["onnx"] = (True, f"onnxruntime {ort.__version__} ({providers})")
+    else:
+        out["onnx"] = (False, "the Python package 'onnxruntime' is not installed")
+    compiler = _cxx_compiler()
+    if compiler:
+        out["cpu"] = (True, f"torch {torch.__version__} compiled (Inductor, freezing; {compiler})")
+    else:
+        out["cpu"] = (False, "no C++ compiler found for torch.compile (install g++); use 'eager'")
+    out["eager"] = (True, f"torch {torch.__version__} eager (reference; slow at batch 1)")
+    return out
+
+
+def make_engine(
+    model: nn.Module,
+    backend: Backend = "auto",
+    batch_sizes: Sequence[int] | int = (1,),
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    precision: Literal["fp16", "bf16", "fp32"] = "fp16",
+    threads: int | None = None,
+    device: str | torch.device = "cuda",
+    **options: Any,
+) -> Engine:
+    """Build the engine that runs ``model`` on the chosen backend.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The refinement network (e.g. :class:`rtsource.refine.PIUNet`); not modified.
+    backend : {"auto", "tensorrt", "cuda", "onnx", "cpu", "eager"}
+        ``"auto"`` tries TensorRT, then torch CUDA, then compiled torch on the CPU, logging
+        why each unavailable one was skipped.
+    batch_sizes : sequence of int
+        Batch sizes to prepare (compile, capture or build) now.
+    cache_dir : path-like, optional
+        Cache root for ONNX exports and TensorRT engines (default: ``rtsource`` cache).
+    precision : {"fp16", "bf16", "fp32"}
+        GPU compute precision (``bf16``: cuda backend only). CPU backends run float32.
+    threads : int, optional
+        CPU threads (onnx: intra-op threads, default 2 or fewer; cpu/eager: sets
+        ``torch.set_num_threads``).
+    device : str or torch.device
+        CUDA device for the GPU backends.
+    **options
+        Passed on to the backend's class (e.g. ``typing`` for TensorRT, ``spin`` for ONNX
+        Runtime, ``cuda_graphs`` for cuda).
+
+    Returns
+    -------
+    Engine
+    """
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend={backend!r} is not valid; choose one of {list(BACKENDS)}."
+            + close_matches(str(backend), list(BACKENDS))
+        )
+    if backend != "auto":
+        return _build(backend, model, batch_sizes, cache_dir, precision, threads, device, options)
+    status = available_backends()
+    for name in _AUTO_ORDER:
+        ok, reason = status[name]
+        if not ok:
+            logger.info("backend auto: skipping %s (%s)", name, reason)
+            continue
+        try:
+            engine = _build(name, model, batch_sizes, cache_dir, precision, threads, device, options)
+        except Exception as err:  # fall back to the next backend, saying why
+            logger.warning("backend auto: %s failed (%s: %s); trying the next one", name, type(err).__name__, err)
+            continue
+        logger.info("backend auto: using %s", name)
+        return engine
+    logger.warning("backend auto: no compiled backend available; using eager torch on the CPU")
+    return _build("eager", model, batch_sizes, cache_dir, precision, threads, device, options)
+
+
+def _build(
+    name: str,
+    model: nn.Module,
+    batch_sizes: Sequence[int] | int,
+    cache_dir: str | os.PathLike | None,
+    precision: str,
+    threads: int | None,
+    device: str | torch.device,
+    options: dict[str, Any],
+) -> Engine:
+    if name == "tensorrt":
+        from .tensorrt import TensorRTEngine
+
+        if precision == "bf16":
+            raise ValueError("precision='bf16' is not offered by the tensorrt backend; use 'fp16'.")
+        return TensorRTEngine(
+            model, batch_sizes=batch_sizes, precision=precision, cache_dir=cache_dir,  # type: ignore[arg-type]
+            device=device, **options,
+        )
+    if name == "cuda":
+        from .torch_cuda import TorchCUDAEngine
+
+        return TorchCUDAEngine(
+            model, batch_sizes=batch_sizes, precision=precision, device=device, **options  # type: ignore[arg-type]
+        )
+    if name == "onnx":
+        from .ort import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(
+            model, batch_sizes=batch_sizes, threads=threads, cache_dir=cache_dir, **options
+        )
+    from .torch_cpu import TorchCPUEngine
+
+    if name == "cpu" and _cxx_compiler() is None:
+        raise RuntimeError(
+            "The cpu backend compiles the network with torch.compile, which needs a C++ "
+            "compiler (g++ or clang++); none was found. Install one, or use backend='eager'."
+        )
+    return TorchCPUEngine(
+        model, batch_sizes=batch_sizes, compiled=(name == "cpu"), threads=threads, **options
+    )
