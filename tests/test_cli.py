@@ -1,0 +1,55 @@
+"""The command line: every command documented, errors reported without tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtsource.cli import COMMANDS, main
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    assert "usage: rtsource " + name in capsys.readouterr().out
+
+
+def test_headmodel_command(capsys):
+    assert main(["headmodel", "--conductor", "sphere"]) == 0
+    out = capsys.readouterr().out
+    assert "5218 sources" in out and "Brainnetome BN246: 246 regions" in out
+
+
+def test_error_is_one_line_without_traceback(capsys):
+    assert main(["headmodel", "--montage", "biosemi-64", "--conductor", "sphere"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rtsource headmodel: error: Unknown montage 'biosemi-64'")
+    assert "Traceback" not in err
+
+
+def test_localize_command(tmp_path, capsys):
+    import mne
+    import numpy as np
+
+    names = ["Fp1", "Fz", "Cz", "Pz", "O1", "O2", "C3", "C4", "T7", "T8", "P3", "P4"]
+    raw = mne.io.RawArray(np.random.default_rng(0).normal(size=(12, 500)) * 1e-5,
+                          mne.create_info(names, 250.0, "eeg"))
+    raw.set_montage("standard_1005")
+    path = tmp_path / "x_raw.fif"
+    raw.save(path)
+    out_npz = tmp_path / "res.npz"
+    assert main(["localize", str(path), "--conductor", "sphere", "--top", "3",
+                 "--out", str(out_npz)]) == 0
+    assert "top 3 regions" in capsys.readouterr().out
+    res = np.load(out_npz)
+    assert res["regions"].shape == (500, 246)
