@@ -53,3 +53,14 @@ def test_localize_command(tmp_path, capsys):
     assert "top 3 regions" in capsys.readouterr().out
     res = np.load(out_npz)
     assert res["regions"].shape == (500, 246)
+
+
+def test_sys_info_reports_backends_with_reasons(capsys):
+    import json
+
+    assert main(["sys-info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert set(info["backends"]) >= {"tensorrt", "cuda", "onnx", "cpu"}
+    for b in info["backends"].values():
+        assert b["detail"]  # every backend says why (not) available
+    assert info["packages"]["mne"]
