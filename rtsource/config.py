@@ -123,8 +123,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return tuple(float(v) for v in value)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
+        if value is None or value is False or (isinstance(value, str) and value.lower() == "none"):
+            return None  # TOML has no null: `false` or "none" disables an optional setting
         return _coerce(args[0], value, where)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

@@ -9,6 +9,7 @@ channel mapping -> causal filters -> inverse kernel (average reference folded in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -80,6 +81,8 @@ class SourceProcessor:
 
             self.refiner = make_refiner(self.headmodel, cfg)
         self.times = StageTimes()
+        self._src_buf = np.empty((0, self.headmodel.n_sources, 3), np.float32)
+        self._reg_buf = np.empty((0, self.regions.n_regions), np.float32)
         logger.info("Processor ready: %d channels, %d sources, %d regions (%s), method %s",
                     self.mapper.n_used, self.headmodel.n_sources, self.regions.n_regions,
                     self.regions.atlas, inv_method)
@@ -92,9 +95,9 @@ class SourceProcessor:
         """Forget filter state (a new recording or a gap in the stream)."""
         self.filter.reset()
 
-    def process(self, chunk: np.ndarray, need_sources: bool = True
-                ) -> tuple[np.ndarray | None, np.ndarray]:
-        """Process consecutive samples.
+    def process(self, chunk: np.ndarray, need_sources: bool = True  # TODO(remove): unused
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Process consecutive samples (filter state carries over to the next call).
 
         Parameters
         ----------
@@ -102,22 +105,25 @@ class SourceProcessor:
 
         Returns
         -------
-        sources : (n_times, n_sources, 3) float32 current density vectors (None when
-            ``need_sources`` is False and the method does not need them).
+        sources : (n_times, n_sources, 3) float32 current density vectors.
         regions : (n_times, n_regions) float32 region activations.
-        """
-        import time
 
+        Both are views of buffers reused by the next call: copy what you keep.
+        """
+        n_t = chunk.shape[0]
+        if n_t > self._src_buf.shape[0]:
+            self._src_buf = np.empty((n_t, self.headmodel.n_sources, 3), np.float32)
+            self._reg_buf = np.empty((n_t, self.regions.n_regions), np.float32)
         t0 = time.perf_counter()
         x = self.mapper(np.asarray(chunk))
         x = self.filter(x)
         t1 = time.perf_counter()
-        sources = self.inverse.apply_samples(x)
+        sources = self.inverse.apply_samples(x, out=self._src_buf[:n_t])
         t2 = time.perf_counter()
         if self.refiner is not None:
             sources = self.refiner(sources)
         t3 = time.perf_counter()
-        regions = self.reducer(sources)
+        regions = self.reducer(sources, out=self._reg_buf[:n_t])
         t4 = time.perf_counter()
         self.times = StageTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
         return sources, regions

@@ -288,13 +288,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     world, rank, local_rank = _dist_info()
     distributed = world > 1
+    owns_group = False
     device = _device(cfg, local_rank)
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     if distributed:
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        owns_group = not dist.is_initialized()
+        if owns_group:
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -414,6 +416,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         bar.close()
     if distributed:
         torch.distributed.barrier()
+        if owns_group:
+            torch.distributed.destroy_process_group()
     return TrainResult(checkpoint=ckpt_path, step=step, elapsed_s=elapsed, history=history,
                        metrics=metrics)
 

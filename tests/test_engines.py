@@ -239,14 +239,18 @@ def test_fp16_onnx_export_has_fp32_islands(tmp_path) -> None:
 @pytest.mark.parametrize("typing", ["auto", "strong"])
 def test_tensorrt_engine_matches_eager(tiny, tmp_path, typing: str) -> None:
     net, x, ref = tiny
-    engine = make_engine(net, backend="tensorrt", batch_sizes=(1, 2), cache_dir=tmp_path, typing=typing)
+    engine = make_engine(
+        net, backend="tensorrt", batch_sizes=(1, 2), cache_dir=tmp_path, typing=typing
+    )
     assert engine.name == "tensorrt" and engine.dtype == "float16"
     out = engine(x)
     assert out.shape == x.shape and rel_err(out, ref) < 2e-2
     # Second build hits the cache (same plan file, verified by its hash).
     plans = list((tmp_path / "tensorrt").glob("*.plan"))
     assert len(plans) == 1
-    again = make_engine(net, backend="tensorrt", batch_sizes=(1, 2), cache_dir=tmp_path, typing=typing)
+    again = make_engine(
+        net, backend="tensorrt", batch_sizes=(1, 2), cache_dir=tmp_path, typing=typing
+    )
     np.testing.assert_allclose(again(x), out, rtol=0, atol=1e-3 * np.abs(out).max())
     assert list((tmp_path / "tensorrt").glob("*.plan")) == plans
 

@@ -28,6 +28,19 @@ def tiny_net() -> PIUNet:
     return PIUNet(width=4, grid_size=16, channel_mult=(1, 2), num_res_blocks=1).eval()
 
 
+def compile_frozen(net: torch.nn.Module):
+    """torch.compile with Inductor weight freezing, as the cpu engine does."""
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(net, fullgraph=True, dynamic=False)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with inductor_config.patch(freezing=True):
+            return compiled(x)
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def net8() -> PIUNet:
     torch.manual_seed(0)
@@ -71,7 +84,10 @@ def test_architecture_levels(net8: PIUNet) -> None:
     assert all(c.stride == (1, 1, 1) for c in convs), "no strided convolutions"
     assert {c.out_channels for c in convs if c.kernel_size == (3, 3, 3)} >= {8, 16, 32, 3}
     assert sum(1 for _ in net8.modules() if type(_).__name__ == "AttentionBlock") == 2 + 1 + 3
-    assert PIUNet(**{**net8.config, "channel_mult": tuple(net8.config["channel_mult"])}).config == net8.config
+    assert (
+        PIUNet(**{**net8.config, "channel_mult": tuple(net8.config["channel_mult"])}).config
+        == net8.config
+    )
 
 
 def test_invalid_arguments() -> None:
@@ -91,7 +107,7 @@ def test_torch_compile_matches_eager() -> None:
     x = torch.randn(2, 3, 16, 16, 16)
     with torch.inference_mode():
         ref = net(x)
-        out = torch.compile(net, options={"freezing": True}, fullgraph=True, dynamic=False)(x)
+        out = compile_frozen(net)(x)
     assert rel_err(out, ref) < 1e-4
 
 
@@ -101,7 +117,7 @@ def test_torch_compile_width8_matches_eager(
 ) -> None:
     x, ref = example
     with torch.inference_mode():
-        out = torch.compile(net8, options={"freezing": True}, fullgraph=True, dynamic=False)(x)
+        out = compile_frozen(net8)(x)
     assert rel_err(out, ref) < 1e-4
 
 
@@ -152,7 +168,9 @@ def test_volume_round_trip(kind: str) -> None:
     # Every source lands in its own voxel, scaled to max |x| = 1; the rest stays zero.
     assert np.abs(vol_np).reshape(3, -1).max(axis=1) == pytest.approx(1.0)
     i, j, k = vox.T
-    np.testing.assert_array_equal(vol_np[:, :, i, j, k], (x * np.asarray(scale)[:, None, None]).transpose(0, 2, 1))
+    np.testing.assert_array_equal(
+        vol_np[:, :, i, j, k], (x * np.asarray(scale)[:, None, None]).transpose(0, 2, 1)
+    )
     assert np.count_nonzero(vol_np[0].any(axis=0)) == len(vox)
     back = np.asarray(mapper.from_volume(vol, scale))
     assert back.shape == x.shape
@@ -202,8 +220,12 @@ def test_volume_mask_and_validation() -> None:
 def test_checkpoint_round_trip(net8: PIUNet, tmp_path, dtype: str) -> None:
     path = tmp_path / "w8.safetensors"
     digest = save_checkpoint(
-        net8, path, spacing_mm=7.0, training_config={"lr": 1e-5, "steps": 10},
-        metrics={"nemd": 0.21}, dtype=dtype,
+        net8,
+        path,
+        spacing_mm=7.0,
+        training_config={"lr": 1e-5, "steps": 10},
+        metrics={"nemd": 0.21},
+        dtype=dtype,
     )
     assert (tmp_path / "w8.safetensors.sha256").read_text().strip() == digest
     ckpt = load_checkpoint(path, expected_width=8)
@@ -226,7 +248,9 @@ def test_checkpoint_mismatch_errors(net8: PIUNet, tmp_path) -> None:
     save_checkpoint(net8, path, spacing_mm=7.0)
     with pytest.raises(ValueError, match=r"'width' is 8, expected 16"):
         load_checkpoint(path, expected_width=16)
-    with pytest.raises(ValueError, match=r"'grid_shape' is \(32, 32, 32\), expected \(29, 29, 29\)"):
+    with pytest.raises(
+        ValueError, match=r"'grid_shape' is \(32, 32, 32\), expected \(29, 29, 29\)"
+    ):
         load_checkpoint(path, expected_grid=(29, 29, 29))
 
 
@@ -236,10 +260,18 @@ def test_checkpoint_version_mismatch(net8: PIUNet, tmp_path) -> None:
     from rtsource._util import file_sha256
 
     path = tmp_path / "future.safetensors"
-    header = {"format_version": 99, "architecture": "PIUNet", "width": 8,
-              "grid_shape": [32, 32, 32], "model_config": net8.config}
-    save_file({k: v.contiguous() for k, v in net8.state_dict().items()}, str(path),
-              metadata={"rtsource": json.dumps(header)})
+    header = {
+        "format_version": 99,
+        "architecture": "PIUNet",
+        "width": 8,
+        "grid_shape": [32, 32, 32],
+        "model_config": net8.config,
+    }
+    save_file(
+        {k: v.contiguous() for k, v in net8.state_dict().items()},
+        str(path),
+        metadata={"rtsource": json.dumps(header)},
+    )
     (tmp_path / "future.safetensors.sha256").write_text(file_sha256(path))
     with pytest.raises(ValueError, match=r"'format_version' is 99, expected 1"):
         load_checkpoint(path)
@@ -254,7 +286,11 @@ def test_checkpoint_corruption_and_missing_hash(net8: PIUNet, tmp_path) -> None:
     with pytest.raises(ChecksumMismatchError) as info:
         load_checkpoint(path)
     msg = str(info.value)
-    assert str(path) in msg and digest in msg and len([w for w in msg.split() if len(w.strip(",.")) == 64]) >= 2
+    assert (
+        str(path) in msg
+        and digest in msg
+        and len([w for w in msg.split() if len(w.strip(",.")) == 64]) >= 2
+    )
     with pytest.raises(ChecksumMismatchError):
         load_checkpoint(path, expected_sha256=digest)
     (tmp_path / "w8.safetensors.sha256").unlink()

@@ -25,7 +25,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_train_config(args.config, out_dir=args.out_dir, max_steps=args.max_steps,
                             max_minutes=args.max_minutes, device=args.device,
                             threads=args.threads)
+    import os
+
     res = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
     m = res.metrics
     print(f"Trained PIUNet(width={cfg.width}) to step {res.step} in {res.elapsed_s / 60:.1f} min; "
           f"checkpoint {res.checkpoint}")

@@ -33,3 +33,18 @@ __all__ = [
     "model_hash",
     "plan_batches",
 ]
+
+_LAZY = {
+    "TorchCPUEngine": ".torch_cpu",
+    "OnnxRuntimeEngine": ".ort",
+    "TorchCUDAEngine": ".torch_cuda",
+    "TensorRTEngine": ".tensorrt",
+}
+
+
+def __getattr__(name: str):  # engine classes import their runtimes only when asked for
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -124,7 +124,7 @@ class Engine(abc.ABC):
             out[start : start + count] = self._run(vol[start : start + count], size)
         return out
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources held by the engine (device memory, sessions)."""
 
     def __repr__(self) -> str:

@@ -63,7 +63,13 @@ TENSORRT_ONNX_OPS: frozenset[str] = frozenset(
 )
 
 _RESIZE_MODES = {"nearest", "linear"}
-_RESIZE_COORD = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+_RESIZE_COORD = {
+    "half_pixel",
+    "pytorch_half_pixel",
+    "tf_half_pixel_for_nn",
+    "asymmetric",
+    "align_corners",
+}
 _RESIZE_NEAREST = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
 
 
@@ -226,7 +232,9 @@ def check_onnx_for_tensorrt(
     unsupported: dict[str, int] = {}
     for node in _all_nodes(model.graph):
         if node.domain not in ("", "ai.onnx"):
-            unsupported[f"{node.domain}::{node.op_type}"] = unsupported.get(f"{node.domain}::{node.op_type}", 0) + 1
+            unsupported[f"{node.domain}::{node.op_type}"] = (
+                unsupported.get(f"{node.domain}::{node.op_type}", 0) + 1
+            )
             continue
         if node.op_type not in TENSORRT_ONNX_OPS:
             unsupported[node.op_type] = unsupported.get(node.op_type, 0) + 1
@@ -263,7 +271,9 @@ def _restrictions(node: Any, constants: set[str]) -> list[str]:
         mode = _attr(node, "mode", b"nearest")
         coord = _attr(node, "coordinate_transformation_mode", b"half_pixel")
         nearest = _attr(node, "nearest_mode", b"round_prefer_floor")
-        mode, coord, nearest = (v.decode() if isinstance(v, bytes) else v for v in (mode, coord, nearest))
+        mode, coord, nearest = (
+            v.decode() if isinstance(v, bytes) else v for v in (mode, coord, nearest)
+        )
         if mode not in _RESIZE_MODES:
             out.append(f"{where}: mode {mode!r} is not supported (nearest or linear)")
         if coord not in _RESIZE_COORD:
@@ -275,7 +285,8 @@ def _restrictions(node: Any, constants: set[str]) -> list[str]:
     elif op.startswith("Reduce") and len(node.input) > 1 and node.input[1]:
         if node.input[1] not in constants:
             out.append(f"{where}: axes must be an initializer")
-    elif op == "Dropout" and len(node.input) > 2 and node.input[2] and node.input[2] not in constants:
+    elif (
+        op == "Dropout" and len(node.input) > 2 and node.input[2] and node.input[2] not in constants
+    ):
         out.append(f"{where}: is_training must be an initializer")
     return out
-

@@ -122,9 +122,16 @@ def make_engine(
             logger.info("backend auto: skipping %s (%s)", name, reason)
             continue
         try:
-            engine = _build(name, model, batch_sizes, cache_dir, precision, threads, device, options)
+            engine = _build(
+                name, model, batch_sizes, cache_dir, precision, threads, device, options
+            )
         except Exception as err:  # fall back to the next backend, saying why
-            logger.warning("backend auto: %s failed (%s: %s); trying the next one", name, type(err).__name__, err)
+            logger.warning(
+                "backend auto: %s failed (%s: %s); trying the next one",
+                name,
+                type(err).__name__,
+                err,
+            )
             continue
         logger.info("backend auto: using %s", name)
         return engine
@@ -148,14 +155,22 @@ def _build(
         if precision == "bf16":
             raise ValueError("precision='bf16' is not offered by the tensorrt backend; use 'fp16'.")
         return TensorRTEngine(
-            model, batch_sizes=batch_sizes, precision=precision, cache_dir=cache_dir,  # type: ignore[arg-type]
-            device=device, **options,
+            model,
+            batch_sizes=batch_sizes,
+            precision=precision,
+            cache_dir=cache_dir,  # type: ignore[arg-type]
+            device=device,
+            **options,
         )
     if name == "cuda":
         from .torch_cuda import TorchCUDAEngine
 
         return TorchCUDAEngine(
-            model, batch_sizes=batch_sizes, precision=precision, device=device, **options  # type: ignore[arg-type]
+            model,
+            batch_sizes=batch_sizes,
+            precision=precision,
+            device=device,
+            **options,  # type: ignore[arg-type]
         )
     if name == "onnx":
         from .ort import OnnxRuntimeEngine

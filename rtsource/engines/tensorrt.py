@@ -174,7 +174,11 @@ def build_serialized_engine(
         pinned = 0
         for i in range(network.num_layers):
             layer = network.get_layer(i)
-            if layer.type in keep:
+            floating = all(
+                layer.get_output(j).dtype in (trt.float32, trt.float16)
+                for j in range(layer.num_outputs)
+            )
+            if layer.type in keep and floating:  # never pin shape (integer) computations
                 layer.precision = trt.float32
                 for j in range(layer.num_outputs):
                     layer.set_output_type(j, trt.float32)
@@ -262,7 +266,7 @@ class TensorRTEngine(Engine):
         self._trt = trt
         self._trt_logger = _TrtLogger(trt)
         self.gpu_name = torch.cuda.get_device_name(dev)
-        capability = "%d.%d" % torch.cuda.get_device_capability(dev)
+        capability = "{}.{}".format(*torch.cuda.get_device_capability(dev))
 
         from .._util import cache_dir as default_cache
 
@@ -271,11 +275,16 @@ class TensorRTEngine(Engine):
         folder.mkdir(parents=True, exist_ok=True)
         mhash = model_hash(model)
         strong = self.typing == "strong"
-        onnx_path = folder / f"{type(model).__name__}-{mhash}-{'fp16' if strong else 'fp32'}-dyn.onnx"
+        onnx_path = (
+            folder / f"{type(model).__name__}-{mhash}-{'fp16' if strong else 'fp32'}-dyn.onnx"
+        )
         if not onnx_path.exists():
             with torch.cuda.device(dev):
                 export_onnx(
-                    model, onnx_path, batch=1, dynamic_batch=True,
+                    model,
+                    onnx_path,
+                    batch=1,
+                    dynamic_batch=True,
                     dtype=torch.float16 if strong else torch.float32,
                     device=dev if strong else "cpu",
                 )
@@ -323,7 +332,11 @@ class TensorRTEngine(Engine):
                 self._run(np.zeros((size, *self.input_shape), np.float32), size)
         logger.info(
             "tensorrt engine: %s, batch sizes %s, %s (%s typing) on %s",
-            plan_path.name, self.batch_sizes, precision, self.typing, self.gpu_name,
+            plan_path.name,
+            self.batch_sizes,
+            precision,
+            self.typing,
+            self.gpu_name,
         )
 
     def _io_names(self) -> tuple[str, str]:
@@ -331,9 +344,13 @@ class TensorRTEngine(Engine):
         inputs, outputs = [], []
         for i in range(eng.num_io_tensors):
             name = eng.get_tensor_name(i)
-            (inputs if eng.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(name)
+            (inputs if eng.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(
+                name
+            )
         if len(inputs) != 1 or len(outputs) != 1:
-            raise RuntimeError(f"Expected one input and one output tensor; got {inputs} and {outputs}.")
+            raise RuntimeError(
+                f"Expected one input and one output tensor; got {inputs} and {outputs}."
+            )
         return inputs[0], outputs[0]
 
     def _torch_dtype(self, name: str) -> torch.dtype:
@@ -356,9 +373,13 @@ class TensorRTEngine(Engine):
             raise RuntimeError(f"TensorRT rejected input shape {shape} for profile {profile}.")
         out_shape = tuple(context.get_tensor_shape(self._output_name))
         if out_shape != shape:
-            raise RuntimeError(f"TensorRT output shape {out_shape} differs from the input's {shape}.")
+            raise RuntimeError(
+                f"TensorRT output shape {out_shape} differs from the input's {shape}."
+            )
         dev_in = torch.empty(shape, dtype=self._torch_dtype(self._input_name), device=self._device)
-        dev_out = torch.empty(shape, dtype=self._torch_dtype(self._output_name), device=self._device)
+        dev_out = torch.empty(
+            shape, dtype=self._torch_dtype(self._output_name), device=self._device
+        )
         context.set_tensor_address(self._input_name, dev_in.data_ptr())
         context.set_tensor_address(self._output_name, dev_out.data_ptr())
         host_in = torch.zeros(shape, dtype=torch.float32, pin_memory=True)

@@ -63,12 +63,9 @@ class TorchCPUEngine(Engine):
         self.compiled = compiled
         self.threads = torch.get_num_threads()
         self._model = prepare_model(model, "cpu")
+        self._compiled_sizes: set[int] = set()
         if compiled:
-            # ``options`` applies the Inductor settings to this compilation only (and to any
-            # recompilation), without touching the process-wide torch._inductor.config.
-            self._fn = torch.compile(
-                self._model, options={"freezing": True}, fullgraph=True, dynamic=False
-            )
+            self._fn = torch.compile(self._model, fullgraph=True, dynamic=False)
         else:
             self._fn = self._model
         if warmup:
@@ -83,6 +80,22 @@ class TorchCPUEngine(Engine):
         count = batch.shape[0]
         x = torch.from_numpy(pad_batch(batch, size))
         with torch.inference_mode():
-            y = self._fn(x)
+            if self.compiled and size not in self._compiled_sizes:
+                y = self._compile_call(x)
+                self._compiled_sizes.add(size)
+            else:
+                y = self._fn(x)
         out = y.numpy()
         return out if count == size else out[:count].copy()
+
+    def _compile_call(self, x: torch.Tensor) -> torch.Tensor:
+        """First call for a batch size: compiles, with Inductor's weight freezing on.
+
+        Freezing is switched on for this compilation only (``config.patch``). Passing it as
+        ``torch.compile(options={"freezing": True})`` does not freeze (torch 2.13: the
+        generated code has no oneDNN convolutions and ran several times slower).
+        """
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return self._fn(x)

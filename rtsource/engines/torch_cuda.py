@@ -96,7 +96,9 @@ class TorchCUDAEngine(Engine):
         self._amp_dtype = _PRECISIONS[precision]
         self.dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[precision]
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision='bf16' is not supported on {torch.cuda.get_device_name(dev)}.")
+            raise ValueError(
+                f"precision='bf16' is not supported on {torch.cuda.get_device_name(dev)}."
+            )
         self.gpu_name = torch.cuda.get_device_name(dev)
         self.cuda_graphs = cuda_graphs
         self._model = prepare_model(model, dev)
@@ -108,7 +110,11 @@ class TorchCUDAEngine(Engine):
             self._slots[size] = self._prepare(size, warmup_iters)
             logger.info(
                 "cuda engine: batch %d ready on %s in %.2f s (%s, graphs=%s)",
-                size, self.gpu_name, time.perf_counter() - t0, precision, cuda_graphs,
+                size,
+                self.gpu_name,
+                time.perf_counter() - t0,
+                precision,
+                cuda_graphs,
             )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +142,10 @@ class TorchCUDAEngine(Engine):
             if self.cuda_graphs:
                 graph = torch.cuda.CUDAGraph()
                 # Same stream for warm-up and capture: libraries cache handles per stream.
-                with torch.inference_mode(), torch.cuda.graph(graph, pool=self._pool, stream=stream):
+                with (
+                    torch.inference_mode(),
+                    torch.cuda.graph(graph, pool=self._pool, stream=stream),
+                ):
                     dev_out = self._forward(dev_in)
                 stream.synchronize()
         finally:

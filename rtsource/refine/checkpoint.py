@@ -150,7 +150,9 @@ def save_checkpoint(
         ) from err
     target = _DTYPES[dtype]
     tensors = {
-        k: (v.detach().to("cpu", target) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        k: (
+            v.detach().to("cpu", target) if v.is_floating_point() else v.detach().cpu()
+        ).contiguous()
         for k, v in model.state_dict().items()
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -173,7 +175,9 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as fid:
             meta = fid.metadata() or {}
     except Exception as err:  # safetensors raises its own error types
-        raise ValueError(f"Checkpoint file {str(path)!r} is not a readable safetensors file: {err}") from err
+        raise ValueError(
+            f"Checkpoint file {str(path)!r} is not a readable safetensors file: {err}"
+        ) from err
     if _META_KEY not in meta:
         raise ValueError(
             f"Checkpoint file {str(path)!r} has no {_META_KEY!r} header: it was not written by "
@@ -182,7 +186,9 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return json.loads(meta[_META_KEY])
     except json.JSONDecodeError as err:
-        raise ValueError(f"Checkpoint file {str(path)!r} has a malformed JSON header: {err}") from err
+        raise ValueError(
+            f"Checkpoint file {str(path)!r} has a malformed JSON header: {err}"
+        ) from err
 
 
 def _expect(field_name: str, found: Any, expected: Any, path: Path) -> None:
@@ -261,7 +267,9 @@ def load_checkpoint(
     _expect("format_version", header.get("format_version"), FORMAT_VERSION, path)
     _expect("architecture", header.get("architecture"), "PIUNet", path)
     grid = header.get("grid_shape")
-    _expect("grid_shape", tuple(grid) if isinstance(grid, list) else grid, tuple(expected_grid), path)
+    _expect(
+        "grid_shape", tuple(grid) if isinstance(grid, list) else grid, tuple(expected_grid), path
+    )
     if expected_width is not None:
         _expect("width", header.get("width"), int(expected_width), path)
     config = dict(header.get("model_config", {}))
@@ -271,7 +279,9 @@ def load_checkpoint(
     try:
         model = PIUNet(**config)
     except TypeError as err:
-        raise ValueError(f"Checkpoint {str(path)!r}: model_config {config} is not valid: {err}") from err
+        raise ValueError(
+            f"Checkpoint {str(path)!r}: model_config {config} is not valid: {err}"
+        ) from err
     try:
         state = load_file(str(path), device="cpu")
     except Exception as err:
@@ -284,9 +294,7 @@ def load_checkpoint(
             f"Checkpoint {str(path)!r}: weights do not match PIUNet({config}): {err}"
         ) from err
     model = model.to(map_location).eval()
-    logger.info(
-        "Loaded PIUNet(width=%d) from %s (sha256 %s)", model.width, path, digest[:12]
-    )
+    logger.info("Loaded PIUNet(width=%d) from %s (sha256 %s)", model.width, path, digest[:12])
     return Checkpoint(model=model, header=header, sha256=digest, path=path)
 
 
@@ -297,4 +305,3 @@ def _package_version() -> str:
         return str(__version__)
     except ImportError:  # pragma: no cover - package without __init__ metadata
         return "unknown"
-

@@ -54,9 +54,7 @@ class VolumeMapper(nn.Module):
     flat_index: torch.Tensor
     brain_mask: torch.Tensor
 
-    def __init__(
-        self, vox: ArrayLike, grid_shape: tuple[int, int, int] = (GRID_SIZE,) * 3
-    ) -> None:
+    def __init__(self, vox: ArrayLike, grid_shape: tuple[int, int, int] = (GRID_SIZE,) * 3) -> None:
         super().__init__()
         vox_np = vox.detach().cpu().numpy() if isinstance(vox, torch.Tensor) else np.asarray(vox)
         if vox_np.ndim != 2 or vox_np.shape[1] != 3:
@@ -91,7 +89,9 @@ class VolumeMapper(nn.Module):
         self._flat_np = flat.astype(np.intp)
         mask = np.zeros(self.n_voxels, dtype=bool)
         mask[flat] = True
-        self.register_buffer("flat_index", torch.from_numpy(flat.astype(np.int64)), persistent=False)
+        self.register_buffer(
+            "flat_index", torch.from_numpy(flat.astype(np.int64)), persistent=False
+        )
         self.register_buffer(
             "brain_mask", torch.from_numpy(mask.reshape(1, 1, *grid_shape)), persistent=False
         )

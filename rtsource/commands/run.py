@@ -1,0 +1,137 @@
+"""``rtsource run``: the live pipeline (EEG stream in, region activations out on LSL)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import time
+from typing import Any
+
+from ._common import add_config_args, config_from_args
+
+BACKENDS = ["auto", "tensorrt", "cuda", "onnx", "cpu"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", metavar="NAME",
+                   help="input LSL stream: a name, or type=TYPE / source_id=ID / name=NAME "
+                        "(comma-separated); default from the config ([stream] input)")
+    add_config_args(p)
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="inference backend of the refinement network (method piunet)")
+    p.add_argument("--output", metavar="NAME", help="name of the region stream (default rtsource)")
+    p.add_argument("--bad-data", choices=["flag", "exclude"],
+                   help="bad windows: withhold and flag them, or exclude the bad channels")
+    p.add_argument("--window", type=float, metavar="S", help="window length in seconds")
+    p.add_argument("--hop", type=float, metavar="S", help="hop in seconds")
+    p.add_argument("--resolve-timeout", type=float, metavar="S",
+                   help="seconds to wait for the input stream")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="stop after this many seconds (default: until Ctrl-C or SIGTERM)")
+    p.add_argument("--status-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between status lines (default 1)")
+    p.add_argument("--wait-for-consumer", type=float, metavar="S",
+                   help="wait up to S seconds for a subscriber before processing (the input "
+                        "is buffered meanwhile)")
+    p.add_argument("--quiet", action="store_true", help="no status lines")
+    p.add_argument("--demo", action="store_true",
+                   help="live demo: start a simulated amplifier, run the pipeline on it and "
+                        "print the top regions beside the simulated truth and the latency")
+
+
+def _apply_backend(cfg: Any, backend: str | None, method: str) -> Any:
+    """Set ``backend`` in whichever config section has that setting."""
+    if backend is None:
+        return cfg
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section) and any(
+            g.name == "backend" for g in dataclasses.fields(section)
+        ):
+            return dataclasses.replace(
+                cfg, **{f.name: dataclasses.replace(section, backend=backend)})
+    if method == "piunet":
+        raise ValueError("--backend needs a configuration section with a 'backend' setting "
+                         "(the refinement stage's); this version has none.")
+    print(f"note: --backend {backend} only applies to --method piunet; ignored for {method}.",
+          file=sys.stderr)
+    return cfg
+
+
+def _config(args: argparse.Namespace) -> Any:
+    cfg = config_from_args(args)
+    stream = {"input": args.input, "output": args.output, "bad_data": args.bad_data,
+              "window_s": args.window, "hop_s": args.hop,
+              "resolve_timeout_s": args.resolve_timeout}
+    stream = {k: v for k, v in stream.items() if v is not None}
+    if stream:
+        from ..config import StreamConfig, from_dict
+
+        current = dataclasses.asdict(cfg.stream)
+        current.update(stream)
+        cfg = dataclasses.replace(cfg, stream=from_dict(StreamConfig, current, "stream."))
+    return _apply_backend(cfg, args.backend, cfg.inverse.method)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ..pipeline import live_demo
+
+    cfg = _config(args) if args.config or args.method else None
+    summary = live_demo(
+        duration_s=args.duration or 60.0, config=cfg,
+        report=lambda line: print(line, flush=True),
+    )
+    return 0 if summary.n_samples > 0 else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.demo:
+        return _run_demo(args)
+    from ..pipeline import Pipeline
+    from ..stream.lslio import StreamLostError
+
+    cfg = _config(args)
+    pipe = Pipeline(cfg, montage=args.montage, progress=True)
+
+    def _stop(signum: int, frame: object) -> None:
+        pipe.request_stop()
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not args.quiet:
+            print(f"Waiting up to {cfg.stream.resolve_timeout_s:g} s for the input stream "
+                  f"({pipe.input_spec})...", flush=True)
+        pipe.start(wait_for_consumer_s=args.wait_for_consumer)
+        st = pipe.status()
+        if not args.quiet:
+            print(f"Publishing {len(pipe.processor.regions.names)} regions on LSL stream "
+                  f"{pipe.output_name!r} (source_id {pipe.outlet.source_id}), status markers on "
+                  f"{pipe.marker_name!r}. {pipe.positions_used} Method {st.method}, backend "
+                  f"{st.backend}, {st.n_channels} channels, processing delay "
+                  f"{float(pipe.provenance['processing_delay_s']) * 1e3:.1f} ms.", flush=True)
+        t_end = None if args.duration is None else time.monotonic() + args.duration
+        while pipe.running and not pipe.stop_requested:
+            timeout = args.status_interval
+            if t_end is not None:
+                timeout = min(timeout, max(0.0, t_end - time.monotonic()))
+            st = pipe.wait_status(timeout)
+            if not args.quiet:
+                print(st.line(), flush=True)
+            if t_end is not None and time.monotonic() >= t_end:
+                break
+        try:
+            pipe.stop()
+        except StreamLostError as err:
+            print(f"rtsource run: error: {err}", file=sys.stderr)
+            return 1
+        st = pipe.status()
+        if not args.quiet:
+            print(f"Stopped: {st.n_in} samples in, {st.n_out} out, {st.n_flagged} flagged, "
+                  f"{st.n_dropped} dropped.", flush=True)
+        return 0
+    finally:
+        pipe.close()
+        for s, h in old.items():
+            signal.signal(s, h)

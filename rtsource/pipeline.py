@@ -1,0 +1,1184 @@
+"""The live pipeline: EEG from an LSL stream in, region activations out on LSL.
+
+One processing thread runs, in order, for every pull::
+
+    EEGInlet.pull (preallocated, clock-corrected capture times)
+      -> RingBuffer (explicit overflow policy)
+      -> Windower (window length, hop): for each hop, the new samples
+      -> BadDataCheck on the window (NaN/Inf, flat, saturated)
+      -> SourceProcessor.process (channel mapping, causal filters, inverse kernel with the
+         average reference folded in, [3D-PIUNet], atlas regions): the very chain that
+         rtsource.localize runs, so both give the same numbers for the same data
+      -> RegionOutlet.push (one sample per input sample, stamped with its capture time)
+
+State changes and problems go to a separate marker stream (:class:`MarkerOutlet`) as JSON.
+Filters keep their state across hops, so the window only adds context for the bad-data
+check; each hop publishes exactly its new samples, and nothing is published twice.
+
+The caller's thread only starts, stops and reads :meth:`Pipeline.status`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pylsl
+from numpy.typing import NDArray
+
+from . import __version__
+from ._util import logger, stable_hash
+from .config import Config, load_config
+from .headmodel.montage import MontageSpec, montage_label
+from .processing import SourceProcessor
+from .stream.lslio import (
+    EEGInlet,
+    StreamLostError,
+    describe_positions,
+    positions_array,
+    resolve_stream,
+    stream_summary,
+)
+from .stream.outlet import MarkerOutlet, RegionOutlet
+from .stream.preprocess import BadDataCheck, BadDataReport
+from .stream.ring import RingBuffer, Windower
+from .stream.simamp import INDEX_LABEL, INDEX_MODULO
+
+__all__ = [
+    "DemoSummary",
+    "InputSpec",
+    "Pipeline",
+    "PipelineStatus",
+    "live_demo",
+    "parse_input",
+]
+
+#: Plausible distance (metres) of scalp electrodes from the head-frame origin.
+_POSITION_RADIUS_M = (0.04, 0.2)
+#: Median |value| above which samples of channels without a unit are taken as microvolts.
+_MICROVOLT_GUESS = 0.5
+
+
+# -- input specification --------------------------------------------------------------
+@dataclass(frozen=True)
+class InputSpec:
+    """Which LSL stream to read: any combination of name, type and source_id."""
+
+    name: str | None = None
+    type: str | None = None
+    source_id: str | None = None
+
+    def __str__(self) -> str:
+        return ", ".join(
+            f"{k}={v!r}" for k, v in dataclasses.asdict(self).items() if v is not None
+        )
+
+
+def parse_input(text: str) -> InputSpec:
+    """Parse ``--input``: a stream name, or ``key=value`` pairs joined by commas.
+
+    Examples: ``"BioSemi"``, ``"type=EEG"``, ``"source_id=amp-1234"``,
+    ``"name=BioSemi,type=EEG"``.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("The input stream is empty; give a name, type=TYPE or source_id=ID.")
+    if "=" not in text:
+        return InputSpec(name=text)
+    keys = {"name": "name", "type": "type", "source_id": "source_id", "sourceid": "source_id"}
+    values: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in keys or not value.strip():
+            raise ValueError(
+                f"Cannot read input {text!r}: use a stream name, or name=NAME, type=TYPE and/or "
+                "source_id=ID separated by commas."
+            )
+        values[keys[key]] = value.strip()
+    return InputSpec(**values)
+
+
+# -- status ---------------------------------------------------------------------------
+@dataclass
+class PipelineStatus:
+    """A snapshot of the pipeline (the loop refreshes rates and latency once a second).
+
+    Attributes
+    ----------
+    state : str
+        ``"created"``, ``"running"``, ``"waiting"`` (input lost), ``"stopped"`` or
+        ``"failed"``.
+    elapsed_s : float
+        Seconds since the loop started.
+    n_in, n_out : int
+        Input samples pulled and output samples published.
+    n_flagged : int
+        Input samples not published because their window held bad data.
+    n_dropped : int
+        Input samples known lost: ring-buffer overflow plus gaps in the ``sample_index``
+        channel (when the input has one).
+    n_duplicated : int
+        Repeated ``sample_index`` values seen.
+    n_ts_gaps : int
+        Gaps of more than 2.5 sample periods between consecutive input timestamps.
+    n_backwards : int
+        Input timestamps earlier than their predecessor.
+    n_reconnects : int
+        Times the input came back after being lost.
+    in_rate_hz, out_rate_hz : float
+        Samples per second over the last second.
+    latency_ms : (float, float, float)
+        Median, 95th percentile and maximum over the last second of (publish time - capture
+        time) of the newest sample of each hop, in milliseconds.
+    method, backend : str
+    n_channels : int
+        EEG channels used by the inverse.
+    excluded : list of str
+        Channels excluded because of bad data (``bad_data = "exclude"``).
+    """
+
+    state: str = "created"
+    elapsed_s: float = 0.0
+    n_in: int = 0
+    n_out: int = 0
+    n_flagged: int = 0
+    n_dropped: int = 0
+    n_duplicated: int = 0
+    n_ts_gaps: int = 0
+    n_backwards: int = 0
+    n_reconnects: int = 0
+    in_rate_hz: float = 0.0
+    out_rate_hz: float = 0.0
+    latency_ms: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    method: str = ""
+    backend: str = ""
+    n_channels: int = 0
+    excluded: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One status line for a terminal."""
+        med, p95, mx = self.latency_ms
+        lat = "latency    -   " if math.isnan(med) else (
+            f"latency {med:5.1f} ms (p95 {p95:5.1f}, max {mx:6.1f})"
+        )
+        extra = f" excluded {','.join(self.excluded)}" if self.excluded else ""
+        return (
+            f"[{self.elapsed_s:7.1f} s] in {self.in_rate_hz:7.1f} Hz | out {self.out_rate_hz:7.1f} Hz"
+            f" | {lat} | drops {self.n_dropped} | flagged {self.n_flagged}"
+            f" | {self.method}/{self.backend} | {self.state}{extra}"
+        )
+
+
+# -- the pipeline -----------------------------------------------------------------------
+class Pipeline:
+    """The live pipeline: LSL EEG stream -> regions on an LSL outlet (one thread).
+
+    Parameters
+    ----------
+    cfg : Config | str | Path | None
+        Configuration (a TOML path, or defaults when None). ``cfg.stream`` gives the input,
+        output name, window, hop, filters, timeouts and bad-data policy.
+    montage : MontageSpec | None
+        Electrode positions. None (default): the positions in the stream's metadata when
+        it carries plausible ones for its EEG channels, else ``cfg.headmodel.montage``.
+        Given: used whatever the stream carries.
+    input : str | InputSpec | None
+        Overrides ``cfg.stream.input`` (see :func:`parse_input`).
+    output : str | None
+        Overrides ``cfg.stream.output`` (the region stream's name; markers go to
+        ``"<output>-markers"``).
+    linger_s : float
+        On stop, keep the outlets alive this long after the last push so that subscribers
+        can pull the last samples (liblsl drops what is unread once an outlet is gone).
+    progress : bool
+        Progress bars while building head model or kernel.
+    pull_timeout_s : float
+        Longest wait in one pull (bounds how quickly a stop request is seen).
+
+    Attributes
+    ----------
+    processor : SourceProcessor
+        The chain of stages (after :meth:`open`).
+    outlet : RegionOutlet
+        The region stream (after :meth:`open`).
+    markers : MarkerOutlet
+        The marker stream (after :meth:`open`).
+    inlet : EEGInlet
+        The EEG input (after :meth:`open`).
+    error : BaseException | None
+        What ended the processing thread, if anything.
+    provenance : dict
+        The metadata written under ``desc/rtsource`` of the region stream.
+
+    Examples
+    --------
+    >>> with Pipeline("configs/default.toml", input="BioSemi") as pipe:
+    ...     while pipe.running:
+    ...         print(pipe.wait_status(1.0).line())
+    """
+
+    def __init__(
+        self,
+        cfg: Config | str | Path | None = None,
+        *,
+        montage: MontageSpec | None = None,
+        input: str | InputSpec | None = None,  # noqa: A002 - the CLI's name
+        output: str | None = None,
+        linger_s: float = 0.5,
+        progress: bool = False,
+        pull_timeout_s: float = 0.02,
+    ) -> None:
+        self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+        scfg = self.cfg.stream
+        if not scfg.hop_s > 0 or not scfg.window_s > 0:
+            raise ValueError(
+                f"window_s = {scfg.window_s} and hop_s = {scfg.hop_s} must be positive seconds."
+            )
+        if scfg.hop_s > scfg.window_s:
+            raise ValueError(
+                f"hop_s = {scfg.hop_s} s must not exceed window_s = {scfg.window_s} s."
+            )
+        if isinstance(input, InputSpec):
+            self.input_spec = input
+        else:
+            self.input_spec = parse_input(input if input is not None else scfg.input)
+        self.output_name = output or scfg.output
+        self.marker_name = f"{self.output_name}-markers"
+        self.montage = montage
+        self.linger_s = float(linger_s)
+        self.progress = progress
+        self.pull_timeout_s = float(pull_timeout_s)
+        self.error: BaseException | None = None
+        self.inlet: EEGInlet | None = None
+        self.outlet: RegionOutlet | None = None
+        self.markers: MarkerOutlet | None = None
+        self.processor: SourceProcessor | None = None
+        self.provenance: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._status = PipelineStatus(method=self.cfg.inverse.method)
+        self._status_event = threading.Event()
+        self._last_marker: dict[str, float] = {}
+        self._opened = False
+        self._closed = False
+
+    # -- setup --------------------------------------------------------------------------
+    def open(self) -> Pipeline:
+        """Resolve the input, read its metadata, build the stages and open the outlets.
+
+        Raises
+        ------
+        StreamNotFoundError
+            (a TimeoutError) when no stream matches within ``resolve_timeout_s``.
+        ValueError
+            When the stream's rate or channel count differs from ``expected_srate`` /
+            ``expected_channels``, when it is irregular, or when no channel matches the
+            head model.
+        """
+        if self._opened:
+            return self
+        scfg = self.cfg.stream
+        spec = self.input_spec
+        info = resolve_stream(
+            name=spec.name, type=spec.type, source_id=spec.source_id,
+            timeout=scfg.resolve_timeout_s,
+        )
+        inlet = EEGInlet(
+            info,
+            max_chunk=max(1024, math.ceil(0.25 * max(info.nominal_srate(), 1.0))),
+            max_buffered_s=scfg.buffer_s,
+            clock_correction=True,
+        )
+        try:
+            self._setup(inlet)
+        except BaseException:
+            inlet.close()
+            self._close_outlets()
+            raise
+        self._opened = True
+        return self
+
+    def _setup(self, inlet: EEGInlet) -> None:
+        scfg = self.cfg.stream
+        self.inlet = inlet
+        sfreq, n_ch = inlet.sfreq, inlet.n_channels
+        if not sfreq > 0:
+            raise ValueError(
+                f"Input stream {inlet.name!r} has an irregular sampling rate (nominal_srate "
+                "0); the pipeline needs a regularly sampled EEG stream."
+            )
+        if scfg.expected_srate is not None and not math.isclose(
+            sfreq, scfg.expected_srate, rel_tol=1e-6
+        ):
+            raise ValueError(
+                f"Input stream {inlet.name!r} samples at {sfreq:g} Hz but the configuration "
+                f"expects {scfg.expected_srate:g} Hz (stream.expected_srate)."
+            )
+        if scfg.expected_channels is not None and n_ch != scfg.expected_channels:
+            raise ValueError(
+                f"Input stream {inlet.name!r} has {n_ch} channels but the configuration "
+                f"expects {scfg.expected_channels} (stream.expected_channels)."
+            )
+        self.sfreq = sfreq
+        chans = inlet.channels
+        labels = [c.label for c in chans]
+        types = [c.type for c in chans]
+        self._index_col = next(
+            (c.index for c in chans if c.label.lower() == INDEX_LABEL and not c.is_eeg), None
+        )
+        montage, self.positions_used = self._choose_montage(chans)
+        self.processor = proc = SourceProcessor(
+            self.cfg, labels, sfreq, ch_types=types, montage=montage, on_missing="drop",
+            progress=self.progress,
+        )
+        self._montage_used = montage
+        self._labels, self._types = labels, types
+        self._excluded: list[str] = []
+        self._setup_units(chans)
+        self._setup_checks()
+        self.ring = RingBuffer.from_config(scfg, sfreq, n_ch, overflow=scfg.overflow)
+        self.windower = Windower.from_config(scfg, sfreq, n_ch)
+        self.backend = _backend_name(proc)
+        prov = dict(proc.provenance())
+        w, h = self.windower.window, self.windower.hop
+        prov.update(
+            {
+                "rtsource_version": __version__,
+                "backend": self.backend,
+                "window_s": repr(w / sfreq),
+                "hop_s": repr(h / sfreq),
+                "window_samples": str(w),
+                "hop_samples": str(h),
+                "output_rate_hz": repr(sfreq),
+                "output_samples": "one per input sample (each hop publishes its new samples)",
+                "processing_delay_s": f"{proc.filter.delay_s:.6f}",
+                "processing_delay": "constant group delay of the causal filters at the pass-band "
+                "centre; each sample is stamped with the capture time of the EEG sample it "
+                "represents",
+                "timestamps": "capture time of the represented EEG sample (input stream clock, "
+                "LSL time-corrected to this host)",
+                "input_name": inlet.name,
+                "input_type": inlet.info.type(),
+                "input_srate": repr(sfreq),
+                "input_channels": str(n_ch),
+                "positions": self.positions_used,
+                "channel_mapping": proc.mapper.describe(),
+                "bad_data": scfg.bad_data,
+                "ring_overflow": scfg.overflow,
+                "units": self._units_text,
+                "marker_stream": self.marker_name,
+            }
+        )
+        cfg_hash = stable_hash(
+            dataclasses.asdict(self.cfg), proc.headmodel.hash, proc.inverse.hash,
+        )
+        self.config_hash = cfg_hash
+        if not inlet.source_id:
+            logger.warning(
+                "Input stream %r has no source_id: if it disappears, its return cannot be "
+                "recognised.", inlet.name,
+            )
+        self.outlet = RegionOutlet(
+            self.output_name, proc.regions.names, sfreq, prov, inlet.source_id, cfg_hash,
+            unit=_region_unit(proc), channel_type="region",
+        )
+        self.provenance = {**prov, "input_source_id": inlet.source_id, "config_hash": cfg_hash}
+        self.markers = MarkerOutlet(self.marker_name, f"{self.outlet.source_id}-markers")
+        with self._lock:
+            self._status.method = proc.method
+            self._status.backend = self.backend
+            self._status.n_channels = proc.mapper.n_used
+        self._marker(
+            "started",
+            f"Reading {stream_summary(inlet.info)}. {self.positions_used} "
+            f"{proc.mapper.describe()} Publishing {proc.regions.n_regions} regions on "
+            f"{self.output_name!r} ({proc.method}, {self.backend}).",
+            source_id=self.outlet.source_id,
+        )
+        logger.info("Pipeline ready: %s -> %s.", inlet.name, self.output_name)
+
+    def _choose_montage(self, chans: Sequence[Any]) -> tuple[MontageSpec, str]:
+        """Electrode positions: explicit montage > stream metadata > configuration."""
+        if self.montage is not None:
+            return self.montage, f"Electrode positions from the given montage " \
+                                 f"{montage_label(self.montage)}."
+        eeg = [c for c in chans if c.is_eeg or c.is_untyped]
+        with_pos = [c for c in eeg if c.position is not None]
+        if with_pos:
+            pos = positions_array(with_pos)
+            radius = float(np.median(np.linalg.norm(pos, axis=1)))
+            lo, hi = _POSITION_RADIUS_M
+            if lo <= radius <= hi and len({c.label.lower() for c in with_pos}) == len(with_pos):
+                text = describe_positions(list(chans))
+                if len(with_pos) < len(eeg):
+                    missing = [c.label for c in eeg if c.position is None]
+                    text += f" Channels without a position are left out: {', '.join(missing)}."
+                    logger.warning("Input channels without a position are left out: %s.",
+                                   ", ".join(missing))
+                return ([c.label for c in with_pos], pos), text
+            logger.warning(
+                "The stream's electrode positions are implausible (median distance %.3f m from "
+                "the head origin, or repeated labels); using the montage %s instead.",
+                radius, self.cfg.headmodel.montage,
+            )
+            return self.cfg.headmodel.montage, (
+                f"The stream's positions looked implausible (median radius {radius:.3f} m); "
+                f"electrode positions from the configured montage {self.cfg.headmodel.montage}."
+            )
+        return self.cfg.headmodel.montage, (
+            f"{describe_positions(list(chans))} Electrode positions from the configured montage "
+            f"{self.cfg.headmodel.montage}."
+        )
+
+    def _setup_units(self, chans: Sequence[Any]) -> None:
+        """Per-column factors to volts for the EEG channels used (unknown: decided on data)."""
+        proc = self.processor
+        assert proc is not None
+        used = proc.mapper.mapping.stream_index
+        scale = np.ones(len(chans), dtype=np.float32)
+        unknown = []
+        for i in used:
+            f = chans[i].to_volts
+            if f is None:
+                unknown.append(int(i))
+            else:
+                scale[i] = f
+        self._scale = scale
+        self._unknown_unit_cols = np.array(unknown, dtype=np.intp)
+        self._apply_scale = bool(np.any(scale != 1.0))
+        units = sorted({chans[i].unit or "none" for i in used})
+        self._units_text = (
+            f"input units {', '.join(units)}"
+            + ("; channels without a voltage unit: decided from the first samples "
+               f"(median |x| > {_MICROVOLT_GUESS} means microvolts)" if unknown else "")
+        )
+        self._scaled = np.empty((self.inlet.max_chunk, len(chans)), dtype=np.float32)
+
+    def _setup_checks(self) -> None:
+        scfg = self.cfg.stream
+        proc = self.processor
+        assert proc is not None
+        m = proc.mapper.mapping
+        self._check_cols = m.stream_index
+        self._check_names = [self._labels[i] for i in m.stream_index]
+        self._bad = BadDataCheck(
+            self._check_names,
+            flat_v=None if scfg.flat_uv is None else scfg.flat_uv * 1e-6,
+            saturation_v=None if scfg.saturation_uv is None else scfg.saturation_uv * 1e-6,
+        )
+
+    # -- running ------------------------------------------------------------------------
+    def start(self, wait_for_consumer_s: float | None = None) -> Pipeline:
+        """:meth:`open` if needed, then start the processing thread.
+
+        Parameters
+        ----------
+        wait_for_consumer_s : float | None
+            First wait up to this long for a subscriber on the region stream, so that it
+            receives every output sample (the input is buffered meanwhile, nothing is lost).
+        """
+        if self._thread is not None:
+            raise RuntimeError("The pipeline was already started.")
+        self.open()
+        if wait_for_consumer_s:
+            assert self.outlet is not None
+            self.outlet.wait_for_consumers(float(wait_for_consumer_s))
+        self._t_start = time.monotonic()
+        self._n_in = self._n_out = self._n_flagged = 0
+        self._n_index_gaps = self._n_dup = self._n_ts_gaps = 0
+        self._backwards_total = 0
+        with self._lock:
+            self._status.state = "running"
+        self._thread = threading.Thread(target=self._run, name="rtsource-pipeline", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        """True while the processing thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def request_stop(self) -> None:
+        """Ask the processing thread to finish (safe from a signal handler); see :meth:`stop`."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once :meth:`request_stop` or :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the processing thread to end (error or stop); True if it ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def status(self) -> PipelineStatus:
+        """The current status: counters are live, rates and latency refresh once a second."""
+        with self._lock:
+            st = dataclasses.replace(self._status, excluded=list(self._status.excluded))
+        if self._thread is not None:  # counters are plain ints, safe to read while running
+            st.n_in, st.n_out, st.n_flagged = self._n_in, self._n_out, self._n_flagged
+            st.n_dropped = int(self.ring.n_dropped) + self._n_index_gaps
+            st.n_duplicated, st.n_ts_gaps = self._n_dup, self._n_ts_gaps
+            st.n_backwards = self._backwards_total
+        return st
+
+    def wait_status(self, timeout: float = 1.0) -> PipelineStatus:
+        """Wait until the loop refreshes the status (about once a second), then return it."""
+        self._status_event.clear()
+        self._status_event.wait(timeout)
+        return self.status()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop: process what is buffered, publish it, close the input, then the outlets.
+
+        Raises
+        ------
+        Exception
+            What ended the processing thread early, if anything (also kept in
+            :attr:`error`).
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError(f"The pipeline thread did not stop within {timeout:g} s.")
+        self.close()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Close the inlet, then (after ``linger_s``) the outlets. Idempotent."""
+        if self._closed:
+            return
+        if self.running:
+            self._stop.set()
+            self._thread.join(10.0)  # type: ignore[union-attr]
+        self._closed = True
+        if self.inlet is not None:
+            self.inlet.close()
+        if self.markers is not None and self._opened:
+            st = self.status()
+            try:
+                self._marker(
+                    "stopped" if self.error is None else "error",
+                    f"Pipeline stopped after {st.n_in} input and {st.n_out} output samples."
+                    if self.error is None else f"Pipeline stopped on an error: {self.error}",
+                    force=True, n_in=st.n_in, n_out=st.n_out,
+                )
+            except RuntimeError:
+                pass  # marker outlet already closed
+        if self.linger_s > 0 and self.outlet is not None:
+            time.sleep(self.linger_s)  # let subscribers pull the last samples and markers
+        self._close_outlets()
+        with self._lock:
+            if self._status.state not in ("failed",):
+                self._status.state = "stopped"
+
+    def _close_outlets(self) -> None:
+        if self.outlet is not None:
+            self.outlet.close()
+        if self.markers is not None:
+            self.markers.close()
+
+    def __enter__(self) -> Pipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- markers ------------------------------------------------------------------------
+    def _marker(self, kind: str, message: str, *, key: str | None = None,
+                min_interval_s: float = 0.0, force: bool = False, **fields: Any) -> None:
+        """Publish a marker (at most one per ``min_interval_s`` for the same key)."""
+        now = time.monotonic()
+        key = key or kind
+        if not force and now - self._last_marker.get(key, -math.inf) < min_interval_s:
+            return
+        self._last_marker[key] = now
+        level = logger.info if kind in ("started", "stopped", "stream_returned", "status") \
+            else logger.warning
+        level("[%s] %s", kind, message)
+        if self.markers is not None:
+            self.markers.push(message, kind=kind, timestamp=pylsl.local_clock(), **fields)
+
+    # -- the loop -----------------------------------------------------------------------
+    def _run(self) -> None:
+        self._tick_t = time.monotonic()
+        self._tick_in = self._tick_out = 0
+        self._lat: list[float] = []
+        self._last_index: int | None = None
+        self._last_ts: float | None = None
+        self._backwards_seen = 0
+        self._bad_active = False
+        self._need_reset = False
+        self._bad_episode_flagged = 0
+        self._last_data_t = time.monotonic()
+        self._hop_s = self.windower.hop / self.sfreq
+        self._ctx = np.zeros((self.windower.window, self.inlet.n_channels), dtype=np.float32)
+        self._ctx_ts = np.zeros(self.windower.window)
+        self._ctx_n = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._pull()
+                except StreamLostError:
+                    self._flush()
+                    if not self._wait_for_return():
+                        break
+                    continue
+                self._drain()
+                self._tick()
+            self._flush()
+            self._tick(force=True)
+        except BaseException as err:  # reported by stop() and on the marker stream
+            self.error = err
+            with self._lock:
+                self._status.state = "failed"
+            logger.error("Pipeline failed: %s", err)
+            try:
+                self._marker("error", f"Pipeline failed: {err}", force=True)
+            except Exception:  # the marker outlet itself failed: already logged above
+                logger.debug("Could not publish the error marker.", exc_info=True)
+        finally:
+            self._status_event.set()
+
+    def _pull(self) -> None:
+        inlet = self.inlet
+        assert inlet is not None
+        data, ts = inlet.pull(timeout=self.pull_timeout_s)
+        n = len(ts)
+        if n == 0:
+            return
+        self._last_data_t = time.monotonic()
+        if inlet.n_backwards > self._backwards_seen:
+            self._backwards_total += inlet.n_backwards - self._backwards_seen
+            jump = (self._last_ts - float(ts[0])) if self._last_ts is not None else 0.0
+            self._marker(
+                "timestamps_backwards",
+                f"Input timestamps jumped backwards ({inlet.n_backwards} times so far"
+                + (f", last by {jump:.6f} s" if jump > 0 else "") + "). Samples are kept and "
+                "published with their own capture times.",
+                min_interval_s=1.0, count=inlet.n_backwards,
+            )
+            self._backwards_seen = inlet.n_backwards
+        if self._last_ts is not None:
+            period = 1.0 / self.sfreq
+            d0 = float(ts[0]) - self._last_ts
+            gaps = int(d0 > 2.5 * period)
+            if n > 1:
+                gaps += int(np.count_nonzero(np.diff(ts) > 2.5 * period))
+            if gaps:
+                self._n_ts_gaps += gaps
+        self._last_ts = float(ts[-1])
+        if self._index_col is not None:
+            self._check_index(data[:, self._index_col])
+        if len(self._unknown_unit_cols):
+            self._guess_units(data)
+        if self._apply_scale:
+            out = self._scaled[:n]
+            np.multiply(data, self._scale, out=out)
+            data = out
+        dropped = self.ring.write(data, ts)
+        self._n_in += n
+        if dropped:
+            self._marker(
+                "overflow",
+                f"The ring buffer dropped {dropped} samples ({self.ring.n_dropped} so far): "
+                "processing is falling behind the input.",
+                min_interval_s=1.0, dropped=int(self.ring.n_dropped),
+            )
+
+    def _guess_units(self, data: NDArray) -> None:
+        cols = self._unknown_unit_cols
+        vals = np.abs(data[:, cols])
+        med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else 0.0
+        factor = 1e-6 if med > _MICROVOLT_GUESS else 1.0
+        self._scale[cols] = factor
+        self._apply_scale = bool(np.any(self._scale != 1.0))
+        self._unknown_unit_cols = np.zeros(0, dtype=np.intp)
+        what = "microvolts" if factor == 1e-6 else "volts"
+        self._marker(
+            "units",
+            f"{len(cols)} EEG channels carry no voltage unit; the first samples (median |x| = "
+            f"{med:.3g}) look like {what}, so they are taken as {what}.",
+        )
+
+    def _check_index(self, col: NDArray) -> None:
+        idx = np.asarray(col, dtype=np.int64)
+        prev = self._last_index
+        seq = idx if prev is None else np.concatenate(([prev], idx))
+        if len(seq) > 1:
+            d = np.diff(seq) % INDEX_MODULO
+            bad = d != 1
+            if bad.any():
+                missing = int(np.sum(d[bad & (d > 1) & (d < INDEX_MODULO // 2)] - 1))
+                dup = int(np.count_nonzero(d[bad] == 0))
+                self._n_index_gaps += missing
+                self._n_dup += dup
+                self._marker(
+                    "input_gap",
+                    f"The input's {INDEX_LABEL} channel skipped {missing} and repeated {dup} "
+                    f"samples in this chunk ({self._n_index_gaps} skipped, {self._n_dup} repeated "
+                    "so far): the sender or the network lost data.",
+                    min_interval_s=1.0, skipped=self._n_index_gaps, repeated=self._n_dup,
+                )
+        self._last_index = int(idx[-1])
+
+    def _drain(self) -> None:
+        """Process every complete hop in the ring; a partial hop waits for more samples,
+        or is processed on its own once no sample has arrived for a hop's duration."""
+        win = self.windower
+        need = win.window if win.n_windows == 0 else win.hop
+        if self.ring.n_available >= need:
+            for data, ts in win(self.ring):
+                n_new = win.window if win.n_windows == 1 else win.hop
+                self._handle(data, ts, n_new)
+                if self.ring.n_available < win.hop or self._stop.is_set():
+                    break
+        if self.ring.n_available and time.monotonic() - self._last_data_t > self._hop_s:
+            self._flush()  # the input paused (or ended) mid-hop: do not hold samples back
+
+    def _flush(self) -> None:
+        """Process the samples left in the ring (fewer than a hop): before a stop, after a
+        loss, or when the input pauses mid-hop. The bad-data check sees them together with
+        the preceding samples, as a full window."""
+        n = self.ring.n_available
+        if n == 0:
+            return
+        data, ts = self.ring.read(n)
+        keep = min(self._ctx_n, max(0, self.windower.window - n))
+        if keep:
+            data = np.concatenate((self._ctx[self._ctx_n - keep : self._ctx_n], data))
+            ts = np.concatenate((self._ctx_ts[self._ctx_n - keep : self._ctx_n], ts))
+        self._handle(data, ts, n)
+
+    def _handle(self, window: NDArray, ts: NDArray, n_new: int) -> None:
+        """Check a window and publish the regions of its ``n_new`` newest samples."""
+        k = min(len(window), len(self._ctx))  # context for a later partial hop
+        self._ctx[:k] = window[-k:]
+        self._ctx_ts[:k] = ts[-k:]
+        self._ctx_n = k
+        assert self.outlet is not None
+        report = self._bad(np.take(window, self._check_cols, axis=1))
+        if not report.ok and self.cfg.stream.bad_data == "exclude":
+            if self._exclude(report):
+                report = self._bad(np.take(window, self._check_cols, axis=1))
+        proc = self.processor  # after a possible exclusion
+        assert proc is not None
+        new, new_ts = window[-n_new:], ts[-n_new:]
+        if not report.ok:
+            self._flag(report, new_ts)
+            return
+        if self._need_reset:
+            proc.reset()
+            self._need_reset = False
+            self._marker(
+                "bad_data_end",
+                f"Data are good again; publishing resumes at {new_ts[0]:.6f} (filters restarted) "
+                f"after {self._bad_episode_flagged} flagged samples.",
+                force=True, flagged=self._bad_episode_flagged, t_resume=float(new_ts[0]),
+            )
+            self._bad_episode_flagged = 0
+        _, regions = proc.process(new, need_sources=False)
+        if not np.isfinite(regions).all():  # e.g. overflow inside the chain: never publish it
+            self._flag(BadDataReport(nonfinite={"output": [0]}, flat=[], saturated={}), new_ts)
+            return
+        self.outlet.push(regions, new_ts)
+        self._n_out += n_new
+        self._lat.append(pylsl.local_clock() - float(new_ts[-1]))
+
+    def _flag(self, report: BadDataReport, ts: NDArray) -> None:
+        """Withhold a bad window's samples and say so on the marker stream."""
+        n = len(ts)
+        self._n_flagged += n
+        self._bad_episode_flagged += n
+        first = not self._need_reset
+        self._need_reset = True
+        self._marker(
+            "bad_data",
+            f"{report.message()} Samples {ts[0]:.6f}-{ts[-1]:.6f} are not published"
+            f" ({self._n_flagged} withheld so far).",
+            key="bad_data", min_interval_s=0.0 if first else 1.0,
+            channels=report.bad_channels, t_start=float(ts[0]), t_stop=float(ts[-1]),
+            n_samples=n,
+        )
+
+    def _exclude(self, report: BadDataReport) -> bool:
+        """Rebuild the chain without the bad channels; True when that succeeded."""
+        bad = [c for c in report.bad_channels if c not in self._excluded]
+        if not bad:
+            return False
+        excluded = self._excluded + bad
+        types = list(self._types)
+        ex_keys = {b.lower() for b in excluded}
+        for i, lab in enumerate(self._labels):
+            if lab.lower() in ex_keys:
+                types[i] = "bad"
+        remaining = len(self._check_names) - len(bad)
+        if remaining < 3:
+            self._marker(
+                "error",
+                f"{report.message()} Too few channels would remain ({remaining}); the window is "
+                "flagged instead.", key="exclude_failed", min_interval_s=1.0,
+            )
+            return False
+        self._marker(
+            "channel_excluded",
+            f"{report.message()} Excluding {', '.join(bad)} for the rest of the run; "
+            f"recomputing the inverse kernel for {remaining} channels (incoming data are "
+            "buffered meanwhile).", force=True, channels=bad, excluded=excluded,
+        )
+        t0 = time.perf_counter()
+        try:
+            proc = SourceProcessor(
+                self.cfg, self._labels, self.sfreq, ch_types=types, montage=self._montage_used,
+                on_missing="drop", progress=False,
+            )
+        except ValueError as err:
+            self._marker("error", f"Could not exclude {', '.join(bad)}: {err}", force=True)
+            return False
+        if proc.regions.names != self.processor.regions.names:  # type: ignore[union-attr]
+            raise RuntimeError("Excluding channels changed the region list; this is a bug.")
+        self.processor = proc
+        self._excluded = excluded
+        self._types = types
+        self._setup_checks()
+        self._need_reset = False
+        with self._lock:
+            self._status.excluded = list(excluded)
+            self._status.n_channels = proc.mapper.n_used
+        self._marker(
+            "kernel_ready",
+            f"Inverse kernel for {proc.mapper.n_used} channels ready in "
+            f"{time.perf_counter() - t0:.1f} s (excluded: {', '.join(excluded)}).",
+            force=True, n_channels=proc.mapper.n_used,
+        )
+        return True
+
+    def _wait_for_return(self) -> bool:
+        """After a loss: wait for the same source_id; False when asked to stop."""
+        inlet = self.inlet
+        assert inlet is not None
+        timeout = self.cfg.stream.lost_timeout_s
+        with self._lock:
+            self._status.state = "waiting"
+        self._marker(
+            "stream_lost",
+            f"Input stream {inlet.name!r} (source_id={inlet.source_id!r}) was lost after "
+            f"{self._n_in} samples; waiting up to {timeout:g} s for it to return.",
+            force=True, source_id=inlet.source_id, n_in=self._n_in,
+        )
+        if not inlet.source_id:
+            raise StreamLostError(
+                f"Input stream {inlet.name!r} was lost and has no source_id, so its return "
+                "cannot be recognised; restart the pipeline when it is back."
+            )
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StreamLostError(
+                    f"Input stream {inlet.name!r} (source_id={inlet.source_id!r}) was lost and "
+                    f"did not return within stream.lost_timeout_s = {timeout:g} s."
+                )
+            self._tick()
+            try:
+                back = inlet.wait_for_return(min(0.5, remaining))
+            except ValueError as err:
+                raise ValueError(f"The input stream came back changed: {err}") from err
+            except (StreamLostError, TimeoutError) as err:
+                # a stale resolver entry of the old stream, or one that vanished again
+                logger.debug("Input not back yet: %s", err)
+                back = False
+                self._stop.wait(0.1)
+            if back:
+                break
+        else:
+            return False
+        if not math.isclose(inlet.sfreq, self.sfreq, rel_tol=1e-6):
+            raise ValueError(
+                f"Input stream {inlet.name!r} came back at {inlet.sfreq:g} Hz but was "
+                f"{self.sfreq:g} Hz; restart the pipeline for the new rate."
+            )
+        # a new segment: forget partial windows, filter state and index continuity
+        self.ring.clear()
+        self.windower.reset()
+        self._ctx_n = 0
+        self.processor.reset()  # type: ignore[union-attr]
+        self._last_index = None
+        self._last_ts = None
+        self._backwards_seen = inlet.n_backwards
+        with self._lock:
+            self._status.state = "running"
+            self._status.n_reconnects = inlet.n_reconnects
+        self._marker(
+            "stream_returned",
+            f"Input stream {inlet.name!r} (source_id={inlet.source_id!r}) is back; processing "
+            "resumes with fresh filter state.", force=True, source_id=inlet.source_id,
+        )
+        return True
+
+    def _tick(self, force: bool = False) -> None:
+        """Refresh the status snapshot about once a second."""
+        now = time.monotonic()
+        dt = now - self._tick_t
+        if dt < 1.0 and not force:
+            return
+        lat = np.array(self._lat) * 1e3 if self._lat else None
+        self._lat = []
+        with self._lock:
+            st = self._status
+            st.elapsed_s = now - self._t_start
+            if dt > 0:
+                st.in_rate_hz = (self._n_in - self._tick_in) / dt
+                st.out_rate_hz = (self._n_out - self._tick_out) / dt
+            st.latency_ms = (
+                (float(np.median(lat)), float(np.percentile(lat, 95)), float(lat.max()))
+                if lat is not None else (math.nan, math.nan, math.nan)
+            )
+            st.n_in, st.n_out, st.n_flagged = self._n_in, self._n_out, self._n_flagged
+            st.n_dropped = int(self.ring.n_dropped) + self._n_index_gaps
+            st.n_duplicated = self._n_dup
+            st.n_ts_gaps = self._n_ts_gaps
+            st.n_backwards = self._backwards_total
+        self._tick_t, self._tick_in, self._tick_out = now, self._n_in, self._n_out
+        self._status_event.set()
+
+
+def _backend_name(proc: SourceProcessor) -> str:
+    """Where the per-hop compute runs (the refiner's engine for piunet)."""
+    ref = proc.refiner
+    if ref is None:
+        return "numpy-cpu"
+    for obj in (ref, getattr(ref, "engine", None)):
+        for attr in ("backend", "name"):
+            value = getattr(obj, attr, None) if obj is not None else None
+            if isinstance(value, str) and value:
+                return value
+    return type(ref).__name__
+
+
+def _region_unit(proc: SourceProcessor) -> str:
+    method = proc.method
+    if method in ("dspm", "sloreta"):
+        return "dimensionless (noise-normalised)"
+    return "A*m (mean current-density magnitude)" if proc.cfg.regions.mode == "magnitude" \
+        else "A*m (signed, along the region's dominant orientation)"
+
+
+# -- live demo ----------------------------------------------------------------------------
+@dataclass
+class DemoSummary:
+    """What :func:`live_demo` measured.
+
+    Attributes
+    ----------
+    n_samples : int
+        Region samples received by the subscriber.
+    latency_ms : dict
+        Median, p95, p99 and max of (arrival at the subscriber - capture time) over every
+        sample received after the first segment (the start-up backlog is left out), in ms.
+    hits : int
+        Segments where an announced region was among the ``top`` regions.
+    segments : int
+        Segments reported.
+    status : PipelineStatus
+        The pipeline's final status.
+    """
+
+    n_samples: int
+    latency_ms: dict[str, float]
+    hits: int
+    segments: int
+    status: PipelineStatus
+
+
+def live_demo(
+    duration_s: float = 60.0,
+    *,
+    montage: str = "biosemi128",
+    rate: float = 1000.0,
+    config: Config | str | Path | None = None,
+    method: str | None = None,
+    top: int = 5,
+    segment_s: float = 4.0,
+    report: Callable[[str], None] | None = None,
+    start_timeout_s: float = 90.0,
+) -> DemoSummary:
+    """Simulated amplifier -> live pipeline -> subscriber, printing regions beside the truth.
+
+    Starts ``rtsource simulate-stream`` in a subprocess (its own process, as an amplifier
+    would be), the pipeline in this process (one thread) with electrode positions from the
+    stream's metadata, and a subscriber. For every segment of constant simulated activity
+    the subscriber reports the regions most active relative to the preceding segments
+    beside the regions the simulator announced (with their ranks), and the latency from
+    each sample's capture to the arrival of its region sample (the simulator pushes each
+    sample when its capture time comes, so this is push-to-arrival plus its scheduling
+    slack). Ends by itself after ``duration_s``.
+
+    Parameters
+    ----------
+    duration_s : float
+        Seconds of live processing (after start-up).
+    montage, rate : str, float
+        The simulated amplifier's montage and sampling rate (Hz).
+    config : Config | path | None
+        Pipeline configuration (default: ``load_config()``: BEM head model, eLORETA, BN246;
+        the simulator projects with a sphere model, so the inverse is not given its own
+        forward model).
+    method : str | None
+        Overrides the configured inverse method.
+    top : int
+        Regions listed per segment.
+    segment_s : float
+        Seconds between changes of the simulated active regions.
+    report : callable | None
+        Receives each report (default: the package logger at INFO level).
+    start_timeout_s : float
+        How long the simulator may take to appear on LSL.
+    """
+    import subprocess
+    import sys
+    import uuid
+
+    say = report or (lambda line: logger.info("%s", line))
+    tag = uuid.uuid4().hex[:8]
+    sim_name, out_name = f"rtsource-demo-sim-{tag}", f"rtsource-demo-{tag}"
+    cfg = config if isinstance(config, Config) else load_config(config)
+    cfg = dataclasses.replace(
+        cfg,
+        stream=dataclasses.replace(cfg.stream, input=sim_name, output=out_name,
+                                   resolve_timeout_s=start_timeout_s),
+        inverse=dataclasses.replace(cfg.inverse, method=method or cfg.inverse.method),
+    )
+    cmd = [sys.executable, "-m", "rtsource.cli", "simulate-stream", "--montage", montage,
+           "--rate", repr(float(rate)), "--name", sim_name, "--segment", repr(float(segment_s)),
+           "--duration", repr(float(duration_s + start_timeout_s + 30.0)), "--quiet"]
+    say(f"Starting the simulated amplifier: rtsource {' '.join(cmd[3:])}")
+    sim = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    pipe: Pipeline | None = None
+    out_inlet = truth_inlet = None
+    lat_steady: list[NDArray] = []
+    hits = n_seg = n_samples = 0
+    final = PipelineStatus()
+    try:
+        pipe = Pipeline(cfg)
+        say("Waiting for the amplifier, building the pipeline (head model, kernel)...")
+        pipe.start()
+        assert pipe.processor is not None
+        st = pipe.status()
+        say(f"Pipeline: {pipe.positions_used} {st.n_channels} channels, {st.method}/"
+            f"{st.backend}, {len(pipe.processor.regions.names)} regions -> {out_name!r}.")
+        out_inlet = pylsl.StreamInlet(resolve_stream(name=out_name, timeout=10.0),
+                                      max_buflen=30, recover=False)
+        truth_inlet = pylsl.StreamInlet(resolve_stream(name=f"{sim_name}-truth", timeout=10.0),
+                                        recover=False)
+        out_inlet.open_stream(timeout=5.0)
+        truth_inlet.open_stream(timeout=5.0)
+        offset = out_inlet.time_correction(timeout=5.0)
+        t_offset = truth_inlet.time_correction(timeout=5.0)
+        names = list(pipe.processor.regions.names)
+        n_reg = len(names)
+        buf = np.zeros((4096, n_reg), dtype=np.float32)
+        truths: list[tuple[float, list[str]]] = []  # (capture time of first sample, regions)
+        acc, n_acc = np.zeros(n_reg), 0
+        seg_lat: list[NDArray] = []
+        means: list[NDArray] = []
+        current: int | None = None  # index into truths of the segment being accumulated
+        t_end = time.monotonic() + duration_s
+
+        def close_segment() -> None:
+            nonlocal hits, n_seg
+            mean = acc / max(n_acc, 1)
+            regions_true = truths[current][1] if current is not None else []
+            lats = np.concatenate(seg_lat) if seg_lat else np.zeros(0)
+            if means:
+                rel = mean / np.maximum(np.mean(means, axis=0), 1e-30)
+                what = "relative to the preceding segments"
+            else:
+                rel = mean / max(float(mean.mean()), 1e-30)
+                what = "relative to the mean region (first segment, no history yet)"
+            means.append(mean)
+            order = np.argsort(rel)[::-1]
+            rank = {names[i]: r + 1 for r, i in enumerate(order)}
+            n_seg += 1
+            hit = any(rank.get(r, n_reg) <= top for r in regions_true)
+            hits += hit
+            if n_seg > 1 and len(lats):
+                lat_steady.append(lats)
+            lat_txt = (f"median {np.median(lats):.1f} ms, p99 {np.percentile(lats, 99):.1f} ms, "
+                       f"max {lats.max():.1f} ms over {len(lats)} samples" if len(lats) else "-")
+            say(f"segment {n_seg}: top {top} {what}: "
+                + ", ".join(f"{names[i]} ({rel[i]:.2f})" for i in order[:top])
+                + "\n    announced: " + (", ".join(f"{r} (rank {rank.get(r, '?')})"
+                                               for r in regions_true) or "-")
+                + "\n    latency capture->arrival: " + lat_txt)
+
+        while time.monotonic() < t_end and pipe.running:
+            while True:
+                marker, mts = truth_inlet.pull_sample(timeout=0.0)
+                if marker is None:
+                    break
+                truths.append((float(mts) + t_offset, list(json.loads(marker[0])["active"])))
+            _, ts = out_inlet.pull_chunk(timeout=0.05, max_samples=len(buf), dest_obj=buf,
+                                         min_samples=1)
+            arrival = pylsl.local_clock()
+            if not ts:
+                continue
+            ts_arr = np.asarray(ts) + offset
+            n_samples += len(ts_arr)
+            lat = (arrival - ts_arr) * 1e3
+            # split the chunk at segment boundaries
+            starts = np.array([t for t, _ in truths])
+            seg_of = np.searchsorted(starts, ts_arr, side="right") - 1
+            for j in np.unique(seg_of):
+                sel = seg_of == j
+                jj = int(j) if j >= 0 else None
+                if jj != current:
+                    if current is not None and n_acc:
+                        close_segment()
+                    current, acc[:], n_acc, seg_lat = jj, 0.0, 0, []
+                acc += buf[: len(ts_arr)][sel].sum(axis=0)
+                n_acc += int(sel.sum())
+                seg_lat.append(lat[sel])
+    finally:
+        for inl in (out_inlet, truth_inlet):
+            if inl is not None:
+                inl.close_stream()
+        if pipe is not None:
+            try:
+                pipe.stop()
+            finally:
+                final = pipe.status()
+        sim.terminate()
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+    lats = np.concatenate(lat_steady) if lat_steady else np.zeros(0)
+    stats = (
+        {"median": float(np.median(lats)), "p95": float(np.percentile(lats, 95)),
+         "p99": float(np.percentile(lats, 99)), "max": float(lats.max())}
+        if len(lats) else {}
+    )
+    summary = DemoSummary(n_samples=n_samples, latency_ms=stats, hits=hits, segments=n_seg,
+                          status=final)
+    say(f"Demo done: {n_samples} region samples, {final.n_dropped} dropped by the pipeline. "
+        f"An announced region was in the top {top} in {hits} of {n_seg} segments. Latency "
+        f"capture->arrival after start-up: median {stats.get('median', math.nan):.1f} ms, p99 "
+        f"{stats.get('p99', math.nan):.1f} ms, max {stats.get('max', math.nan):.1f} ms.")
+    return summary
