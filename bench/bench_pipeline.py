@@ -181,8 +181,8 @@ def run_pipeline(montage: str, n_ch: int, duration_s: float, chunk: int, tmp: Pa
 def compute_per_hop(montage: str) -> dict:
     """In-process cost of one 10-sample hop through SourceProcessor (no LSL)."""
     import mne
-
     from _common import time_calls
+
     from rtsource.config import load_config
     from rtsource.processing import SourceProcessor
 
@@ -307,7 +307,7 @@ def main() -> None:
     import mne
 
     mne.set_log_level("error")
-    results: dict = {}
+    results: dict = {"load_average_at_start": list(os.getloadavg())}
     with tempfile.TemporaryDirectory() as tmp:
         for key, montage, n_ch, chunk in (
             ("pipeline_128ch_1khz", "biosemi128", 128, 10),
@@ -336,14 +336,18 @@ def main() -> None:
         "compute_per_hop_median": hop["mne_apply_inverse_raw_128ch"]["median"]
         / hop["rtsource_128ch"]["median"],
     }
+    results["load_average_at_end"] = list(os.getloadavg())
     results["notes"] = (
         "Latency = arrival of the region sample at a subscriber (pylsl, same host) minus the "
         "local_clock() right after its EEG sample's push_chunk; the first second (first "
         "window) is left out. Each pipeline ran as `rtsource run` in its own process; pusher "
         "and subscriber shared this process. The baseline cannot keep up with a 10 ms hop: "
         "its latency grows for as long as it runs, so its figures depend on the input length "
-        "(see duration_s and latency_growth_s_per_s). 2 shared CPU cores."
+        "(see duration_s and latency_growth_s_per_s). 2 CPU cores shared with other jobs "
+        "(see load_average_*): tails (p95 and above) reflect that contention."
     )
+    (Path(__file__).resolve().parent / "results" / args.json).parent.mkdir(parents=True,
+                                                                          exist_ok=True)
     path = write(args.json, results)
     r = results["ratio_baseline_over_rtsource"]
     print(f"Wrote {path}. Baseline/rtsource: latency median x{r['latency_median']:.0f}, p99 "

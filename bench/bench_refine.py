@@ -7,7 +7,12 @@ call (numpy in, numpy out), after warm-up, with a fixed thread count.
 Usage::
 
     python bench/bench_refine.py [--widths 8 16] [--runs 30] [--threads 2]
+                                 [--omp-wait-policy passive|active|unset]
                                  [--json bench/results/refine_cpu.json]
+
+PyTorch's OpenMP threads spin while idle by default; on a busy 2-core machine that made the
+compiled network several times slower (median) than with ``OMP_WAIT_POLICY=PASSIVE``, which
+the script therefore sets (before importing torch) unless told otherwise.
 
 Writes a JSON file with per-backend median / p99 / min / max (ms), the one-off setup time
 (compilation, export), and machine information (CPU, load average before and after, library
@@ -27,15 +32,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-from rtsource.engines.ort import OnnxRuntimeEngine  # noqa: E402
-from rtsource.engines.torch_cpu import TorchCPUEngine  # noqa: E402
-from rtsource.refine import PIUNET_PRESETS, PIUNet, count_parameters  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -50,6 +50,7 @@ def cpu_model() -> str:
 
 def machine_info(threads: int) -> dict:
     import onnxruntime
+    import torch
 
     return {
         "cpu": cpu_model(),
@@ -108,7 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "refine_cpu.json")
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=["passive", "active", "unset"],
+        default="passive",
+        help="OMP_WAIT_POLICY for PyTorch's OpenMP threads, set before torch is imported "
+        "(passive: idle threads sleep instead of spinning; much steadier on a busy machine)",
+    )
     args = parser.parse_args(argv)
+    if args.omp_wait_policy != "unset":
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+
+    import torch
+
+    from rtsource.engines.ort import OnnxRuntimeEngine
+    from rtsource.engines.torch_cpu import TorchCPUEngine
+    from rtsource.refine import PIUNET_PRESETS, PIUNet, count_parameters
 
     torch.set_num_threads(args.threads)
     info = machine_info(args.threads)
@@ -159,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {**info, "loadavg_before": load_before, "loadavg_after": loadavg()},
         "settings": {
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
             "runs": args.runs,
             "eager_runs": args.eager_runs,
             "warmup": args.warmup,

@@ -103,11 +103,30 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """3D-PIUNet refinement (used when ``inverse.method = "piunet"``).
+
+    checkpoint : "default" (the weights shipped in the package) or a path to a checkpoint
+        written by ``rtsource train`` (its ``.sha256`` file must sit beside it).
+    backend : inference runtime; "auto" picks TensorRT, then PyTorch CUDA, then the
+        compiled PyTorch CPU path.
+    decimate : refine one of every N samples ("auto": every sample when the backend keeps
+        up, else one per hop). Unrefined samples are not published: the output's nominal
+        rate is the input rate divided by N, declared in the outlet metadata.
+    """
+
+    checkpoint: str = "default"
+    backend: Literal["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"] = "auto"
+    decimate: int | Literal["auto"] = "auto"
+
+
+@dataclass(frozen=True)
 class Config:
     headmodel: HeadModelConfig = field(default_factory=HeadModelConfig)
     inverse: InverseConfig = field(default_factory=InverseConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -125,7 +144,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None or value is False or (isinstance(value, str) and value.lower() == "none"):
             return None  # TOML has no null: `false` or "none" disables an optional setting
-        return _coerce(args[0], value, where)
+        errors = []
+        for arg in args:  # first member of the union that accepts the value
+            try:
+                return _coerce(arg, value, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(" Or: ".join(errors))
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp in (int, str, bool) and not isinstance(value, tp):

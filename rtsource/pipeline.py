@@ -25,7 +25,6 @@ import json
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import pylsl
 from numpy.typing import NDArray
+from pylsl.util import TimeoutError as _LslTimeoutError
 
 from . import __version__
 from ._util import logger, stable_hash
@@ -44,6 +44,7 @@ from .stream.lslio import (
     EEGInlet,
     StreamLostError,
     describe_positions,
+    parse_channels,
     positions_array,
     resolve_stream,
     stream_summary,
@@ -294,44 +295,62 @@ class Pipeline:
             name=spec.name, type=spec.type, source_id=spec.source_id,
             timeout=scfg.resolve_timeout_s,
         )
-        inlet = EEGInlet(
-            info,
-            max_chunk=max(1024, math.ceil(0.25 * max(info.nominal_srate(), 1.0))),
-            max_buffered_s=scfg.buffer_s,
-            clock_correction=True,
-        )
+        # Read the metadata and build every stage *before* subscribing, so that no backlog
+        # piles up while head model and kernel load (or build, the first time).
+        full = _full_info(info, timeout=10.0)
+        self._max_chunk = max(1024, math.ceil(0.25 * max(full.nominal_srate(), 1.0)))
         try:
-            self._setup(inlet)
+            self._setup(full)
+            self.inlet = EEGInlet(info, max_chunk=self._max_chunk,
+                                  max_buffered_s=scfg.buffer_s, clock_correction=True)
+            if (self.inlet.labels, self.inlet.sfreq) != (self._labels, self.sfreq):
+                raise ValueError(
+                    f"Input stream {full.name()!r} changed while the pipeline was being built "
+                    "(channel labels or rate differ); start again."
+                )
         except BaseException:
-            inlet.close()
+            if self.inlet is not None:
+                self.inlet.close()
             self._close_outlets()
             raise
         self._opened = True
+        proc = self.processor
+        assert proc is not None
+        self._marker(
+            "started",
+            f"Reading {stream_summary(self.inlet.info)}. {self.positions_used} "
+            f"{proc.mapper.describe()} Publishing {proc.regions.n_regions} regions on "
+            f"{self.output_name!r} ({proc.method}, {self.backend}).",
+            source_id=self.outlet.source_id if self.outlet is not None else "",
+        )
+        logger.info("Pipeline ready: %s -> %s.", full.name(), self.output_name)
         return self
 
-    def _setup(self, inlet: EEGInlet) -> None:
+    def _setup(self, info: pylsl.StreamInfo) -> None:
+        """Build the stages and outlets for a stream's full metadata (no subscription)."""
         scfg = self.cfg.stream
-        self.inlet = inlet
-        sfreq, n_ch = inlet.sfreq, inlet.n_channels
+        name = info.name()
+        sfreq, n_ch = float(info.nominal_srate()), int(info.channel_count())
         if not sfreq > 0:
             raise ValueError(
-                f"Input stream {inlet.name!r} has an irregular sampling rate (nominal_srate "
+                f"Input stream {name!r} has an irregular sampling rate (nominal_srate "
                 "0); the pipeline needs a regularly sampled EEG stream."
             )
         if scfg.expected_srate is not None and not math.isclose(
             sfreq, scfg.expected_srate, rel_tol=1e-6
         ):
             raise ValueError(
-                f"Input stream {inlet.name!r} samples at {sfreq:g} Hz but the configuration "
+                f"Input stream {name!r} samples at {sfreq:g} Hz but the configuration "
                 f"expects {scfg.expected_srate:g} Hz (stream.expected_srate)."
             )
         if scfg.expected_channels is not None and n_ch != scfg.expected_channels:
             raise ValueError(
-                f"Input stream {inlet.name!r} has {n_ch} channels but the configuration "
+                f"Input stream {name!r} has {n_ch} channels but the configuration "
                 f"expects {scfg.expected_channels} (stream.expected_channels)."
             )
         self.sfreq = sfreq
-        chans = inlet.channels
+        source_id = info.source_id()
+        chans = parse_channels(info)
         labels = [c.label for c in chans]
         types = [c.type for c in chans]
         self._index_col = next(
@@ -368,8 +387,8 @@ class Pipeline:
                 "represents",
                 "timestamps": "capture time of the represented EEG sample (input stream clock, "
                 "LSL time-corrected to this host)",
-                "input_name": inlet.name,
-                "input_type": inlet.info.type(),
+                "input_name": name,
+                "input_type": info.type(),
                 "input_srate": repr(sfreq),
                 "input_channels": str(n_ch),
                 "positions": self.positions_used,
@@ -384,29 +403,21 @@ class Pipeline:
             dataclasses.asdict(self.cfg), proc.headmodel.hash, proc.inverse.hash,
         )
         self.config_hash = cfg_hash
-        if not inlet.source_id:
+        if not source_id:
             logger.warning(
                 "Input stream %r has no source_id: if it disappears, its return cannot be "
-                "recognised.", inlet.name,
+                "recognised.", name,
             )
         self.outlet = RegionOutlet(
-            self.output_name, proc.regions.names, sfreq, prov, inlet.source_id, cfg_hash,
+            self.output_name, proc.regions.names, sfreq, prov, source_id, cfg_hash,
             unit=_region_unit(proc), channel_type="region",
         )
-        self.provenance = {**prov, "input_source_id": inlet.source_id, "config_hash": cfg_hash}
+        self.provenance = {**prov, "input_source_id": source_id, "config_hash": cfg_hash}
         self.markers = MarkerOutlet(self.marker_name, f"{self.outlet.source_id}-markers")
         with self._lock:
             self._status.method = proc.method
             self._status.backend = self.backend
             self._status.n_channels = proc.mapper.n_used
-        self._marker(
-            "started",
-            f"Reading {stream_summary(inlet.info)}. {self.positions_used} "
-            f"{proc.mapper.describe()} Publishing {proc.regions.n_regions} regions on "
-            f"{self.output_name!r} ({proc.method}, {self.backend}).",
-            source_id=self.outlet.source_id,
-        )
-        logger.info("Pipeline ready: %s -> %s.", inlet.name, self.output_name)
 
     def _choose_montage(self, chans: Sequence[Any]) -> tuple[MontageSpec, str]:
         """Electrode positions: explicit montage > stream metadata > configuration."""
@@ -463,7 +474,7 @@ class Pipeline:
             + ("; channels without a voltage unit: decided from the first samples "
                f"(median |x| > {_MICROVOLT_GUESS} means microvolts)" if unknown else "")
         )
-        self._scaled = np.empty((self.inlet.max_chunk, len(chans)), dtype=np.float32)
+        self._scaled = np.empty((self._max_chunk, len(chans)), dtype=np.float32)
 
     def _setup_checks(self) -> None:
         scfg = self.cfg.stream
@@ -493,7 +504,10 @@ class Pipeline:
         self.open()
         if wait_for_consumer_s:
             assert self.outlet is not None
-            self.outlet.wait_for_consumers(float(wait_for_consumer_s))
+            deadline = time.monotonic() + float(wait_for_consumer_s)
+            while (not self.outlet.have_consumers() and time.monotonic() < deadline
+                   and not self._stop.wait(0.01)):
+                pass
         self._t_start = time.monotonic()
         self._n_in = self._n_out = self._n_flagged = 0
         self._n_index_gaps = self._n_dup = self._n_ts_gaps = 0
@@ -957,6 +971,20 @@ class Pipeline:
             st.n_backwards = self._backwards_total
         self._tick_t, self._tick_in, self._tick_out = now, self._n_in, self._n_out
         self._status_event.set()
+
+
+def _full_info(info: pylsl.StreamInfo, timeout: float) -> pylsl.StreamInfo:
+    """The stream's full metadata (with ``desc``) without subscribing to its data."""
+    inlet = pylsl.StreamInlet(info, max_buflen=1, recover=False)
+    try:
+        return inlet.info(timeout=timeout)
+    except _LslTimeoutError as err:
+        raise TimeoutError(
+            f"LSL stream {info.name()!r} (source_id={info.source_id()!r}) was resolved but did "
+            f"not send its metadata within {timeout:g} s."
+        ) from err
+    finally:
+        del inlet
 
 
 def _backend_name(proc: SourceProcessor) -> str:

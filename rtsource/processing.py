@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from .headmodel.montage import MontageSpec
 from .inverse import InverseOperator, make_inverse
 from .regions import RegionMap, RegionReducer, region_map
 from .stream.preprocess import CausalFilter, ChannelMapper
+
+if TYPE_CHECKING:  # torch is imported only when the network is used
+    from .refine.runtime import Refiner
 
 
 @dataclass
@@ -75,11 +79,11 @@ class SourceProcessor:
         self.regions: RegionMap = region_map(self.headmodel, cfg.regions.atlas,
                                              cfg.regions.sigma_mm)
         self.reducer = RegionReducer(self.regions, cfg.regions.mode)
-        self.refiner = None
+        self.refiner: Refiner | None = None
         if inv_method == "piunet":
-            from .refine.runtime import make_refiner
+            from .refine.runtime import Refiner
 
-            self.refiner = make_refiner(self.headmodel, cfg)
+            self.refiner = Refiner(self.headmodel, cfg.refine)
         self.times = StageTimes()
         self._src_buf = np.empty((0, self.headmodel.n_sources, 3), np.float32)
         self._reg_buf = np.empty((0, self.regions.n_regions), np.float32)
@@ -95,13 +99,17 @@ class SourceProcessor:
         """Forget filter state (a new recording or a gap in the stream)."""
         self.filter.reset()
 
-    def process(self, chunk: np.ndarray, need_sources: bool = True  # TODO(remove): unused
+    def process(self, chunk: np.ndarray, keep: np.ndarray | slice | None = None,
+                need_sources: bool = True  # TODO(remove): unused
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Process consecutive samples (filter state carries over to the next call).
 
         Parameters
         ----------
         chunk : (n_times, n_input_channels) float, volts, in the input's channel order.
+        keep : which samples to output (indices, mask or slice; all when None). Every
+            sample is filtered; only kept samples are refined and reduced to regions —
+            how a refinement slower than the input rate is decimated.
 
         Returns
         -------
@@ -118,6 +126,9 @@ class SourceProcessor:
         x = self.mapper(np.asarray(chunk))
         x = self.filter(x)
         t1 = time.perf_counter()
+        if keep is not None:
+            x = x[keep]
+            n_t = x.shape[0]
         sources = self.inverse.apply_samples(x, out=self._src_buf[:n_t])
         t2 = time.perf_counter()
         if self.refiner is not None:
@@ -147,4 +158,5 @@ class SourceProcessor:
                        "(causal Butterworth/IIR)",
             "filter_delay_s": f"{f.delay_s:.4f}",
             "reference": "average (projector folded into the inverse kernel)",
+            **(self.refiner.provenance() if self.refiner is not None else {}),
         }

@@ -11,6 +11,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 # Head models and kernels are cached between test runs in <repo>/.cache (ignored by git);
 # a fresh clone (CI) builds them once per run.
 os.environ.setdefault("RTSOURCE_CACHE", str(Path(__file__).resolve().parents[1] / ".cache"))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -197,10 +197,10 @@ def _end_to_end(montage: str, sfreq: float, duration_s: float, chunk: int) -> No
     try:
         assert reader.wait_for(n_total, timeout=duration_s * 3 + 30), (reader.n, n_total)
         reader.poll(timeout=0.5)  # nothing more may arrive
-        st = pipe.status()
     finally:
         close_all(pipe, reader, markers)
         amp.stop()
+    st = pipe.status()  # final counts, after the processing thread ended
     ts = reader.ts
     assert len(ts) == n_total == amp.n_pushed
     # Every output sample maps to exactly one input sample, in order: none dropped, none
@@ -436,10 +436,10 @@ def test_bad_data_flagged_and_withheld():
                           reader.n + pipe.status().n_flagged >= n, timeout=30.0)
         reader.poll(timeout=0.3)
         markers.wait_for("bad_data_end", count=4, timeout=5.0)
-        st = pipe.status()
     finally:
         close_all(pipe, reader, markers)
         pusher.stop()
+    st = pipe.status()  # final counts, after the processing thread ended
     bad = markers.of("bad_data")
     text = " ".join(m["message"] for m in bad)
     assert "NaN/Inf in C3" in text and "flat: Pz" in text and "saturated: O1" in text
@@ -465,10 +465,10 @@ def test_bad_channel_excluded_and_kernel_recomputed():
     try:
         assert reader.wait_for(n, timeout=60.0), reader.n
         markers.wait_for("kernel_ready", timeout=5.0)
-        st = pipe.status()
     finally:
         close_all(pipe, reader, markers)
         pusher.stop()
+    st = pipe.status()  # final counts, after the processing thread ended
     excl = markers.of("channel_excluded")
     assert len(excl) == 1 and excl[0]["channels"] == ["C3"]
     assert markers.of("kernel_ready")
@@ -491,10 +491,10 @@ def test_timestamps_jumping_backwards_are_reported_and_kept():
     try:
         assert reader.wait_for(n, timeout=30.0), reader.n
         back = markers.wait_for("timestamps_backwards", timeout=5.0)
-        st = pipe.status()
     finally:
         close_all(pipe, reader, markers)
         pusher.stop()
+    st = pipe.status()  # final counts, after the processing thread ended
     assert back and "backwards" in back[0]["message"] and back[0]["count"] >= 1
     assert st.n_backwards >= 1 and st.n_out == n and st.n_dropped == 0
     np.testing.assert_allclose(reader.ts, ts, atol=2e-4)  # each keeps its capture time

@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     if args.demo:
         return _run_demo(args)
     from ..pipeline import Pipeline
-    from ..stream.lslio import StreamLostError
 
     cfg = _config(args)
     pipe = Pipeline(cfg, montage=args.montage, progress=True)
@@ -123,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 break
         try:
             pipe.stop()
-        except StreamLostError as err:
+        except Exception as err:  # what ended the processing thread: report it, exit 1
             print(f"rtsource run: error: {err}", file=sys.stderr)
             return 1
         st = pipe.status()

@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,7 +70,6 @@ class Checkpoint:
     header: dict[str, Any]
     sha256: str
     path: Path
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
