@@ -56,3 +56,12 @@ def test_checkpoint_grid_mismatch(sphere_model, random_ckpt, tmp_path):
         Refiner(hm, RefineConfig(checkpoint=str(random_ckpt[0]), backend="onnx"))
     with pytest.raises(FileNotFoundError, match="rtsource train"):
         Refiner(sphere_model, RefineConfig(checkpoint=str(tmp_path / "none.safetensors")))
+
+
+def test_export_command_verifies_onnx(random_ckpt, tmp_path, capsys):
+    from rtsource.cli import main
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(random_ckpt[0]), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.exists() and "matches torch" in text and "every operator supported" in text
