@@ -807,7 +807,7 @@ class Pipeline:
                 force=True, flagged=self._bad_episode_flagged, t_resume=float(new_ts[0]),
             )
             self._bad_episode_flagged = 0
-        _, regions = proc.process(new, need_sources=False)
+        _, regions = proc.process(new)
         if not np.isfinite(regions).all():  # e.g. overflow inside the chain: never publish it
             self._flag(BadDataReport(nonfinite={"output": [0]}, flat=[], saturated={}), new_ts)
             return

@@ -99,8 +99,7 @@ class SourceProcessor:
         """Forget filter state (a new recording or a gap in the stream)."""
         self.filter.reset()
 
-    def process(self, chunk: np.ndarray, keep: np.ndarray | slice | None = None,
-                need_sources: bool = True  # TODO(remove): unused
+    def process(self, chunk: np.ndarray, keep: np.ndarray | slice | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Process consecutive samples (filter state carries over to the next call).
 
