@@ -130,3 +130,17 @@ def load_or_build(kind: str, key: str, build, *, force: bool = False) -> dict[st
             np.savez(fid, **build())
 
     return cached_file(kind, key, ".npz", build_to, force=force, load=_load_npz)[1]
+
+
+def quiet_liblsl(level: int = -2) -> None:
+    """Keep liblsl's own INFO lines off the terminal (warnings and errors still show).
+
+    liblsl reads its settings from the file named by ``LSLAPICFG`` when it first starts;
+    a user's own ``LSLAPICFG`` is left alone.
+    """
+    if os.environ.get("LSLAPICFG"):
+        return
+    path = cache_dir() / "lsl_api.cfg"
+    if not path.exists():
+        path.write_text(f"[log]\nlevel = {level}\n")
+    os.environ["LSLAPICFG"] = str(path)

@@ -68,6 +68,9 @@ def _load(module: str):
 
 def main(argv: list[str] | None = None) -> int:
     _limit_threads()
+    from ._util import quiet_liblsl
+
+    quiet_liblsl()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
