@@ -50,12 +50,14 @@ class SourceProcessor:
         positions in metres); defaults to ``cfg.headmodel.montage``.
     on_missing : ``"raise"`` when EEG channels of the input are not in the montage, or
         ``"drop"`` to ignore them (with a warning naming them).
+    refine_batch_sizes : batch sizes the refinement engine prepares (default (1,)).
     """
 
     def __init__(self, cfg: Config, ch_names: Sequence[str], sfreq: float,
                  ch_types: Sequence[str | None] | None = None,
                  montage: MontageSpec | None = None, on_missing: str = "raise",
-                 progress: bool = True) -> None:
+                 progress: bool = True,
+                 refine_batch_sizes: Sequence[int] | None = None) -> None:
         if on_missing not in ("raise", "drop"):
             raise ValueError(f"on_missing={on_missing!r} is not valid; choose 'raise' or 'drop'.")
         if not sfreq > 0:
@@ -83,7 +85,8 @@ class SourceProcessor:
         if inv_method == "piunet":
             from .refine.runtime import Refiner
 
-            self.refiner = Refiner(self.headmodel, cfg.refine)
+            self.refiner = Refiner(self.headmodel, cfg.refine,
+                                   batch_sizes=tuple(refine_batch_sizes or (1,)))
         self.times = StageTimes()
         self._src_buf = np.empty((0, self.headmodel.n_sources, 3), np.float32)
         self._reg_buf = np.empty((0, self.regions.n_regions), np.float32)
@@ -128,6 +131,9 @@ class SourceProcessor:
         if keep is not None:
             x = x[keep]
             n_t = x.shape[0]
+            if n_t == 0:  # nothing kept: the filters advanced, nothing else to compute
+                self.times = StageTimes(t1 - t0)
+                return self._src_buf[:0], self._reg_buf[:0]
         sources = self.inverse.apply_samples(x, out=self._src_buf[:n_t])
         t2 = time.perf_counter()
         if self.refiner is not None:

@@ -22,6 +22,7 @@ import pylsl
 from numpy.typing import NDArray
 
 from .._util import logger, stable_hash
+from ._background import BackgroundSender
 
 _LOC_NAMES = ("R0x", "R0y", "R0z", "Exx", "Exy", "Exz", "Eyx", "Eyy", "Eyz", "Ezx", "Ezy", "Ezz")
 _DTYPES = {"float32": (pylsl.cf_float32, np.float32), "double64": (pylsl.cf_double64, np.float64)}
@@ -222,7 +223,7 @@ def play_file(
     return pushed
 
 
-class Player:
+class Player(BackgroundSender):
     """Replay a recording on LSL from a background thread.
 
     Parameters are those of :func:`play_file`. The file is read in the constructor
@@ -244,6 +245,8 @@ class Player:
     >>> with Player("rec_raw.fif", name="test", speed=2.0, loop=True) as player:
     ...     info = resolve_stream(name=player.name)
     """
+
+    _what = "Player"
 
     def __init__(
         self,
@@ -274,80 +277,16 @@ class Player:
             wait_for_consumer_s=wait_for_consumer_s,
             linger_s=linger_s,
         )
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
         self.n_pushed: int | None = None
-        self.error: BaseException | None = None
+        self._init_background()
 
-    def _run(self) -> None:
-        try:
-            self.n_pushed = play_file(
-                self.path,
-                self.name,
-                source_id=self.source_id,
-                stop_event=self._stop,
-                ready_event=self._ready,
-                raw=self.raw,
-                **self._kwargs,  # type: ignore[arg-type]
-            )
-        except BaseException as err:  # reported by stop(); never silent
-            self.error = err
-            logger.exception("Player for %s failed.", self.path)
-        finally:
-            self._ready.set()
-
-    @property
-    def running(self) -> bool:
-        """True while the playback thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, timeout: float = 10.0) -> Player:
-        """Start playback; return once the outlet is discoverable.
-
-        Raises
-        ------
-        RuntimeError
-            If already started, or if the thread failed or did not get ready in time.
-        """
-        if self._thread is not None:
-            raise RuntimeError(f"Player {self.name!r} was already started.")
-        self._thread = threading.Thread(target=self._run, name=f"player-{self.name}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"Player {self.name!r} did not start within {timeout:g} s.")
-        if self.error is not None:
-            raise RuntimeError(
-                f"Player {self.name!r} failed to start: {self.error}"
-            ) from self.error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop playback, join the thread and destroy the outlet.
-
-        Raises
-        ------
-        RuntimeError
-            When the thread does not end in time or ended with an error.
-        """
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError(f"Player {self.name!r} did not stop within {timeout:g} s.")
-        if self.error is not None:
-            raise RuntimeError(f"Player {self.name!r} failed: {self.error}") from self.error
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for playback to end by itself (non-looping); True if it ended."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def __enter__(self) -> Player:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _send(self, stop_event: threading.Event, ready_event: threading.Event) -> None:
+        self.n_pushed = play_file(
+            self.path,
+            self.name,
+            source_id=self.source_id,
+            stop_event=stop_event,
+            ready_event=ready_event,
+            raw=self.raw,
+            **self._kwargs,  # type: ignore[arg-type]
+        )

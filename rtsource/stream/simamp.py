@@ -42,6 +42,7 @@ from scipy import signal
 
 from .._util import logger, stable_hash
 from ..config import HeadModelConfig
+from ._background import BackgroundSender
 
 #: The sample-index channel counts modulo this (float32 holds integers exactly up to 2**24).
 INDEX_MODULO = 2**24
@@ -137,7 +138,7 @@ def _avg_ref_rms(topo: NDArray) -> NDArray:
     return np.sqrt(np.mean(t**2, axis=-1))
 
 
-class SimulatedAmplifier:
+class SimulatedAmplifier(BackgroundSender):
     """Simulated EEG amplifier: known sources, realistic background, LSL outlet.
 
     Parameters
@@ -198,6 +199,8 @@ class SimulatedAmplifier:
     t0 : float | None
         LSL time (capture time) of sample 0, once streaming.
     """
+
+    _what = "Simulated amplifier"
 
     def __init__(
         self,
@@ -351,10 +354,7 @@ class SimulatedAmplifier:
         self.n_pushed = 0
         self.t0: float | None = None
         self.push_log: deque[tuple[int, int, float]] | None = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
+        self._init_background()
         logger.info(
             "Simulated amplifier: %d EEG channels (%s, %s forward) at %g Hz, %d candidate "
             "regions of %s.",
@@ -628,67 +628,7 @@ class SimulatedAmplifier:
         logger.info("Simulated amplifier %r stopped after %d samples.", self.name, self.n_pushed)
         return self.n_pushed
 
-    # -- background thread --------------------------------------------------------------
-    def _run_thread(self, kwargs: dict[str, Any]) -> None:
-        try:
-            self.run(stop_event=self._stop, ready_event=self._ready, **kwargs)
-        except BaseException as err:  # reported by stop(); never silent
-            self.error = err
-            logger.exception("Simulated amplifier %r failed.", self.name)
-        finally:
-            self._ready.set()
-
-    def start(self, timeout: float = 10.0, **kwargs: Any) -> SimulatedAmplifier:
-        """Stream from a background thread; return once the outlets exist.
-
-        ``kwargs`` are those of :meth:`run` (``duration_s``, ``wait_for_consumer_s``,
-        ``record_push_times``...).
-        """
-        if self._thread is not None:
-            raise RuntimeError(f"Simulated amplifier {self.name!r} was already started.")
-        self._thread = threading.Thread(
-            target=self._run_thread, args=(kwargs,), name=f"simamp-{self.name}", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"Simulated amplifier {self.name!r} did not start in {timeout:g} s.")
-        if self.error is not None:
-            raise RuntimeError(f"Simulated amplifier failed to start: {self.error}") from self.error
-        return self
-
-    @property
-    def running(self) -> bool:
-        """True while the streaming thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a finite run to end by itself; True if it ended."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop streaming, join the thread and destroy the outlets.
-
-        Raises
-        ------
-        RuntimeError
-            When the thread does not end in time or ended with an error.
-        """
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError(f"Simulated amplifier {self.name!r} did not stop in time.")
-        if self.error is not None:
-            raise RuntimeError(f"Simulated amplifier {self.name!r} failed: {self.error}") from (
-                self.error
-            )
-
-    def __enter__(self) -> SimulatedAmplifier:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # -- background thread (start/stop/wait from BackgroundSender) ----------------------
+    def _send(self, stop_event: threading.Event, ready_event: threading.Event,
+              **kwargs: Any) -> None:
+        self.run(stop_event=stop_event, ready_event=ready_event, **kwargs)
