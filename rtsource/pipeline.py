@@ -4,16 +4,36 @@ One processing thread runs, in order, for every pull::
 
     EEGInlet.pull (preallocated, clock-corrected capture times)
       -> RingBuffer (explicit overflow policy)
-      -> Windower (window length, hop): for each hop, the new samples
+      -> pieces on the hop grid: the new samples, at most a hop at a time, with the
+         preceding samples as context up to a full window
       -> BadDataCheck on the window (NaN/Inf, flat, saturated)
       -> SourceProcessor.process (channel mapping, causal filters, inverse kernel with the
          average reference folded in, [3D-PIUNet], atlas regions): the very chain that
          rtsource.localize runs, so both give the same numbers for the same data
-      -> RegionOutlet.push (one sample per input sample, stamped with its capture time)
+      -> RegionOutlet.push (one sample per published input sample, stamped with its
+         capture time)
 
 State changes and problems go to a separate marker stream (:class:`MarkerOutlet`) as JSON.
-Filters keep their state across hops, so the window only adds context for the bad-data
-check; each hop publishes exactly its new samples, and nothing is published twice.
+Filters keep their state across pieces, so the window only adds context for the bad-data
+check; each piece publishes exactly its new samples, and nothing is published twice.
+
+Scheduling. Hops lie on a fixed grid counted from the first sample processed: hop ends
+are the samples ``k`` with ``(k + 1) % hop == 0`` (amplifiers push in blocks counted from
+their first sample, so a block of a hop's length is one piece), the first one at least a
+window long. With ``schedule="arrival"`` (the default) samples are processed as soon as
+they arrive, cut at hop ends (so a hop is the largest batch); with ``schedule="hop"`` a
+partial hop waits for the rest (or for a pause of one hop's duration). Both publish the
+same values; arrival lowers the latency when pushes do not fill whole hops.
+
+Decimation (method ``piunet``). When the refinement network cannot keep up with every
+input sample, the pipeline refines (and publishes) one of every ``N`` samples, those with
+``(k + 1) % N == 0`` (``k`` counts samples since the start); every sample still
+goes through the filters. ``refine.decimate = "auto"`` times the engine at start-up and
+takes ``N = 1`` when refining every sample needs at most half of real time, otherwise the
+smallest multiple of the hop that does; an integer forces ``N``. The outlet declares
+``nominal_srate = input rate / N`` and stamps each sample with the capture time of the
+EEG sample it refines. The status line and the marker stream (``rate`` every 10 s,
+``falling_behind`` / ``caught_up``) report the rates achieved.
 
 The caller's thread only starts, stops and reads :meth:`Pipeline.status`.
 """
@@ -28,7 +48,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pylsl
@@ -59,6 +79,7 @@ __all__ = [
     "InputSpec",
     "Pipeline",
     "PipelineStatus",
+    "StageLog",
     "live_demo",
     "parse_input",
 ]
@@ -67,6 +88,12 @@ __all__ = [
 _POSITION_RADIUS_M = (0.04, 0.2)
 #: Median |value| above which samples of channels without a unit are taken as microvolts.
 _MICROVOLT_GUESS = 0.5
+#: Refinement may use at most this fraction of real time for decimate = "auto" to refine
+#: every sample (the rest is left to the inverse, LSL and jitter).
+_REFINE_BUDGET = 0.5
+#: Seconds between "rate" markers.
+_RATE_MARKER_S = 10.0
+Schedule = Literal["arrival", "hop"]
 
 
 # -- input specification --------------------------------------------------------------
@@ -138,9 +165,19 @@ class PipelineStatus:
         Times the input came back after being lost.
     in_rate_hz, out_rate_hz : float
         Samples per second over the last second.
+    out_rate_expected_hz : float
+        Output rate that the input rate calls for (``in_rate_hz / decimate``).
+    decimate : int
+        One of every ``decimate`` input samples is published (1: every sample).
     latency_ms : (float, float, float)
         Median, 95th percentile and maximum over the last second of (publish time - capture
-        time) of the newest sample of each hop, in milliseconds.
+        time) of the newest published sample of each processed piece, in milliseconds.
+    lag_ms : float
+        Largest (processing start - capture time of the newest sample) over the last
+        second: how far processing trails the input.
+    behind : bool
+        True while processing trails the input by more than a quarter of a second (or
+        five hops): the output is late and the input backlog grows.
     method, backend : str
     n_channels : int
         EEG channels used by the inverse.
@@ -160,7 +197,11 @@ class PipelineStatus:
     n_reconnects: int = 0
     in_rate_hz: float = 0.0
     out_rate_hz: float = 0.0
+    out_rate_expected_hz: float = 0.0
+    decimate: int = 1
     latency_ms: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    lag_ms: float = math.nan
+    behind: bool = False
     method: str = ""
     backend: str = ""
     n_channels: int = 0
@@ -173,11 +214,44 @@ class PipelineStatus:
             f"latency {med:5.1f} ms (p95 {p95:5.1f}, max {mx:6.1f})"
         )
         extra = f" excluded {','.join(self.excluded)}" if self.excluded else ""
+        dec = f" (1/{self.decimate} refined)" if self.decimate > 1 else ""
+        behind = (f" | BEHIND by {self.lag_ms / 1e3:.2f} s (out {self.out_rate_hz:.1f} of "
+                  f"{self.out_rate_expected_hz:.1f} Hz)" if self.behind else "")
         return (
             f"[{self.elapsed_s:7.1f} s] in {self.in_rate_hz:7.1f} Hz | out {self.out_rate_hz:7.1f} Hz"
-            f" | {lat} | drops {self.n_dropped} | flagged {self.n_flagged}"
+            f"{dec} | {lat}{behind} | drops {self.n_dropped} | flagged {self.n_flagged}"
             f" | {self.method}/{self.backend} | {self.state}{extra}"
         )
+
+
+class StageLog:
+    """Per-piece timings recorded by a :class:`Pipeline` made with ``record_stages=True``.
+
+    One row per processed piece (withheld pieces are not recorded). Columns
+    (:attr:`FIELDS`): ``ts`` capture time of the newest published sample (of the newest
+    sample when none was published), ``n_new`` samples processed, ``n_out`` samples
+    published, ``t_pulled`` LSL clock when the pull that brought the newest sample
+    returned, ``t_start`` LSL clock when processing began, ``preprocess``, ``inverse``,
+    ``refine``, ``regions`` and ``push`` wall seconds, ``t_pushed`` LSL clock after the
+    push.
+    """
+
+    FIELDS = ("ts", "n_new", "n_out", "t_pulled", "t_start", "preprocess", "inverse",
+              "refine", "regions", "push", "t_pushed")
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._rows = np.zeros((capacity, len(self.FIELDS)))
+        self.n = 0
+
+    def append(self, row: Sequence[float]) -> None:
+        if self.n == len(self._rows):
+            self._rows = np.concatenate((self._rows, np.zeros_like(self._rows)))
+        self._rows[self.n] = row
+        self.n += 1
+
+    def as_dict(self) -> dict[str, NDArray]:
+        """Each column as an array (copies)."""
+        return {f: self._rows[: self.n, i].copy() for i, f in enumerate(self.FIELDS)}
 
 
 # -- the pipeline -----------------------------------------------------------------------
@@ -205,6 +279,12 @@ class Pipeline:
         Progress bars while building head model or kernel.
     pull_timeout_s : float
         Longest wait in one pull (bounds how quickly a stop request is seen).
+    schedule : ``"arrival"`` | ``"hop"``
+        ``"arrival"`` (default): process samples as soon as they arrive, at most a hop at a
+        time (cut at hop ends). ``"hop"``: wait until a hop is complete (or the input
+        pauses for a hop's duration). Both publish the same values.
+    record_stages : bool
+        Record per-piece timings in :attr:`stage_log` (for benchmarks).
 
     Attributes
     ----------
@@ -220,6 +300,13 @@ class Pipeline:
         What ended the processing thread, if anything.
     provenance : dict
         The metadata written under ``desc/rtsource`` of the region stream.
+    decimate : int
+        One of every ``decimate`` input samples is refined and published (after
+        :meth:`open`; 1 unless the method is piunet).
+    refine_s_per_volume : float | None
+        Refinement time per volume measured at start-up (piunet only).
+    stage_log : StageLog | None
+        Per-piece timings when ``record_stages`` is true.
 
     Examples
     --------
@@ -238,7 +325,11 @@ class Pipeline:
         linger_s: float = 0.5,
         progress: bool = False,
         pull_timeout_s: float = 0.02,
+        schedule: Schedule = "arrival",
+        record_stages: bool = False,
     ) -> None:
+        if schedule not in ("arrival", "hop"):
+            raise ValueError(f"schedule={schedule!r} is not valid; choose 'arrival' or 'hop'.")
         self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
         scfg = self.cfg.stream
         if not scfg.hop_s > 0 or not scfg.window_s > 0:
@@ -259,6 +350,11 @@ class Pipeline:
         self.linger_s = float(linger_s)
         self.progress = progress
         self.pull_timeout_s = float(pull_timeout_s)
+        self.schedule: Schedule = schedule
+        self.stage_log: StageLog | None = StageLog() if record_stages else None
+        self.decimate = 1
+        self.refine_s_per_volume: float | None = None
+        self._decimation_note = ""
         self.error: BaseException | None = None
         self.inlet: EEGInlet | None = None
         self.outlet: RegionOutlet | None = None
@@ -357,9 +453,13 @@ class Pipeline:
             (c.index for c in chans if c.label.lower() == INDEX_LABEL and not c.is_eeg), None
         )
         montage, self.positions_used = self._choose_montage(chans)
+        # window and hop in samples (the hop grid; also the size of the refiner's batches)
+        self.windower = Windower.from_config(scfg, sfreq, n_ch)
+        w, h = self.windower.window, self.windower.hop
+        self._refine_batches = _refine_batch_sizes(self.cfg, h)
         self.processor = proc = SourceProcessor(
             self.cfg, labels, sfreq, ch_types=types, montage=montage, on_missing="drop",
-            progress=self.progress,
+            progress=self.progress, refine_batch_sizes=self._refine_batches,
         )
         self._montage_used = montage
         self._labels, self._types = labels, types
@@ -367,10 +467,11 @@ class Pipeline:
         self._setup_units(chans)
         self._setup_checks()
         self.ring = RingBuffer.from_config(scfg, sfreq, n_ch, overflow=scfg.overflow)
-        self.windower = Windower.from_config(scfg, sfreq, n_ch)
         self.backend = _backend_name(proc)
+        self._choose_decimation(proc, h)
+        n_dec = self.decimate
+        out_rate = sfreq / n_dec
         prov = dict(proc.provenance())
-        w, h = self.windower.window, self.windower.hop
         prov.update(
             {
                 "rtsource_version": __version__,
@@ -379,8 +480,16 @@ class Pipeline:
                 "hop_s": repr(h / sfreq),
                 "window_samples": str(w),
                 "hop_samples": str(h),
-                "output_rate_hz": repr(sfreq),
-                "output_samples": "one per input sample (each hop publishes its new samples)",
+                "schedule": f"{self.schedule}: " + (
+                    "samples are processed as they arrive, at most a hop at a time"
+                    if self.schedule == "arrival" else "samples are processed a hop at a time"),
+                "output_rate_hz": repr(out_rate),
+                "decimate": str(n_dec),
+                "output_samples": (
+                    "one per input sample (each piece publishes its new samples)" if n_dec == 1
+                    else f"one per {n_dec} input samples: input samples k with (k + 1) % "
+                    f"{n_dec} == 0, k counted from the first sample processed (and again "
+                    "after the input returns); the others are filtered, not published"),
                 "processing_delay_s": f"{proc.filter.delay_s:.6f}",
                 "processing_delay": "constant group delay of the causal filters at the pass-band "
                 "centre; each sample is stamped with the capture time of the EEG sample it "
@@ -408,8 +517,12 @@ class Pipeline:
                 "Input stream %r has no source_id: if it disappears, its return cannot be "
                 "recognised.", name,
             )
+        if proc.refiner is not None:
+            prov["decimation"] = self._decimation_note
+            if self.refine_s_per_volume is not None:
+                prov["refine_ms_per_volume"] = f"{self.refine_s_per_volume * 1e3:.3f}"
         self.outlet = RegionOutlet(
-            self.output_name, proc.regions.names, sfreq, prov, source_id, cfg_hash,
+            self.output_name, proc.regions.names, out_rate, prov, source_id, cfg_hash,
             unit=_region_unit(proc), channel_type="region",
         )
         self.provenance = {**prov, "input_source_id": source_id, "config_hash": cfg_hash}
@@ -418,6 +531,49 @@ class Pipeline:
             self._status.method = proc.method
             self._status.backend = self.backend
             self._status.n_channels = proc.mapper.n_used
+            self._status.decimate = n_dec
+
+    def _choose_decimation(self, proc: SourceProcessor, hop: int) -> None:
+        """Set :attr:`decimate` from ``refine.decimate``, timing the refiner first."""
+        ref = proc.refiner
+        setting = self.cfg.refine.decimate
+        if ref is None:
+            self.decimate, self._decimation_note = 1, "no refinement: every sample is published"
+            return
+        if setting != "auto" and (isinstance(setting, bool) or int(setting) < 1):
+            raise ValueError(
+                f"refine.decimate = {setting!r} is not valid; give 'auto' or an integer >= 1 "
+                "(refine one of every N samples)."
+            )
+        t1, t_hop = _time_refiner(ref, proc.headmodel.n_sources, hop)
+        self.refine_s_per_volume = t1
+        fs = self.sfreq
+        per_sample = min(t1, t_hop)  # batches of a hop amortise where the engine has them
+        load = fs * per_sample  # fraction of real time that refining every sample takes
+        need = 1 if load <= _REFINE_BUDGET else hop * math.ceil(fs * t1 / (_REFINE_BUDGET * hop))
+        timing = (f"refinement takes {t1 * 1e3:.2f} ms per volume at batch 1"
+                  + (f" ({t_hop * 1e3:.2f} ms per volume in batches of {hop})"
+                     if t_hop < t1 else "") + f" on {self.backend}")
+        if setting == "auto":
+            self.decimate = need
+            self._decimation_note = (
+                f"refine.decimate = auto: {timing}; refining every sample would take "
+                f"{load:.0%} of real time, so "
+                + ("every sample is refined." if need == 1 else
+                   f"one of every {need} samples is refined and published "
+                   f"({fs / need:g} Hz; refinement then takes about "
+                   f"{fs * t1 / need:.0%} of real time).")
+            )
+        else:
+            self.decimate = int(setting)
+            keeps_up = fs * (per_sample if self.decimate == 1 else t1) / self.decimate <= 1.0
+            self._decimation_note = (
+                f"refine.decimate = {self.decimate}: {timing}; publishing "
+                f"{fs / self.decimate:g} Hz" + ("." if keeps_up else
+                f". This cannot keep up with {fs:g} Hz input (it needs decimate >= {need} to "
+                "stay within half of real time): expect to fall behind.")
+            )
+        logger.info("%s", self._decimation_note)
 
     def _choose_montage(self, chans: Sequence[Any]) -> tuple[MontageSpec, str]:
         """Electrode positions: explicit montage > stream metadata > configuration."""
@@ -623,8 +779,8 @@ class Pipeline:
         if not force and now - self._last_marker.get(key, -math.inf) < min_interval_s:
             return
         self._last_marker[key] = now
-        level = logger.info if kind in ("started", "stopped", "stream_returned", "status") \
-            else logger.warning
+        level = logger.info if kind in ("started", "stopped", "stream_returned", "status",
+                                        "rate", "decimation", "caught_up") else logger.warning
         level("[%s] %s", kind, message)
         if self.markers is not None:
             self.markers.push(message, kind=kind, timestamp=pylsl.local_clock(), **fields)
@@ -642,21 +798,38 @@ class Pipeline:
         self._bad_episode_flagged = 0
         self._last_data_t = time.monotonic()
         self._hop_s = self.windower.hop / self.sfreq
-        self._ctx = np.zeros((self.windower.window, self.inlet.n_channels), dtype=np.float32)
-        self._ctx_ts = np.zeros(self.windower.window)
+        w = self.windower.window
+        self._ctx = np.zeros((w, self.inlet.n_channels), dtype=np.float32)
+        self._ctx_ts = np.zeros(w)
         self._ctx_n = 0
+        # context + new samples: a window, or the first hop end's worth
+        n_win = max(w, self._hop_end(0) + 1)
+        self._win = np.zeros((n_win, self.inlet.n_channels), dtype=np.float32)
+        self._win_ts = np.zeros(n_win)
+        self._k = 0  # index of the next sample to process (since the start or a return)
+        self._phase = self.decimate - 1  # samples k with k % decimate == phase are kept
+        if self.processor is not None and self.processor.refiner is not None:
+            # here rather than in open(): subscribers usually connect between open and start
+            self._marker(
+                "decimation", self._decimation_note, force=True, decimate=self.decimate,
+                output_rate_hz=self.sfreq / self.decimate,
+                refine_ms_per_volume=(self.refine_s_per_volume or math.nan) * 1e3,
+            )
+        self._lag: list[float] = []
+        self._behind_since: float | None = None
+        self._t_pulled = 0.0
         try:
             while not self._stop.is_set():
                 try:
                     self._pull()
                 except StreamLostError:
-                    self._flush()
+                    self._drain(final=True)
                     if not self._wait_for_return():
                         break
                     continue
                 self._drain()
                 self._tick()
-            self._flush()
+            self._drain(final=True)
             self._tick(force=True)
         except BaseException as err:  # reported by stop() and on the marker stream
             self.error = err
@@ -707,6 +880,8 @@ class Pipeline:
             np.multiply(data, self._scale, out=out)
             data = out
         dropped = self.ring.write(data, ts)
+        if self.stage_log is not None:
+            self._t_pulled = pylsl.local_clock()
         self._n_in += n
         if dropped:
             self._marker(
@@ -752,48 +927,71 @@ class Pipeline:
                 )
         self._last_index = int(idx[-1])
 
-    def _drain(self) -> None:
-        """Process every complete hop in the ring; a partial hop waits for more samples,
-        or is processed on its own once no sample has arrived for a hop's duration."""
-        win = self.windower
-        need = win.window if win.n_windows == 0 else win.hop
-        if self.ring.n_available >= need:
-            for data, ts in win(self.ring):
-                n_new = win.window if win.n_windows == 1 else win.hop
-                self._handle(data, ts, n_new)
-                if self.ring.n_available < win.hop or self._stop.is_set():
-                    break
-        if self.ring.n_available and time.monotonic() - self._last_data_t > self._hop_s:
-            self._flush()  # the input paused (or ended) mid-hop: do not hold samples back
+    def _hop_end(self, k: int) -> int:
+        """Index of the last sample of the hop that sample ``k`` belongs to: hops end at
+        ``k`` with ``(k + 1) % hop == 0``, the first one at least a window long."""
+        w, h = self.windower.window, self.windower.hop
+        first = -(-w // h) * h - 1
+        if k <= first:
+            return first
+        return (k // h + 1) * h - 1
 
-    def _flush(self) -> None:
-        """Process the samples left in the ring (fewer than a hop): before a stop, after a
-        loss, or when the input pauses mid-hop. The bad-data check sees them together with
-        the preceding samples, as a full window."""
-        n = self.ring.n_available
-        if n == 0:
-            return
-        data, ts = self.ring.read(n)
-        keep = min(self._ctx_n, max(0, self.windower.window - n))
+    def _drain(self, final: bool = False) -> None:
+        """Process what the ring holds, in pieces that end at hop ends at the latest.
+
+        A piece is processed once its hop is complete, or at once under
+        ``schedule="arrival"`` (after the first full window), or when the input has paused
+        for a hop's duration, or (``final``) before a stop and after a loss.
+        """
+        paused = final or time.monotonic() - self._last_data_t > self._hop_s
+        arrival = self.schedule == "arrival"
+        while True:
+            avail = self.ring.n_available
+            if avail == 0:
+                return
+            need = self._hop_end(self._k) - self._k + 1
+            if avail >= need:
+                n = need
+            elif paused or (arrival and self._k > self._hop_end(0)):
+                n = avail
+            else:
+                return  # wait for the rest of the hop (or of the first window)
+            self._piece(n)
+            if self._stop.is_set() and not final:
+                return  # the final drain processes the rest
+
+    def _piece(self, n: int) -> None:
+        """Read ``n`` new samples from the ring and handle them with the preceding samples
+        as context, up to a full window."""
+        keep = max(0, min(self._ctx_n, self.windower.window - n))
+        m = keep + n
+        win, wts = self._win[:m], self._win_ts[:m]
         if keep:
-            data = np.concatenate((self._ctx[self._ctx_n - keep : self._ctx_n], data))
-            ts = np.concatenate((self._ctx_ts[self._ctx_n - keep : self._ctx_n], ts))
-        self._handle(data, ts, n)
+            win[:keep] = self._ctx[self._ctx_n - keep : self._ctx_n]
+            wts[:keep] = self._ctx_ts[self._ctx_n - keep : self._ctx_n]
+        self.ring.read(n, win[keep:], wts[keep:])
+        self._handle(win, wts, n)
 
     def _handle(self, window: NDArray, ts: NDArray, n_new: int) -> None:
-        """Check a window and publish the regions of its ``n_new`` newest samples."""
-        k = min(len(window), len(self._ctx))  # context for a later partial hop
+        """Check a window and publish the regions of its ``n_new`` newest samples (those
+        the decimation keeps)."""
+        rec = self.stage_log is not None
+        t_start = pylsl.local_clock()
+        k0 = self._k
+        self._k += n_new
+        k = min(len(window), len(self._ctx))  # context for the next piece
         self._ctx[:k] = window[-k:]
         self._ctx_ts[:k] = ts[-k:]
         self._ctx_n = k
         assert self.outlet is not None
+        new, new_ts = window[-n_new:], ts[-n_new:]
+        self._lag.append(t_start - float(new_ts[-1]))
         report = self._bad(np.take(window, self._check_cols, axis=1))
         if not report.ok and self.cfg.stream.bad_data == "exclude":
             if self._exclude(report):
                 report = self._bad(np.take(window, self._check_cols, axis=1))
         proc = self.processor  # after a possible exclusion
         assert proc is not None
-        new, new_ts = window[-n_new:], ts[-n_new:]
         if not report.ok:
             self._flag(report, new_ts)
             return
@@ -807,13 +1005,32 @@ class Pipeline:
                 force=True, flagged=self._bad_episode_flagged, t_resume=float(new_ts[0]),
             )
             self._bad_episode_flagged = 0
-        _, regions = proc.process(new)
-        if not np.isfinite(regions).all():  # e.g. overflow inside the chain: never publish it
-            self._flag(BadDataReport(nonfinite={"output": [0]}, flat=[], saturated={}), new_ts)
-            return
-        self.outlet.push(regions, new_ts)
-        self._n_out += n_new
-        self._lat.append(pylsl.local_clock() - float(new_ts[-1]))
+        n_dec = self.decimate
+        keep = None
+        if n_dec > 1:
+            first = (self._phase - k0) % n_dec
+            keep = np.arange(first, n_new, n_dec)
+            new_ts = new_ts[keep]
+        _, regions = proc.process(new, keep=keep)
+        n_out = len(new_ts)
+        t_push = 0.0
+        if n_out:
+            if not np.isfinite(regions).all():  # e.g. overflow inside the chain: never publish
+                self._flag(BadDataReport(nonfinite={"output": [0]}, flat=[], saturated={}),
+                           new_ts)
+                return
+            t0 = time.perf_counter()
+            self.outlet.push(regions, new_ts)
+            t_push = time.perf_counter() - t0
+            self._n_out += n_out
+            self._lat.append(pylsl.local_clock() - float(new_ts[-1]))
+        if rec:
+            st = proc.times
+            self.stage_log.append((  # type: ignore[union-attr]
+                float(new_ts[-1]) if n_out else float(ts[-1]), n_new, n_out, self._t_pulled,
+                t_start, st.preprocess, st.inverse, st.refine, st.regions, t_push,
+                pylsl.local_clock(),
+            ))
 
     def _flag(self, report: BadDataReport, ts: NDArray) -> None:
         """Withhold a bad window's samples and say so on the marker stream."""
@@ -860,7 +1077,7 @@ class Pipeline:
         try:
             proc = SourceProcessor(
                 self.cfg, self._labels, self.sfreq, ch_types=types, montage=self._montage_used,
-                on_missing="drop", progress=False,
+                on_missing="drop", progress=False, refine_batch_sizes=self._refine_batches,
             )
         except ValueError as err:
             self._marker("error", f"Could not exclude {', '.join(bad)}: {err}", force=True)
@@ -932,6 +1149,7 @@ class Pipeline:
         self.ring.clear()
         self.windower.reset()
         self._ctx_n = 0
+        self._k = 0  # the hop grid and the decimation restart with the new segment
         self.processor.reset()  # type: ignore[union-attr]
         self._last_index = None
         self._last_ts = None
@@ -954,23 +1172,71 @@ class Pipeline:
             return
         lat = np.array(self._lat) * 1e3 if self._lat else None
         self._lat = []
+        lag = max(self._lag) if self._lag else math.nan
+        self._lag = []
+        # behind: processing trails the input by more than a quarter second (or 5 hops)
+        threshold = max(0.25, 5 * self._hop_s)
+        was_behind = self._behind_since is not None
+        behind = lag > threshold if not math.isnan(lag) else was_behind and self.ring.n_available > 0
         with self._lock:
             st = self._status
             st.elapsed_s = now - self._t_start
             if dt > 0:
                 st.in_rate_hz = (self._n_in - self._tick_in) / dt
                 st.out_rate_hz = (self._n_out - self._tick_out) / dt
+                st.out_rate_expected_hz = st.in_rate_hz / self.decimate
             st.latency_ms = (
                 (float(np.median(lat)), float(np.percentile(lat, 95)), float(lat.max()))
                 if lat is not None else (math.nan, math.nan, math.nan)
             )
+            st.lag_ms = lag * 1e3
+            st.behind = behind
+            snap = dataclasses.replace(st)
             st.n_in, st.n_out, st.n_flagged = self._n_in, self._n_out, self._n_flagged
             st.n_dropped = int(self.ring.n_dropped) + self._n_index_gaps
             st.n_duplicated = self._n_dup
             st.n_ts_gaps = self._n_ts_gaps
             st.n_backwards = self._backwards_total
         self._tick_t, self._tick_in, self._tick_out = now, self._n_in, self._n_out
+        self._report_rate(snap, behind, was_behind, now, threshold)
         self._status_event.set()
+
+    def _report_rate(self, st: PipelineStatus, behind: bool, was_behind: bool, now: float,
+                     threshold: float) -> None:
+        """Rates achieved on the marker stream: every 10 s, and when falling behind (every
+        10 s while it lasts) or catching up."""
+        fields = {
+            "in_rate_hz": round(st.in_rate_hz, 3), "out_rate_hz": round(st.out_rate_hz, 3),
+            "out_rate_expected_hz": round(st.out_rate_expected_hz, 3),
+            "decimate": self.decimate, "declared_rate_hz": self.sfreq / self.decimate,
+            "lag_ms": None if math.isnan(st.lag_ms) else round(st.lag_ms, 3),
+            "latency_ms": [None if math.isnan(v) else round(v, 3) for v in st.latency_ms],
+            "n_in": st.n_in, "n_out": st.n_out, "n_dropped": st.n_dropped,
+        }
+        rates = (f"input {st.in_rate_hz:.1f} Hz, output {st.out_rate_hz:.1f} Hz (expected "
+                 f"{st.out_rate_expected_hz:.1f} Hz" + (f", one of every {self.decimate} samples"
+                                                       if self.decimate > 1 else "") + ")")
+        if behind and not was_behind:
+            self._behind_since = now
+        since = now - (self._behind_since if self._behind_since is not None else now)
+        if behind:
+            self._marker(
+                "falling_behind",
+                f"Processing trails the input by {st.lag_ms / 1e3:.2f} s (more than "
+                f"{threshold:g} s) for {since:.0f} s: {rates}. The output is "
+                "late and the input backlog grows"
+                + (" until the ring buffer drops samples." if self.cfg.stream.overflow ==
+                   "drop_oldest" else "."),
+                min_interval_s=_RATE_MARKER_S, force=not was_behind, **fields,
+            )
+        elif was_behind:
+            self._marker("caught_up",
+                         f"Processing caught up after {since:.0f} s behind: {rates}.",
+                         force=True, **fields)
+            self._behind_since = None
+        if st.state == "running":
+            self._marker("rate", f"Rates over the last second: {rates}.",
+                         min_interval_s=_RATE_MARKER_S, **fields)
 
 
 def _full_info(info: pylsl.StreamInfo, timeout: float) -> pylsl.StreamInfo:
@@ -985,6 +1251,47 @@ def _full_info(info: pylsl.StreamInfo, timeout: float) -> pylsl.StreamInfo:
         ) from err
     finally:
         del inlet
+
+
+def _refine_batch_sizes(cfg: Config, hop: int) -> tuple[int, ...] | None:
+    """Batch sizes for the refinement engine: (1, hop) on a GPU (a hop is the largest batch
+    the pipeline hands it), else None (batch 1; compiling more sizes on a CPU costs
+    start-up time and gains little)."""
+    if cfg.inverse.method != "piunet" or hop <= 1:
+        return None
+    backend = cfg.refine.backend
+    if backend in ("cuda", "tensorrt"):
+        return (1, hop)
+    if backend == "auto":
+        import torch  # the refiner imports it anyway
+
+        if torch.cuda.is_available():
+            return (1, hop)
+    return None
+
+
+def _time_refiner(ref: Any, n_sources: int, hop: int, budget_s: float = 0.5
+                  ) -> tuple[float, float]:
+    """Seconds per volume of ``ref`` at batch 1, and per volume in batches of ``hop``
+    (where the engine prepared that size; else the batch-1 figure). Medians of a few calls
+    on random source vectors (at least 3, about ``budget_s`` seconds each)."""
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal((hop, n_sources, 3)).astype(np.float32)
+
+    def median_time(x: NDArray) -> float:
+        ref(x)  # warm-up (lazy initialisation, caches)
+        times: list[float] = []
+        t_end = time.perf_counter() + budget_s
+        while len(times) < 3 or (time.perf_counter() < t_end and len(times) < 50):
+            t0 = time.perf_counter()
+            ref(x)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    t1 = median_time(src[:1])
+    sizes = getattr(getattr(ref, "engine", None), "batch_sizes", (1,))
+    t_hop = median_time(src) / hop if hop > 1 and hop in sizes else t1
+    return t1, t_hop
 
 
 def _backend_name(proc: SourceProcessor) -> str:

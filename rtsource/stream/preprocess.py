@@ -467,9 +467,11 @@ class CausalFilter:
         lo = self.highpass or 0.5
         hi = self.lowpass or min(self.sfreq / 4, 40.0)
         f0 = float(np.sqrt(lo * hi))
-        b, a = signal.sos2tf(self.sos)
-        _, gd = signal.group_delay((b, a), w=[f0], fs=self.sfreq)
-        return float(gd[0]) / self.sfreq
+        # Sum over second-order sections: the full transfer function is ill-conditioned at
+        # high sampling rates, each biquad is not.
+        gd = sum(float(signal.group_delay((sec[:3], sec[3:]), w=[f0], fs=self.sfreq)[1][0])
+                 for sec in self.sos)
+        return gd / self.sfreq
 
     def reset(self) -> None:
         """Forget the filter state (the next chunk starts afresh)."""
