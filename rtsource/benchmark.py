@@ -401,12 +401,12 @@ class _Child:
                 self.kill()
                 raise TimeoutError(
                     f"The benchmark worker did not say {word} within {timeout:g} s:\n"
-                    + "\n".join(self.stderr[-30:])) from None
+                    + "\n".join(x for x in self.stderr[-30:] if x)) from None
             if line is None:
                 self.proc.wait(10)
                 raise RuntimeError(
                     f"The benchmark worker ended (exit {self.proc.returncode}) before {word}:\n"
-                    + "\n".join(self.stderr[-40:]))
+                    + "\n".join(x for x in self.stderr[-40:] if x))
             if line.startswith(word + " "):
                 return json.loads(line[len(word) + 1:])
             logger.debug("worker: %s", line)
@@ -585,9 +585,9 @@ def _baseline_worker(spec_path: str) -> int:
     window = max(1, math.floor(cfg.stream.window_s * sfreq + 0.5))
     n_eeg = len(info.ch_names)
     _say("READY", {"window": window, "hop": hop})
-    stop = threading.Event()
-    threading.Thread(target=lambda: (_wait_line("STOP"), stop.set()), daemon=True).start()
     _wait_line("GO")
+    stop = threading.Event()  # STOP arrives on stdin while the loop runs
+    threading.Thread(target=lambda: (_wait_line("STOP"), stop.set()), daemon=True).start()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     data = np.zeros((0, n_in))
     stamps = np.zeros(0)
@@ -712,13 +712,16 @@ def _time_engine(engine: Any, runs: int, batches: Sequence[int]) -> dict[str, An
     return out
 
 
-def refine_benchmark(spec: BenchSpec, report: Callable[[str], None] | None = None
+def refine_benchmark(spec: BenchSpec, report: Callable[[str], None] | None = None,
+                     batches: Sequence[int] | None = None, **engine_options: Any
                      ) -> dict[str, Any]:
     """Time the refinement network alone on ``spec.backend``.
 
-    Builds the engine for batch sizes (1, ``spec.refine_batch``) from ``spec.width``
-    (random weights) or ``spec.checkpoint``, then times ``spec.refine_runs`` calls at each
-    size. Returns per-volume latency at batch 1 (median, p99) and batched throughput.
+    Builds the engine for batch sizes (1, ``spec.refine_batch``) (or ``batches``) from
+    ``spec.width`` (random weights) or ``spec.checkpoint``, then times
+    ``spec.refine_runs`` calls at each size. Returns per-volume latency at batch 1
+    (median, p99) and batched throughput. ``engine_options`` go to
+    :func:`~rtsource.engines.make_engine` (e.g. ``precision``).
     """
     import torch
 
@@ -738,11 +741,12 @@ def refine_benchmark(spec: BenchSpec, report: Callable[[str], None] | None = Non
         model, source = ckpt.model, f"checkpoint {ckpt.path.name} (sha256 {ckpt.sha256[:12]})"
     threads = spec.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                else os.cpu_count())
-    batches = sorted({1, max(1, int(spec.refine_batch))})
+    batches = sorted({1, *(int(b) for b in (batches or (spec.refine_batch,)))})
     say(f"Building the {spec.backend} engine for batch sizes {batches} ({source})...")
     load0 = _loadavg()
     t0 = time.perf_counter()
-    engine = make_engine(model, spec.backend, batch_sizes=batches, threads=threads)
+    engine = make_engine(model, spec.backend, batch_sizes=batches, threads=threads,
+                         **engine_options)
     setup_s = time.perf_counter() - t0
     res = _time_engine(engine, runs=spec.refine_runs, batches=batches)
     engine.close()
@@ -752,6 +756,7 @@ def refine_benchmark(spec: BenchSpec, report: Callable[[str], None] | None = Non
         "reference_gflop_per_volume": PIUNET_PRESETS[width].reference_gflop
         if width in PIUNET_PRESETS else None,
         "setup_s": setup_s, "runs": spec.refine_runs, "threads": threads,
+        "precision": getattr(engine, "precision", engine.dtype),
         "torch_threads": torch.get_num_threads(),
         "path": {"cpu": "torch.compile (Inductor, freezing, oneDNN)", "eager": "eager torch",
                  "onnx": "ONNX Runtime CPU", "cuda": "torch CUDA graphs",
@@ -782,7 +787,7 @@ def _pipeline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], Non
         ready = child.expect("READY", spec.start_timeout_s)
         sub = Subscriber(out, max_buflen=max(360, int(spec.duration_s) + 60))
         n_dec = int(ready["decimate"])
-        phase = (int(ready["window"]) - 1) % n_dec
+        phase = n_dec - 1  # the pipeline publishes samples k with (k + 1) % N == 0
         n_expected = len(range(phase, pusher.n, n_dec))
         say(f"Streaming {spec.duration_s:g} s of {pusher.n_channels - 1}-channel EEG at "
             f"{spec.rate:g} Hz in chunks of {spec.push_chunk}; output "
@@ -892,7 +897,8 @@ def _baseline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], Non
     res: dict[str, Any] = {
         "what": "pylsl pull_chunk (lists) + mne.minimum_norm.apply_inverse_raw (prepared "
                 "eLORETA, pick_ori='vector') on a RawArray of each window, one hop at a time; "
-                "|J| -> atlas weights; no filtering (the easier job)",
+                "|J| -> atlas weights; no filtering (the easier job); the last partial hop is "
+                "never published (counted in dropped)",
         "duration_s": duration,
         "latency_ms": latency_stats(m["latency_s"][steady]),
         "compute_per_hop_ms": latency_stats(hops),

@@ -215,7 +215,8 @@ class PipelineStatus:
         )
         extra = f" excluded {','.join(self.excluded)}" if self.excluded else ""
         dec = f" (1/{self.decimate} refined)" if self.decimate > 1 else ""
-        behind = (f" | BEHIND by {self.lag_ms / 1e3:.2f} s (out {self.out_rate_hz:.1f} of "
+        by = "" if math.isnan(self.lag_ms) else f" by {self.lag_ms / 1e3:.2f} s"
+        behind = (f" | BEHIND{by} (out {self.out_rate_hz:.1f} of "
                   f"{self.out_rate_expected_hz:.1f} Hz)" if self.behind else "")
         return (
             f"[{self.elapsed_s:7.1f} s] in {self.in_rate_hz:7.1f} Hz | out {self.out_rate_hz:7.1f} Hz"
@@ -808,17 +809,17 @@ class Pipeline:
         self._win_ts = np.zeros(n_win)
         self._k = 0  # index of the next sample to process (since the start or a return)
         self._phase = self.decimate - 1  # samples k with k % decimate == phase are kept
-        if self.processor is not None and self.processor.refiner is not None:
-            # here rather than in open(): subscribers usually connect between open and start
-            self._marker(
-                "decimation", self._decimation_note, force=True, decimate=self.decimate,
-                output_rate_hz=self.sfreq / self.decimate,
-                refine_ms_per_volume=(self.refine_s_per_volume or math.nan) * 1e3,
-            )
         self._lag: list[float] = []
         self._behind_since: float | None = None
         self._t_pulled = 0.0
         try:
+            if self.processor is not None and self.processor.refiner is not None:
+                # here rather than in open(): subscribers usually connect between the two
+                self._marker(
+                    "decimation", self._decimation_note, force=True, decimate=self.decimate,
+                    output_rate_hz=self.sfreq / self.decimate,
+                    refine_ms_per_volume=(self.refine_s_per_volume or math.nan) * 1e3,
+                )
             while not self._stop.is_set():
                 try:
                     self._pull()
@@ -1191,12 +1192,12 @@ class Pipeline:
             )
             st.lag_ms = lag * 1e3
             st.behind = behind
-            snap = dataclasses.replace(st)
             st.n_in, st.n_out, st.n_flagged = self._n_in, self._n_out, self._n_flagged
             st.n_dropped = int(self.ring.n_dropped) + self._n_index_gaps
             st.n_duplicated = self._n_dup
             st.n_ts_gaps = self._n_ts_gaps
             st.n_backwards = self._backwards_total
+            snap = dataclasses.replace(st, excluded=list(st.excluded))
         self._tick_t, self._tick_in, self._tick_out = now, self._n_in, self._n_out
         self._report_rate(snap, behind, was_behind, now, threshold)
         self._status_event.set()
@@ -1222,8 +1223,9 @@ class Pipeline:
         if behind:
             self._marker(
                 "falling_behind",
-                f"Processing trails the input by {st.lag_ms / 1e3:.2f} s (more than "
-                f"{threshold:g} s) for {since:.0f} s: {rates}. The output is "
+                "Processing trails the input"
+                + ("" if math.isnan(st.lag_ms) else f" by {st.lag_ms / 1e3:.2f} s")
+                + f" (more than {threshold:g} s) for {since:.0f} s: {rates}. The output is "
                 "late and the input backlog grows"
                 + (" until the ring buffer drops samples." if self.cfg.stream.overflow ==
                    "drop_oldest" else "."),

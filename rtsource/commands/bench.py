@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..benchmark import BenchSpec, plot_results, run_benchmark, summary_lines, to_json
 
-    if args.method != "piunet" and (args.width or args.checkpoint or args.decimate):
+    if (args.method != "piunet" and not args.refine_only
+            and (args.width or args.checkpoint or args.decimate)):
         print("note: --width, --checkpoint and --decimate only apply to --method piunet.",
               file=sys.stderr)
     if args.refine_only and args.method != "piunet" and not (args.width or args.checkpoint):

@@ -145,6 +145,10 @@ class RegionReducer:
             raise ValueError(f"Region mode {mode!r} is not valid; choose 'magnitude' or 'signed'.")
         self.regions, self.mode = regions, mode
         self._wt = np.ascontiguousarray(regions.weights.T)  # (n_src, n_reg)
+        # magnitude mode multiplies by the sparse weights (about 1 % non-zero): ~10x faster
+        import scipy.sparse
+
+        self._ws = scipy.sparse.csr_matrix(regions.weights.astype(np.float32))  # (n_reg, n_src)
         # signed: (3 n_src, n_reg) with the dominant orientation folded in
         w3 = regions.weights[:, :, None] * regions.orientations[:, None, :]
         self._w3t = np.ascontiguousarray(w3.reshape(regions.n_regions, -1).T, np.float32)
@@ -161,7 +165,8 @@ class RegionReducer:
         norms = self._norms[:n_t]
         np.einsum("tsk,tsk->ts", sources, sources, out=norms)
         np.sqrt(norms, out=norms)
-        return np.matmul(norms, self._wt, out=out)
+        out[...] = (self._ws @ norms.T).T
+        return out
 
     def fold(self, kernel: np.ndarray) -> np.ndarray:
         """Region kernel (n_regions, n_channels) for signed mode: regions = kernel @ data."""
