@@ -952,6 +952,12 @@ def run_benchmark(spec: BenchSpec, *, refine_only: bool = False,
         "machine": machine_info(),
     }
     results["config"]["push_chunk"] = spec.push_chunk
+    results["notes"] = (
+        "machine.load_average (1, 5, 15 min) was read at the start and "
+        "machine.load_average_end at the end: on a shared machine the figures, tails above "
+        "all, reflect what else ran. Timings use random inputs and (with --width) random "
+        "weights; latency does not depend on either."
+    )
     if refine_only:
         results["refine"] = refine_benchmark(spec, say)
         results["machine"]["load_average_end"] = _loadavg()

@@ -93,6 +93,8 @@ _MICROVOLT_GUESS = 0.5
 _REFINE_BUDGET = 0.5
 #: Seconds between "rate" markers.
 _RATE_MARKER_S = 10.0
+#: On a stop, seconds spent at most on a backlog before the rest is discarded.
+_STOP_DRAIN_S = 2.0
 Schedule = Literal["arrival", "hop"]
 
 
@@ -942,13 +944,25 @@ class Pipeline:
 
         A piece is processed once its hop is complete, or at once under
         ``schedule="arrival"`` (after the first full window), or when the input has paused
-        for a hop's duration, or (``final``) before a stop and after a loss.
+        for a hop's duration, or (``final``) before a stop and after a loss. On a stop, a
+        backlog (a pipeline that fell behind) is processed for at most
+        ``_STOP_DRAIN_S`` seconds; the rest is discarded and reported.
         """
         paused = final or time.monotonic() - self._last_data_t > self._hop_s
         arrival = self.schedule == "arrival"
+        limit = time.monotonic() + _STOP_DRAIN_S if final and self._stop.is_set() else None
         while True:
             avail = self.ring.n_available
             if avail == 0:
+                return
+            if limit is not None and time.monotonic() > limit:
+                self.ring.discard(avail)
+                self._marker(
+                    "stop_discarded",
+                    f"Stopping: {avail} buffered input samples were not processed within "
+                    f"{_STOP_DRAIN_S:g} s (processing was behind the input); they are not "
+                    "published.", force=True, n_samples=avail,
+                )
                 return
             need = self._hop_end(self._k) - self._k + 1
             if avail >= need:
@@ -960,6 +974,7 @@ class Pipeline:
             self._piece(n)
             if self._stop.is_set() and not final:
                 return  # the final drain processes the rest
+            self._tick()  # status and rate markers stay current while working off a backlog
 
     def _piece(self, n: int) -> None:
         """Read ``n`` new samples from the ring and handle them with the preceding samples
