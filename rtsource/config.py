@@ -94,6 +94,7 @@ class StreamConfig:
     output: str = "rtsource"
     lost_timeout_s: float = 30.0
     bad_data: Literal["flag", "exclude"] = "flag"
+    schedule: Literal["arrival", "hop"] = "arrival"
     # Added for the live pipeline (rtsource.pipeline):
     overflow: Literal["error", "drop_oldest"] = "drop_oldest"
     flat_uv: float | None = 0.1

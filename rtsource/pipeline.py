@@ -282,7 +282,7 @@ class Pipeline:
         Progress bars while building head model or kernel.
     pull_timeout_s : float
         Longest wait in one pull (bounds how quickly a stop request is seen).
-    schedule : ``"arrival"`` | ``"hop"``
+    schedule : ``"arrival"`` | ``"hop"`` | None (``stream.schedule`` of the config)
         ``"arrival"`` (default): process samples as soon as they arrive, at most a hop at a
         time (cut at hop ends). ``"hop"``: wait until a hop is complete (or the input
         pauses for a hop's duration). Both publish the same values.
@@ -328,13 +328,14 @@ class Pipeline:
         linger_s: float = 0.5,
         progress: bool = False,
         pull_timeout_s: float = 0.02,
-        schedule: Schedule = "arrival",
+        schedule: Schedule | None = None,
         record_stages: bool = False,
     ) -> None:
-        if schedule not in ("arrival", "hop"):
-            raise ValueError(f"schedule={schedule!r} is not valid; choose 'arrival' or 'hop'.")
         self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
         scfg = self.cfg.stream
+        schedule = schedule or scfg.schedule
+        if schedule not in ("arrival", "hop"):
+            raise ValueError(f"schedule={schedule!r} is not valid; choose 'arrival' or 'hop'.")
         if not scfg.hop_s > 0 or not scfg.window_s > 0:
             raise ValueError(
                 f"window_s = {scfg.window_s} and hop_s = {scfg.hop_s} must be positive seconds."

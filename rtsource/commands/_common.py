@@ -17,7 +17,9 @@ def add_config_args(p: argparse.ArgumentParser, montage: bool = True) -> None:
     p.add_argument("--atlas", metavar="bn246|aal3|hcpex|PATH", help="atlas (default bn246)")
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace, **sections: dict):
+    """The config file (or defaults) with the common flags and ``sections`` on top
+    (None values leave a setting as it is)."""
     from ..config import load_config
 
     return load_config(
@@ -27,4 +29,6 @@ def config_from_args(args: argparse.Namespace):
                    "spacing_mm": getattr(args, "spacing", None)},
         inverse={"method": getattr(args, "method", None)},
         regions={"atlas": getattr(args, "atlas", None)},
+        refine={"backend": getattr(args, "backend", None)},
+        **sections,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import time
@@ -26,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bad windows: withhold and flag them, or exclude the bad channels")
     p.add_argument("--window", type=float, metavar="S", help="window length in seconds")
     p.add_argument("--hop", type=float, metavar="S", help="hop in seconds")
+    p.add_argument("--schedule", choices=["arrival", "hop"],
+                   help="process samples as they arrive (default) or a whole hop at a time")
     p.add_argument("--resolve-timeout", type=float, metavar="S",
                    help="seconds to wait for the input stream")
     p.add_argument("--duration", type=float, metavar="S",
@@ -41,38 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "print the top regions beside the simulated truth and the latency")
 
 
-def _apply_backend(cfg: Any, backend: str | None, method: str) -> Any:
-    """Set ``backend`` in whichever config section has that setting."""
-    if backend is None:
-        return cfg
-    for f in dataclasses.fields(cfg):
-        section = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(section) and any(
-            g.name == "backend" for g in dataclasses.fields(section)
-        ):
-            return dataclasses.replace(
-                cfg, **{f.name: dataclasses.replace(section, backend=backend)})
-    if method == "piunet":
-        raise ValueError("--backend needs a configuration section with a 'backend' setting "
-                         "(the refinement stage's); this version has none.")
-    print(f"note: --backend {backend} only applies to --method piunet; ignored for {method}.",
-          file=sys.stderr)
-    return cfg
-
-
 def _config(args: argparse.Namespace) -> Any:
-    cfg = config_from_args(args)
-    stream = {"input": args.input, "output": args.output, "bad_data": args.bad_data,
-              "window_s": args.window, "hop_s": args.hop,
-              "resolve_timeout_s": args.resolve_timeout}
-    stream = {k: v for k, v in stream.items() if v is not None}
-    if stream:
-        from ..config import StreamConfig, from_dict
-
-        current = dataclasses.asdict(cfg.stream)
-        current.update(stream)
-        cfg = dataclasses.replace(cfg, stream=from_dict(StreamConfig, current, "stream."))
-    return _apply_backend(cfg, args.backend, cfg.inverse.method)
+    if args.backend and (args.method or "") != "piunet":
+        print(f"note: --backend {args.backend} applies to --method piunet only.", file=sys.stderr)
+    return config_from_args(args, stream={
+        "input": args.input, "output": args.output, "bad_data": args.bad_data,
+        "window_s": args.window, "hop_s": args.hop, "schedule": args.schedule,
+        "resolve_timeout_s": args.resolve_timeout})
 
 
 def _run_demo(args: argparse.Namespace) -> int:
