@@ -33,6 +33,7 @@ import torch
 
 from ._util import logger, stable_hash
 from .config import from_dict
+from .refine.runtime import SHIPPED_CHECKPOINT
 from .simulate import ForwardBank, SimConfig, Simulator, sim_config_from_dict
 
 if sys.version_info >= (3, 11):
@@ -43,7 +44,7 @@ else:  # pragma: no cover
 __all__ = ["SHIPPED_WEIGHTS", "TrainConfig", "TrainResult", "default_checkpoint_path",
            "load_train_config", "masked_l1", "ship_checkpoint", "train"]
 
-SHIPPED_WEIGHTS = "piunet-w8.safetensors"
+SHIPPED_WEIGHTS = SHIPPED_CHECKPOINT.name
 """File name of the shipped network in ``rtsource/data/``."""
 
 
@@ -53,7 +54,7 @@ def default_checkpoint_path() -> Path:
     Its SHA-256 is in ``<path>.sha256``; its training and evaluation are described in
     ``rtsource/data/MODEL_CARD.md``.
     """
-    return Path(__file__).resolve().parent / "data" / SHIPPED_WEIGHTS
+    return SHIPPED_CHECKPOINT
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("ot")
-
-from rtsource.evaluate import (  # noqa: E402
+from rtsource.evaluate import (
     auc_close_far,
     emd,
     grid_neighbours,

@@ -156,6 +156,9 @@ def save_checkpoint(
     }
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={_META_KEY: text})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; weights are meant to be shared
     os.replace(tmp, path)
     digest = file_sha256(path)
     _sidecar(path).write_text(digest + "\n")
