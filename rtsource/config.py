@@ -181,18 +181,23 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def read_toml(path: str | Path | None, what: str = "Config file") -> dict[str, Any]:
+    """The parsed TOML file (an empty dict when ``path`` is None)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist.")
+    with open(path, "rb") as fid:
+        return tomllib.load(fid)
+
+
 def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> Config:
     """Load a TOML config (defaults if ``path`` is None) and apply section overrides.
 
     ``overrides`` maps a section name to a dict of settings, e.g. ``inverse={"lambda2": 0.1}``.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"Config file {str(path)!r} does not exist.")
-        with open(path, "rb") as fid:
-            data = tomllib.load(fid)
+    data = read_toml(path)
     cfg = from_dict(Config, data)
     for section, values in overrides.items():
         values = {k: v for k, v in values.items() if v is not None}

@@ -32,14 +32,14 @@ from typing import Any, Literal
 import torch
 
 from ._util import logger, stable_hash
-from .config import from_dict
+from .config import from_dict, read_toml
 from .refine.runtime import SHIPPED_CHECKPOINT
 from .simulate import ForwardBank, SimConfig, Simulator, sim_config_from_dict
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 __all__ = ["SHIPPED_WEIGHTS", "TrainConfig", "TrainResult", "default_checkpoint_path",
            "load_train_config", "masked_l1", "ship_checkpoint", "train"]
@@ -145,13 +145,7 @@ def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
 def load_train_config(path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
     """Load a training TOML file (defaults if ``path`` is None); ``overrides`` replace
     ``[train]`` settings (None values are ignored)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"Training config {str(path)!r} does not exist.")
-        with open(path, "rb") as fid:
-            data = tomllib.load(fid)
+    data = read_toml(path, "Training config")
     data.setdefault("train", {})
     data["train"] = {**data["train"], **{k: v for k, v in overrides.items() if v is not None}}
     return train_config_from_dict(data)
