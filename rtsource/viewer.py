@@ -48,7 +48,10 @@ class RegionViewer:
         self.n_received = 0
         self.latency_ms = float("nan")
         self._arrivals: deque[tuple[float, int]] = deque(maxlen=50)
-        self.marker_inlet = pylsl.StreamInlet(marker_info) if marker_info is not None else None
+        self.marker_inlet = None
+        if marker_info is not None:  # subscribe now: markers sent before a pull still arrive
+            self.marker_inlet = pylsl.StreamInlet(marker_info)
+            self.marker_inlet.open_stream(timeout=5.0)
         self.last_marker = ""
 
         self.app = pg.mkQApp("rtsource viewer")

@@ -30,7 +30,7 @@ def test_viewer_shows_what_the_outlet_publishes(tmp_path):
         values[:, 7] = 100.0  # the most active region
         deadline = time.monotonic() + 10
         while viewer.n_received < 20 and time.monotonic() < deadline:
-            if outlet.have_consumers() and outlet.n_pushed == 0:
+            if outlet.have_consumers() and markers.have_consumers() and outlet.n_pushed == 0:
                 import pylsl
 
                 now = pylsl.local_clock()
