@@ -265,3 +265,12 @@ def test_tensorrt_rebuilds_corrupt_cache(tiny, tmp_path) -> None:
     plan.write_bytes(plan.read_bytes()[:-10] + b"0123456789")
     rebuilt = make_engine(net, backend="tensorrt", cache_dir=tmp_path)
     assert rel_err(rebuilt(x[:1]), ref[:1]) < 2e-2
+
+
+def test_fill_padded_writes_batch_and_zeroes_the_rest():
+    from rtsource.engines.base import fill_padded, pad_batch
+
+    dest = np.full((4, 3), 7.0, np.float32)
+    batch = np.arange(6, dtype=np.float32).reshape(2, 3)
+    fill_padded(dest, batch)
+    np.testing.assert_array_equal(dest, pad_batch(batch, 4))

@@ -143,6 +143,14 @@ def pad_batch(batch: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def fill_padded(dest: np.ndarray, batch: np.ndarray) -> None:
+    """Copy ``batch`` into the first rows of a preallocated ``dest`` and zero the rest
+    (the in-place form of :func:`pad_batch`, for pinned host buffers)."""
+    count = batch.shape[0]
+    dest[:count] = batch
+    dest[count:] = 0.0
+
+
 def prepare_model(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
     """Return an eval-mode float32 copy of ``model`` on ``device`` with gradients disabled.
 

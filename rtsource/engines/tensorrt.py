@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from .._util import file_sha256, optional_import
-from .base import Engine, input_shape_of, model_hash
+from .base import Engine, fill_padded, input_shape_of, model_hash
 from .export import check_onnx_for_tensorrt, export_onnx
 
 __all__ = ["TensorRTEngine", "build_serialized_engine", "import_tensorrt", "tensorrt_status"]
@@ -389,10 +389,7 @@ class TensorRTEngine(Engine):
     def _run(self, batch: np.ndarray, size: int) -> np.ndarray:
         slot = self._slots[size]
         count = batch.shape[0]
-        host = slot.host_in.numpy()
-        host[:count] = batch
-        if count < size:
-            host[count:] = 0.0
+        fill_padded(slot.host_in.numpy(), batch)
         with torch.cuda.stream(self._stream):
             slot.dev_in.copy_(slot.host_in, non_blocking=True)
             if not slot.context.execute_async_v3(self._stream.cuda_stream):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Engine, input_shape_of, prepare_model
+from .base import Engine, fill_padded, input_shape_of, prepare_model
 
 __all__ = ["TorchCUDAEngine"]
 
@@ -155,10 +155,7 @@ class TorchCUDAEngine(Engine):
     def _run(self, batch: np.ndarray, size: int) -> np.ndarray:
         slot = self._slots[size]
         count = batch.shape[0]
-        host = slot.host_in.numpy()
-        host[:count] = batch
-        if count < size:
-            host[count:] = 0.0
+        fill_padded(slot.host_in.numpy(), batch)
         with torch.inference_mode(), torch.cuda.stream(self._stream):
             slot.dev_in.copy_(slot.host_in, non_blocking=True)
             if slot.graph is not None:
