@@ -622,6 +622,33 @@ def _baseline_worker(spec_path: str) -> int:
 
 
 # -- measurement ----------------------------------------------------------------------------
+def _stop_worker(child: _Child, result_path: Path, timeout: float) -> dict:
+    """Ask a worker process to stop and read the JSON result it wrote."""
+    child.send("STOP")
+    child.expect("DONE", timeout)
+    return json.loads(result_path.read_text())
+
+
+def _close_run(sub: Subscriber | None, child: _Child, pusher: AmplifierPusher) -> None:
+    """Tear a run down: subscriber first (inlets before outlets), then worker, pusher."""
+    if sub is not None:
+        sub.close()
+    child.kill()
+    pusher.close()
+
+
+def _steady_matches(sub: Subscriber, pusher: AmplifierPusher, spec: BenchSpec
+                    ) -> tuple[dict[str, NDArray], NDArray]:
+    """Matched samples and the mask of those past the warm-up."""
+    m = _match(sub, pusher)
+    return m, m["ok"] & (m["k"] >= _warm_samples(spec))
+
+
+def _warm_samples(spec: BenchSpec) -> int:
+    """Samples at the start of a run left out of the steady-state figures."""
+    return int(round(spec.warmup_s * spec.rate))
+
+
 def _match(sub: Subscriber, pusher: AmplifierPusher) -> dict[str, NDArray]:
     """Map each received sample to the input sample it represents."""
     ts, arr = sub.timestamps, sub.arrivals
@@ -799,22 +826,15 @@ def _pipeline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], Non
         sub.collect(n_expected, pusher.done, idle_s=5.0,
                     deadline_s=spec.duration_s * 4 + 120.0)
         load1 = _loadavg()
-        child.send("STOP")
-        child.expect("DONE", 300.0 + 10 * spec.refine_runs)
-        worker = json.loads(result_path.read_text())
+        worker = _stop_worker(child, result_path, 300.0 + 10 * spec.refine_runs)
     finally:
-        if sub is not None:
-            sub.close()
-        child.kill()
-        pusher.close()
-    m = _match(sub, pusher)
-    warm_k = int(round(spec.warmup_s * spec.rate))
-    steady = m["ok"] & (m["k"] >= warm_k)
+        _close_run(sub, child, pusher)
+    m, steady = _steady_matches(sub, pusher, spec)
     drops = _drop_counts(m, pusher.n, n_dec, phase)
     st = worker["status"]
     drops["pipeline_input_dropped"] = int(st["n_dropped"])
     drops["pipeline_flagged"] = int(st["n_flagged"])
-    stages = _stage_table(worker["stage_log"], m, pusher, warm_k)
+    stages = _stage_table(worker["stage_log"], m, pusher, _warm_samples(spec))
     span = float(np.nanmax(pusher.push_time) - np.nanmin(pusher.push_time)) or math.nan
     span += 1.0 / spec.rate
     res: dict[str, Any] = {
@@ -881,17 +901,10 @@ def _baseline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], Non
         pusher.go()
         # it falls behind: let it work through the backlog for up to 20x the input length
         sub.collect(pusher.n, pusher.done, idle_s=8.0, deadline_s=duration * 20 + 60.0)
-        child.send("STOP")
-        child.expect("DONE", 120.0)
-        worker = json.loads(result_path.read_text())
+        worker = _stop_worker(child, result_path, 120.0)
     finally:
-        if sub is not None:
-            sub.close()
-        child.kill()
-        pusher.close()
-    m = _match(sub, pusher)
-    warm_k = int(round(spec.warmup_s * spec.rate))
-    steady = m["ok"] & (m["k"] >= warm_k)
+        _close_run(sub, child, pusher)
+    m, steady = _steady_matches(sub, pusher, spec)
     hops = np.asarray(worker["hop_s"])
     drops = _drop_counts(m, pusher.n, 1, 0)
     res: dict[str, Any] = {
