@@ -36,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import time_calls  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -74,14 +76,7 @@ def loadavg() -> list[float] | None:
 
 
 def time_engine(engine, x: np.ndarray, runs: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        engine(x)
-    times = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        engine(x)
-        times[i] = time.perf_counter() - t0
-    ms = times * 1e3
+    ms = np.asarray(time_calls(lambda: engine(x), runs, warmup)) * 1e3
     return {
         "runs": runs,
         "warmup": warmup,
