@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rtsource.engines.ort import OnnxRuntimeEngine
     from rtsource.engines.torch_cpu import TorchCPUEngine
-    from rtsource.refine import PIUNET_PRESETS, PIUNet, count_parameters
+    from rtsource.models import PIUNET_PRESETS, PIUNet, count_parameters
 
     torch.set_num_threads(args.threads)
     info = machine_info(args.threads)

@@ -2,14 +2,16 @@
 
 import logging
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 logging.getLogger("rtsource").addHandler(logging.NullHandler())
 
+__all__ = ["LocalizeResult", "Localizer", "__version__", "localize"]
+
 
 def __getattr__(name):  # lazy: importing rtsource must stay cheap for the CLI
-    if name in ("localize", "LocalizeResult"):
-        from .localization import LocalizeResult, localize
+    if name in ("localize", "LocalizeResult", "Localizer"):
+        from .online import localize as _loc
 
-        return {"localize": localize, "LocalizeResult": LocalizeResult}[name]
+        return getattr(_loc, name)
     raise AttributeError(name)

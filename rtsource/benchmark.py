@@ -2,11 +2,11 @@
 
 One invocation runs, each side in its own process as it would be deployed:
 
-* **amplifier** (this process, a thread): :class:`~rtsource.stream.simamp.SimulatedAmplifier`
+* **amplifier** (this process, a thread): :class:`~rtsource.simulate.amplifier.SimulatedAmplifier`
   data (generated beforehand) pushed on a real LSL outlet in real time, in chunks of
   ``chunk`` samples, each sample when its capture time has come. The LSL clock right after
   each push is logged: the reference of every latency.
-* **pipeline** (a child process): :class:`~rtsource.pipeline.Pipeline` with per-piece
+* **pipeline** (a child process): :class:`~rtsource.online.pipeline.Pipeline` with per-piece
   stage timings (``record_stages``), its process CPU time over the run, GPU use where torch
   sees CUDA, and (method piunet) the refinement engine's own timings.
 * **subscriber** (this process): pulls the region stream; the latency of a region sample
@@ -192,7 +192,7 @@ def machine_info() -> dict[str, Any]:
     """CPU, cores, load average, library versions, thread settings and GPU (if any)."""
     import importlib.metadata as md
 
-    from . import __version__
+    from ._version import __version__
 
     cpu = platform.processor() or "unknown"
     try:
@@ -234,7 +234,7 @@ def machine_info() -> dict[str, Any]:
 class AmplifierPusher:
     """A simulated amplifier on a real LSL outlet, pushing once :meth:`go` is called.
 
-    The data come from :class:`~rtsource.stream.simamp.SimulatedAmplifier` (its stream
+    The data come from :class:`~rtsource.simulate.amplifier.SimulatedAmplifier` (its stream
     metadata too: labels, positions, the ``sample_index`` channel), generated before the
     run so that generation never delays a push. Sample ``k`` is stamped ``t0 + k / rate``
     and pushed (in chunks of ``chunk``) once that time has come; :attr:`push_time` holds
@@ -252,7 +252,7 @@ class AmplifierPusher:
 
     def __init__(self, montage: str, rate: float, duration_s: float, chunk: int, name: str,
                  seed: int = 1) -> None:
-        from .stream.simamp import SimulatedAmplifier
+        from .simulate.amplifier import SimulatedAmplifier
 
         amp = SimulatedAmplifier(montage, rate, name, source_id=name, conductor="sphere",
                                  seed=seed)
@@ -488,7 +488,7 @@ class _GpuSampler:
 def _pipeline_worker(spec_path: str) -> int:
     """Child process: the pipeline with stage timings, CPU time, engine timings."""
     from .config import Config, from_dict
-    from .pipeline import Pipeline
+    from .online.pipeline import Pipeline
 
     job = json.loads(Path(spec_path).read_text())
     cfg = from_dict(Config, job["config"])
@@ -753,7 +753,7 @@ def refine_benchmark(spec: BenchSpec, report: Callable[[str], None] | None = Non
     import torch
 
     from .engines import make_engine
-    from .refine import PIUNET_PRESETS, PIUNet, count_parameters
+    from .models import PIUNET_PRESETS, PIUNet, count_parameters
 
     say = report or (lambda s: logger.info("%s", s))
     if spec.width is not None:
@@ -761,8 +761,8 @@ def refine_benchmark(spec: BenchSpec, report: Callable[[str], None] | None = Non
         model = PIUNet(int(spec.width)).eval()
         source = f"random weights, width {spec.width} (timing only)"
     else:
-        from .refine.checkpoint import load_checkpoint
-        from .refine.runtime import checkpoint_path
+        from .models.checkpoint import load_checkpoint
+        from .online.refine import checkpoint_path
 
         ckpt = load_checkpoint(checkpoint_path(spec.checkpoint or "default"))
         model, source = ckpt.model, f"checkpoint {ckpt.path.name} (sha256 {ckpt.sha256[:12]})"
@@ -934,8 +934,8 @@ def _baseline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], Non
 def _random_checkpoint(width: int, spacing_mm: float, folder: Path) -> str:
     import torch
 
-    from .refine import PIUNet
-    from .refine.checkpoint import save_checkpoint
+    from .models import PIUNet
+    from .models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)  # the same weights every run: exports and engines are cached
     path = folder / f"random-piunet-w{width}.safetensors"

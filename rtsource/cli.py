@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from ._version import __version__
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -95,7 +95,7 @@ class StreamConfig:
     lost_timeout_s: float = 30.0
     bad_data: Literal["flag", "exclude"] = "flag"
     schedule: Literal["arrival", "hop"] = "arrival"
-    # Added for the live pipeline (rtsource.pipeline):
+    # Added for the live pipeline (rtsource.online.pipeline):
     overflow: Literal["error", "drop_oldest"] = "drop_oldest"
     flat_uv: float | None = 0.1
     saturation_uv: float | None = 5000.0

@@ -386,8 +386,8 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
     """
     from tqdm.auto import tqdm
 
-    from .refine.checkpoint import load_checkpoint
-    from .refine.volume import VolumeMapper
+    from .models.checkpoint import load_checkpoint
+    from .models.volume import VolumeMapper
     from .simulate import load_entry, random_sources, simulate_eeg
 
     cfg = cfg or EvalConfig()

@@ -7,7 +7,7 @@ source point (the reference's loss, without the 70 % of the volume outside the b
 the target is always zero). AdamW, linear warm-up then cosine decay.
 
 Checkpoints (``<out_dir>/last.safetensors`` and ``step-NNNNNN.safetensors``) hold the weights,
-the whole configuration and the current metrics (via :mod:`rtsource.refine.checkpoint`);
+the whole configuration and the current metrics (via :mod:`rtsource.models.checkpoint`);
 ``last.state.pt`` beside them holds the optimiser, the step and the elapsed time, so
 ``--resume`` continues from the saved step. Batches are drawn from a generator seeded by
 (seed, rank, step), so a resumed run sees the same data it would have seen uninterrupted.
@@ -33,7 +33,7 @@ import torch
 
 from ._util import logger, stable_hash
 from .config import from_dict, read_toml
-from .refine.runtime import SHIPPED_CHECKPOINT
+from .online.refine import SHIPPED_CHECKPOINT
 from .simulate import ForwardBank, SimConfig, Simulator, sim_config_from_dict
 
 if sys.version_info >= (3, 11):
@@ -230,7 +230,7 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
 
 def _save(model, out: Path, cfg: TrainConfig, step: int, elapsed: float, opt, metrics,
           keep_copy: bool) -> Path:
-    from .refine.checkpoint import save_checkpoint
+    from .models.checkpoint import save_checkpoint
 
     training = cfg.to_dict()
     last = out / "last.safetensors"
@@ -278,8 +278,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     -------
     TrainResult
     """
-    from .refine.checkpoint import load_checkpoint
-    from .refine.piunet import PIUNet
+    from .models.checkpoint import load_checkpoint
+    from .models.piunet import PIUNet
 
     world, rank, local_rank = _dist_info()
     distributed = world > 1
@@ -427,7 +427,7 @@ def ship_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = None
     dst : output file (default: :func:`default_checkpoint_path`).
     metrics : replaces the stored metrics (e.g. with evaluation results); default keeps them.
     """
-    from .refine.checkpoint import load_checkpoint, save_checkpoint
+    from .models.checkpoint import load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(src)
     dst = Path(dst) if dst is not None else default_checkpoint_path()

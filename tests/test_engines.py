@@ -22,7 +22,7 @@ from rtsource.engines import (
     model_hash,
     plan_batches,
 )
-from rtsource.refine import PIUNet
+from rtsource.models import PIUNet
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

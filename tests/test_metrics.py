@@ -174,8 +174,8 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     import torch
 
     from rtsource.cli import main
-    from rtsource.refine.checkpoint import save_checkpoint
-    from rtsource.refine.piunet import PIUNet
+    from rtsource.models.checkpoint import save_checkpoint
+    from rtsource.models.piunet import PIUNet
     from rtsource.train import TrainConfig
 
     torch.set_num_threads(1)

@@ -16,11 +16,11 @@ from _lsl_helpers import unique, wait_until
 
 import rtsource
 from rtsource.config import load_config
-from rtsource.pipeline import InputSpec, Pipeline, parse_input
+from rtsource.online.pipeline import InputSpec, Pipeline, parse_input
+from rtsource.simulate.amplifier import INDEX_LABEL, SimulatedAmplifier
 from rtsource.stream.lslio import StreamLostError, StreamNotFoundError, resolve_stream
 from rtsource.stream.outlet import read_desc, region_source_id
 from rtsource.stream.player import Player
-from rtsource.stream.simamp import INDEX_LABEL, SimulatedAmplifier
 
 SFREQ = 250.0
 MONTAGE = "biosemi32"

@@ -11,8 +11,8 @@ from test_pipeline import close_all, open_pipeline
 
 from rtsource.benchmark import AmplifierPusher
 from rtsource.config import load_config
+from rtsource.simulate.amplifier import SimulatedAmplifier
 from rtsource.stream.outlet import read_desc
-from rtsource.stream.simamp import SimulatedAmplifier
 
 SFREQ = 250.0
 MONTAGE = "biosemi32"
@@ -23,8 +23,8 @@ def rand8(tmp_path_factory) -> str:
     """A width-8 3D-PIUNet with random weights (timing and plumbing only)."""
     import torch
 
-    from rtsource.refine import PIUNet
-    from rtsource.refine.checkpoint import save_checkpoint
+    from rtsource.models import PIUNet
+    from rtsource.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)  # the same weights each run: the ONNX export is cached
     path = tmp_path_factory.mktemp("ckpt") / "rand8.safetensors"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtsource.refine import (
+from rtsource.models import (
     PIUNET_PRESETS,
     ChecksumMismatchError,
     PIUNet,

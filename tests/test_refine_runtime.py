@@ -10,9 +10,9 @@ import torch
 
 import rtsource
 from rtsource.config import RefineConfig, load_config
-from rtsource.refine import PIUNet, VolumeMapper
-from rtsource.refine.checkpoint import save_checkpoint
-from rtsource.refine.runtime import Refiner
+from rtsource.models import PIUNet, VolumeMapper
+from rtsource.models.checkpoint import save_checkpoint
+from rtsource.online.refine import Refiner
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from _lsl_helpers import pull_until, unique
 from scipy.signal import welch
 
 from rtsource.config import load_config
-from rtsource.processing import SourceProcessor
+from rtsource.online.processing import SourceProcessor
+from rtsource.simulate.amplifier import INDEX_LABEL, INDEX_MODULO, SimulatedAmplifier
 from rtsource.stream.lslio import EEGInlet, resolve_stream
-from rtsource.stream.simamp import INDEX_LABEL, INDEX_MODULO, SimulatedAmplifier
 
 SFREQ = 250.0
 

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from rtsource.stream.preprocess import (
+from rtsource.online.preprocess import (
     BadDataCheck,
     CausalFilter,
     ChannelMapper,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rtsource.config import HeadModelConfig
-from rtsource.refine.checkpoint import load_checkpoint, read_header
-from rtsource.refine.volume import VolumeMapper
+from rtsource.models.checkpoint import load_checkpoint, read_header
+from rtsource.models.volume import VolumeMapper
 from rtsource.simulate import SimConfig
 from rtsource.train import (
     TrainConfig,
@@ -102,7 +102,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7), k
     # the weights moved away from their initialisation
     torch.manual_seed(3)
-    from rtsource.refine.piunet import PIUNet
+    from rtsource.models.piunet import PIUNet
 
     init = PIUNet(8).state_dict()
     assert any(not torch.allclose(init[k], a[k]) for k in a)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import HeadModelConfig, load_config
     from ..headmodel import build_headmodel
-    from ..localization import localize
+    from ..online.localize import localize
 
     cfg = load_config(headmodel={"montage": args.montage, "conductor": args.conductor})
     sfreq, n_t = 500.0, 500

@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..engines import check_onnx_for_tensorrt, export_onnx, make_engine
-    from ..refine.checkpoint import load_checkpoint
-    from ..refine.runtime import checkpoint_path
+    from ..models.checkpoint import load_checkpoint
+    from ..online.refine import checkpoint_path
 
     ckpt = load_checkpoint(checkpoint_path(args.checkpoint))
     path = export_onnx(ckpt.model, args.out, batch=args.batch,

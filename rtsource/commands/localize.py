@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import mne
 
-    from ..localization import localize
+    from ..online.localize import localize
 
     cfg = config_from_args(args)
     raw = mne.io.read_raw(args.file, preload=True, verbose="error")

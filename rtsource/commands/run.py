@@ -52,7 +52,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ..pipeline import live_demo
+    from ..demo import live_demo
 
     cfg = _config(args) if args.config or args.method else None
     summary = live_demo(
@@ -65,7 +65,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.demo:
         return _run_demo(args)
-    from ..pipeline import Pipeline
+    from ..online.pipeline import Pipeline
 
     cfg = _config(args)
     pipe = Pipeline(cfg, montage=args.montage, progress=True)

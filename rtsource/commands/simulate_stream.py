@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..stream.simamp import SimulatedAmplifier
+    from ..simulate.amplifier import SimulatedAmplifier
 
     amp = SimulatedAmplifier(
         args.montage, args.rate, args.name, args.source_id, conductor=args.conductor,

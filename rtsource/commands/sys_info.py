@@ -14,8 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def collect() -> dict:
-    from .. import __version__
     from .._util import cache_dir
+    from .._version import __version__
 
     versions = {}
     for pkg in ("numpy", "scipy", "mne", "pylsl", "numba", "torch", "onnx", "onnxruntime",

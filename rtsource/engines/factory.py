@@ -85,7 +85,7 @@ def make_engine(
     Parameters
     ----------
     model : torch.nn.Module
-        The refinement network (e.g. :class:`rtsource.refine.PIUNet`); not modified.
+        The refinement network (e.g. :class:`rtsource.models.PIUNet`); not modified.
     backend : {"auto", "tensorrt", "cuda", "onnx", "cpu", "eager"}
         ``"auto"`` tries TensorRT, then torch CUDA, then compiled torch on the CPU, logging
         why each unavailable one was skipped.

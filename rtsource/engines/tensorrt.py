@@ -10,7 +10,7 @@ TensorRT's ONNX parser and built with one optimisation profile per requested bat
   ``PREFER_PRECISION_CONSTRAINTS``).
 - ``typing="strong"`` (TensorRT ≥ 10.12 recommends it; 11 requires it): the graph is
   exported in float16 on the GPU with explicit float32 islands (GroupNorm, softmax; see
-  :class:`rtsource.refine.piunet.GroupNorm32`) and float32 input/output, and built as a
+  :class:`rtsource.models.piunet.GroupNorm32`) and float32 input/output, and built as a
   strongly typed network.
 
 The serialized engine is cached under ``cache_dir/tensorrt/`` keyed by GPU name, compute

@@ -5,7 +5,7 @@ buffers, and a CUDA graph of the whole forward pass captured on the engine's own
 A call copies the volumes into the pinned input, then enqueues host→device copy, graph
 replay and device→host copy on that stream, and waits for it: one synchronisation per call
 and no kernel-launch overhead. GroupNorm and softmax run in float32 inside the graph (see
-:class:`rtsource.refine.piunet.GroupNorm32`).
+:class:`rtsource.models.piunet.GroupNorm32`).
 
 Written against the documented ``torch.cuda.graph`` / ``torch.cuda.CUDAGraph`` API
 (warm-up on the capture stream, ``autocast(cache_enabled=False)`` during capture).

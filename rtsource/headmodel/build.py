@@ -11,8 +11,8 @@ import mne
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import __version__
 from .._util import cached_file, load_or_build, logger, stable_hash
+from .._version import __version__
 from ..config import HeadModelConfig
 from .coords import mri_to_mni152
 from .model import GRID_SHAPE, HeadModel

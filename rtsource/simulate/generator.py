@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..refine.volume import VolumeMapper
+from ..models.volume import VolumeMapper
 from .bank import ForwardBank, ForwardEntry
 from .config import SimConfig
 from .noise import add_sensor_noise

@@ -1,12 +1,15 @@
-"""Streaming I/O and preprocessing: LSL inlet, ring buffer, filters, outlets, player.
+"""LSL I/O only: resolving, inlet and ring buffer, outlets and markers, senders.
 
-Pure stages (no threads, no LSL): :class:`RingBuffer`, :class:`Windower`,
-:class:`ChannelMapper`, :class:`CausalFilter`, :func:`average_reference`,
-:class:`BadDataCheck`. LSL endpoints: :func:`resolve_stream`, :class:`EEGInlet`,
-:class:`RegionOutlet`, :class:`MarkerOutlet`, :func:`play_file` / :class:`Player`.
+No physics and no head models live here (those are in :mod:`rtsource.online` and below).
+The ring buffer (:class:`RingBuffer`) is the one pure piece; LSL endpoints:
+:func:`resolve_stream`, :class:`EEGInlet`, :class:`RegionOutlet`, :class:`MarkerOutlet`,
+:func:`play_file` / :class:`Player`, and the sample-index channel convention
+(:data:`INDEX_LABEL`, :data:`INDEX_MODULO`).
 """
 
 from .lslio import (
+    INDEX_LABEL,
+    INDEX_MODULO,
     ChannelInfo,
     EEGInlet,
     StreamLostError,
@@ -21,27 +24,12 @@ from .lslio import (
 )
 from .outlet import MarkerOutlet, RegionOutlet, read_desc, region_source_id
 from .player import Player, play_file, raw_stream_info
-from .preprocess import (
-    DEFAULT_ALIASES,
-    BadDataCheck,
-    BadDataReport,
-    CausalFilter,
-    ChannelMapper,
-    ChannelMapping,
-    average_reference,
-    design_sos,
-    normalize_label,
-)
 from .ring import RingBuffer, RingOverflowError, Windower
 
 __all__ = [
-    "DEFAULT_ALIASES",
-    "BadDataCheck",
-    "BadDataReport",
-    "CausalFilter",
+    "INDEX_LABEL",
+    "INDEX_MODULO",
     "ChannelInfo",
-    "ChannelMapper",
-    "ChannelMapping",
     "EEGInlet",
     "MarkerOutlet",
     "Player",
@@ -51,11 +39,8 @@ __all__ = [
     "StreamLostError",
     "StreamNotFoundError",
     "Windower",
-    "average_reference",
     "describe_positions",
-    "design_sos",
     "is_eeg_stream",
-    "normalize_label",
     "parse_channels",
     "play_file",
     "positions_array",

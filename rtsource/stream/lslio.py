@@ -25,7 +25,52 @@ from pylsl.util import LostError as _PylslLostError
 from pylsl.util import TimeoutError as _PylslTimeoutError
 
 from .._util import close_matches, logger
-from .preprocess import EEG_TYPES, NON_EEG_TYPES  # noqa: F401 (re-exported)
+
+#: Channel types (lower case) treated as EEG. Anything else that is non-empty is skipped
+#: by preprocessing; untyped channels are used only if their label matches the head model.
+EEG_TYPES: frozenset[str] = frozenset({"eeg"})
+#: Channel types commonly seen on EEG streams that are not EEG (for documentation and
+#: reporting; any non-EEG type is skipped whether listed here or not).
+NON_EEG_TYPES: frozenset[str] = frozenset(
+    {
+        "misc",
+        "stim",
+        "trigger",
+        "trig",
+        "marker",
+        "markers",
+        "aux",
+        "accel",
+        "acc",
+        "accelerometer",
+        "gyro",
+        "gyroscope",
+        "counter",
+        "index",
+        "eog",
+        "ecg",
+        "ekg",
+        "emg",
+        "resp",
+        "gsr",
+        "eda",
+        "temp",
+        "temperature",
+        "ppg",
+        "spo2",
+        "bio",
+        "exg",
+        "status",
+        "impedance",
+        "battery",
+    }
+)
+
+#: The sample-index channel: a ``misc`` channel carrying each sample's number modulo
+#: :data:`INDEX_MODULO` (exact in float32), so that a receiver can prove that nothing was
+#: dropped or duplicated (mne-lsl's test convention). Senders add it, the pipeline checks it.
+INDEX_LABEL = "sample_index"
+INDEX_MODULO = 2**24
 
 #: LSL channel formats EEGInlet can read, by pylsl format code.
 _NUMERIC_FORMATS: dict[int, str] = {

@@ -22,46 +22,7 @@ from scipy import signal
 
 from .._util import close_matches, logger
 from ..config import StreamConfig
-
-#: Channel types (lower case) treated as EEG. Anything else that is non-empty is skipped
-#: by preprocessing; untyped channels are used only if their label matches the head model.
-EEG_TYPES: frozenset[str] = frozenset({"eeg"})
-#: Channel types commonly seen on EEG streams that are not EEG (for documentation and
-#: reporting; any non-EEG type is skipped whether listed here or not).
-NON_EEG_TYPES: frozenset[str] = frozenset(
-    {
-        "misc",
-        "stim",
-        "trigger",
-        "trig",
-        "marker",
-        "markers",
-        "aux",
-        "accel",
-        "acc",
-        "accelerometer",
-        "gyro",
-        "gyroscope",
-        "counter",
-        "index",
-        "eog",
-        "ecg",
-        "ekg",
-        "emg",
-        "resp",
-        "gsr",
-        "eda",
-        "temp",
-        "temperature",
-        "ppg",
-        "spo2",
-        "bio",
-        "exg",
-        "status",
-        "impedance",
-        "battery",
-    }
-)
+from ..stream.lslio import EEG_TYPES, NON_EEG_TYPES  # noqa: F401 (re-exported)
 
 #: Old 10-20 names and their 10-10 equivalents (both directions are tried).
 DEFAULT_ALIASES: dict[str, str] = {

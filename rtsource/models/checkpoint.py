@@ -183,7 +183,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     if _META_KEY not in meta:
         raise ValueError(
             f"Checkpoint file {str(path)!r} has no {_META_KEY!r} header: it was not written by "
-            "rtsource.refine.save_checkpoint."
+            "rtsource.models.save_checkpoint."
         )
     try:
         return json.loads(meta[_META_KEY])
@@ -302,7 +302,7 @@ def load_checkpoint(
 
 def _package_version() -> str:
     try:
-        from .. import __version__
+        from .._version import __version__
 
         return str(__version__)
     except ImportError:  # pragma: no cover - package without __init__ metadata

@@ -255,7 +255,7 @@ class PIUNet(nn.Module):
     ------
     forward: (B, in_channels, G, G, G) float → (B, out_channels, G, G, G), G = grid_size.
     The input is expected in the scaled domain (max |x| = 1 per sample; see
-    :class:`rtsource.refine.volume.VolumeMapper`).
+    :class:`rtsource.models.volume.VolumeMapper`).
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """The chain of online stages, without threads or sockets.
 
-``SourceProcessor`` is what both ``rtsource run`` (through :mod:`rtsource.pipeline`) and
+``SourceProcessor`` is what both ``rtsource run`` (through :mod:`rtsource.online.pipeline`) and
 :func:`rtsource.localize` execute, so the two give the same numbers for the same data:
 
 channel mapping -> causal filters -> inverse kernel (average reference folded in)
@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._util import logger
-from .config import Config
-from .headmodel import HeadModel, build_headmodel
-from .headmodel.montage import MontageSpec
-from .inverse import InverseOperator, make_inverse
-from .regions import RegionMap, RegionReducer, region_map
-from .stream.preprocess import CausalFilter, ChannelMapper
+from .._util import logger
+from ..config import Config
+from ..headmodel import HeadModel, build_headmodel
+from ..headmodel.montage import MontageSpec
+from ..inverse import InverseOperator, make_inverse
+from ..regions import RegionMap, RegionReducer, region_map
+from .preprocess import CausalFilter, ChannelMapper
 
 if TYPE_CHECKING:  # torch is imported only when the network is used
-    from .refine.runtime import Refiner
+    from .refine import Refiner
 
 
 @dataclass
@@ -83,7 +83,7 @@ class SourceProcessor:
         self.reducer = RegionReducer(self.regions, cfg.regions.mode)
         self.refiner: Refiner | None = None
         if inv_method == "piunet":
-            from .refine.runtime import Refiner
+            from .refine import Refiner
 
             self.refiner = Refiner(self.headmodel, cfg.refine,
                                    batch_sizes=tuple(refine_batch_sizes or (1,)))

@@ -42,11 +42,9 @@ from scipy import signal
 
 from .._util import logger, stable_hash
 from ..config import HeadModelConfig
-from ._background import BackgroundSender
+from ..stream._background import BackgroundSender
+from ..stream.lslio import INDEX_LABEL, INDEX_MODULO
 
-#: The sample-index channel counts modulo this (float32 holds integers exactly up to 2**24).
-INDEX_MODULO = 2**24
-INDEX_LABEL = "sample_index"
 _LOC_NAMES = ("R0x", "R0y", "R0z", "Exx", "Exy", "Exz", "Eyx", "Eyy", "Eyz", "Ezx", "Ezy", "Ezz")
 _DTYPES = {"float32": (pylsl.cf_float32, np.float32), "double64": (pylsl.cf_double64, np.float64)}
 #: Region-name prefixes left out of the default pool of active regions (BN246 subcortical

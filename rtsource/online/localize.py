@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, load_config
-from .headmodel.montage import MontageSpec
+from ..config import Config, load_config
+from ..headmodel.montage import MontageSpec
 from .processing import SourceProcessor
 
 

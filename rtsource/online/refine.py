@@ -15,8 +15,8 @@ import numpy as np
 from .._util import logger
 from ..config import RefineConfig
 from ..headmodel import HeadModel
-from .checkpoint import load_checkpoint
-from .volume import VolumeMapper
+from ..models.checkpoint import load_checkpoint
+from ..models.volume import VolumeMapper
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "piunet-w8.safetensors"
 

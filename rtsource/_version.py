@@ -1,0 +1,3 @@
+"""Package version (the bottom floor: every layer may read it)."""
+
+__version__ = "0.1.0"
