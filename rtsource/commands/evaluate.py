@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import warnings
 
+from ..config import INVERSE_METHODS, HeadModelConfig
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", action="append", metavar="[NAME=]FILE", default=[],
@@ -25,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="samples per condition (default 50)")
     p.add_argument("--sweeps", default="snr_db,n_sources,extent_mm",
                    help="comma-separated subset of snr_db,n_sources,extent_mm")
-    p.add_argument("--baselines", default="eloreta,sloreta,dspm,mne",
+    p.add_argument("--baselines", default=",".join(INVERSE_METHODS),
                    help="comma-separated linear inverses to compare (default all four)")
     p.add_argument("--corr-noise", type=float, default=0.0, metavar="RHO",
                    help="fraction of the noise power that is spatially correlated (default 0)")
@@ -41,7 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..config import HeadModelConfig
     from ..evaluate import (
         EvalConfig,
         InverseCrimeWarning,
