@@ -1,5 +1,5 @@
 """End-to-end latency of the live pipeline over real loopback LSL, against the baseline a
-user would otherwise write; a thin driver of :mod:`rtsource.benchmark` (the code behind
+user would otherwise write; a thin driver of :mod:`rtsource.bench` (the code behind
 ``rtsource bench``), running several scenarios in one invocation:
 
 1. ``eloreta_128ch_1khz`` -- eLORETA, BN246, 128 channels at 1 kHz, 25 ms window, 10 ms
@@ -34,7 +34,7 @@ import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from rtsource.benchmark import (  # noqa: E402
+from rtsource.bench import (  # noqa: E402
     BenchSpec,
     machine_info,
     plot_results,
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(RESULTS / "pipeline_latency_cpu.json"))
     args = ap.parse_args()
     out: dict = {
-        "benchmark": "bench/bench_pipeline.py (rtsource.benchmark)",
+        "benchmark": "bench/bench_pipeline.py (rtsource.bench)",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine_info(),
         "scenarios": {},

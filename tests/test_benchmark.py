@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtsource.benchmark import _drop_counts, latency_stats, to_json
+from rtsource.bench import latency_stats, to_json
+from rtsource.bench.stats import drop_counts
 from rtsource.cli import main as cli
 
 REQUIRED = ("latency_ms", "stages_ms", "samples_in", "samples_out", "dropped", "baseline",
@@ -105,6 +106,6 @@ def test_drop_counts_on_a_decimated_grid():
     # one of every 4 samples of 20 (k = 3, 7, 11, 15, 19); 11 missing, 15 twice, 5 off grid
     k = np.array([3, 7, 15, 15, 19, 5])
     m = {"k": k, "ok": np.ones(len(k), bool)}
-    d = _drop_counts(m, 20, 4, 3)
+    d = drop_counts(m, 20, 4, 3)
     assert d["expected_out"] == 5 and d["missing"] == 1
     assert d["duplicated"] == 1 and d["off_grid"] == 1

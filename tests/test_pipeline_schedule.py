@@ -9,7 +9,7 @@ import pytest
 from _lsl_helpers import unique, wait_until
 from test_pipeline import close_all, open_pipeline
 
-from rtsource.benchmark import AmplifierPusher
+from rtsource.bench import AmplifierPusher
 from rtsource.config import load_config
 from rtsource.simulate.amplifier import SimulatedAmplifier
 from rtsource.stream.outlet import read_desc

@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402  (imported before rtsource.benchmark: machine_info sees the GPU)
+import torch  # noqa: E402  (imported before rtsource.bench: machine_info sees the GPU)
 
-from rtsource.benchmark import (  # noqa: E402
+from rtsource.bench import (  # noqa: E402
     BenchSpec,
     machine_info,
     plot_results,

@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..benchmark import BenchSpec, plot_results, run_benchmark, summary_lines, to_json
+    from ..bench import BenchSpec, plot_results, run_benchmark, summary_lines, to_json
 
     if (args.method != "piunet" and not args.refine_only
             and (args.width or args.checkpoint or args.decimate)):
