@@ -14,7 +14,12 @@ from scipy.signal import welch
 
 from rtsource.config import load_config
 from rtsource.online.processing import SourceProcessor
-from rtsource.simulate.amplifier import INDEX_LABEL, INDEX_MODULO, SimulatedAmplifier
+from rtsource.simulate.amplifier import (
+    INDEX_LABEL,
+    INDEX_MODULO,
+    AmplifierSignal,
+    SimulatedAmplifier,
+)
 from rtsource.stream.lslio import EEGInlet, resolve_stream
 
 SFREQ = 250.0
@@ -27,7 +32,8 @@ def amp_kwargs():
 
 def test_generation_is_chunk_invariant_with_index_channel(amp_kwargs):
     a = SimulatedAmplifier(name="a", seed=7, **amp_kwargs)
-    b = SimulatedAmplifier(name="b", seed=7, **amp_kwargs)
+    b = AmplifierSignal(seed=7, **amp_kwargs)  # the same signal without LSL
+    assert b.ch_names == a.ch_names and b.pool == a.pool
     whole = a.generate(1500)
     parts = np.concatenate([b.generate(n) for n in (1, 9, 490, 3, 997)])
     np.testing.assert_allclose(whole, parts, rtol=1e-10, atol=1e-18)  # BLAS blocking only
@@ -48,10 +54,13 @@ def test_generation_is_chunk_invariant_with_index_channel(amp_kwargs):
 
 def test_index_wraps_at_float32_exact_limit(amp_kwargs):
     a = SimulatedAmplifier(name="w", seed=1, **amp_kwargs)
-    a._k = INDEX_MODULO - 2  # jump ahead without generating 16 M samples
+    a.signal._k = INDEX_MODULO - 2  # jump ahead without generating 16 M samples
     x = a.generate(4)
     np.testing.assert_array_equal(x[:, -1], [INDEX_MODULO - 2, INDEX_MODULO - 1, 0, 1])
     assert np.array_equal(x[:, -1].astype(np.float32), x[:, -1])
+    # samples generated outside run() would desynchronise the stream from the signal
+    with pytest.raises(RuntimeError, match="generate\\(\\) was called outside run\\(\\)"):
+        a.run(0.1)
 
 
 def test_background_has_one_over_f_and_alpha(amp_kwargs):
@@ -92,7 +101,9 @@ def test_active_regions_are_recovered_by_eloreta(amp_kwargs):
 def test_stream_metadata_index_and_truth_markers(amp_kwargs):
     name = unique("sim")
     amp = SimulatedAmplifier(name=name, source_id=name, seed=3, segment_s=0.5, **amp_kwargs)
-    amp.start(duration_s=2.0, wait_for_consumer_s=10.0, linger_s=3.0)
+    announced = []
+    amp.start(duration_s=2.0, wait_for_consumer_s=10.0, linger_s=3.0,
+              on_segment=announced.append)
     truth = pylsl.StreamInlet(resolve_stream(name=f"{name}-truth", timeout=5.0))
     truth.open_stream(timeout=5.0)
     inlet = EEGInlet(resolve_stream(name=name, type="eeg", timeout=5.0), dtype=np.float64)
@@ -127,3 +138,5 @@ def test_stream_metadata_index_and_truth_markers(amp_kwargs):
         inlet.close()
         truth.close_stream()
         amp.stop()
+    assert amp.n_pushed == 500
+    assert announced == amp.segments[:4]  # each segment once, as its first sample goes out

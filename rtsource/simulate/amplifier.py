@@ -1,8 +1,8 @@
 """A simulated EEG amplifier on LSL with known sources in named atlas regions.
 
-The signal is built in source space and projected with a head-model forward solution
-(a three-shell sphere by default: a different conductor from the default BEM used by
-``rtsource run``, so localisation is not an inverse crime):
+The signal (:class:`AmplifierSignal`, no LSL) is built in source space and projected with
+a head-model forward solution (a three-shell sphere by default: a different conductor
+from the default BEM used by ``rtsource run``, so localisation is not an inverse crime):
 
 * **active sources**: every ``segment_s`` seconds a new set of 1-3 atlas regions (BN246
   by default: cortical regions and thalamic nuclei) becomes active. Each active region
@@ -12,15 +12,17 @@ The signal is built in source space and projected with a head-model forward solu
   (8-12 Hz) from occipital regions;
 * **sensor noise**: white, independent per channel.
 
-The stream looks like a real amplifier's (mne-lsl conventions): type ``EEG``, float32
-samples in volts, ``desc/channels/channel/{label,type,unit}`` and the electrode position
-in ``loc/{R0x..Ezz}`` (metres, head frame), and one extra channel ``sample_index`` of type
+:class:`SimulatedAmplifier` sends that signal in real time with the LSL sender of
+:mod:`rtsource.stream.sender` (as mne-lsl's ``PlayerLSL`` sits on ``BasePlayer``). The
+stream looks like a real amplifier's (mne-lsl conventions): type ``EEG``, float32 samples
+in volts, ``desc/channels/channel/{label,type,unit}`` and the electrode position in
+``loc/{R0x..Ezz}`` (metres, head frame), and one extra channel ``sample_index`` of type
 ``misc`` carrying the sample number (modulo 2**24, exact in float32) so that a receiver
 can prove that nothing was dropped or duplicated. A second, irregular string stream
 (type ``Markers``) announces in JSON which regions are active, stamped with the capture
 time of the first sample of each segment.
 
-Generation (:meth:`SimulatedAmplifier.generate`) is deterministic for a seed and does not
+Generation (:meth:`AmplifierSignal.generate`) is deterministic for a seed and does not
 depend on how the samples are chunked.
 """
 
@@ -30,7 +32,6 @@ import dataclasses
 import json
 import math
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +43,14 @@ from scipy import signal
 
 from .._util import logger, stable_hash
 from ..config import HeadModelConfig
-from ..stream._background import BackgroundSender
+from ..headmodel import build_headmodel
+from ..regions import region_map
 from ..stream.lslio import INDEX_LABEL, INDEX_MODULO
+from ..stream.sender import LiveSender, check_dtype, eeg_stream_info
 
-_LOC_NAMES = ("R0x", "R0y", "R0z", "Exx", "Exy", "Exz", "Eyx", "Eyy", "Eyz", "Ezx", "Ezy", "Ezz")
-_DTYPES = {"float32": (pylsl.cf_float32, np.float32), "double64": (pylsl.cf_double64, np.float64)}
+__all__ = ["INDEX_LABEL", "INDEX_MODULO", "ActiveSource", "AmplifierSignal", "Segment",
+           "SimulatedAmplifier"]
+
 #: Region-name prefixes left out of the default pool of active regions (BN246 subcortical
 #: structures other than the thalamus).
 _EXCLUDED_PREFIXES = ("Amyg", "Hipp", "BG_")
@@ -136,19 +140,15 @@ def _avg_ref_rms(topo: NDArray) -> NDArray:
     return np.sqrt(np.mean(t**2, axis=-1))
 
 
-class SimulatedAmplifier(BackgroundSender):
-    """Simulated EEG amplifier: known sources, realistic background, LSL outlet.
+class AmplifierSignal:
+    """The simulated EEG (no LSL): known sources, realistic background, sensor noise.
 
     Parameters
     ----------
     montage : str
-        MNE standard montage name or electrode file (the channels streamed).
+        MNE standard montage name or electrode file (the channels generated).
     sfreq : float
         Sampling rate (Hz).
-    name : str
-        LSL stream name; the truth markers go to ``"<name>-truth"``.
-    source_id : str | None
-        LSL source_id (default: derived from name, montage, rate and seed).
     conductor : ``"sphere"`` | ``"bem"``
         Forward model used to project the sources (sphere by default: a different
         conductor from ``rtsource run``'s default BEM).
@@ -169,12 +169,8 @@ class SimulatedAmplifier(BackgroundSender):
         Scalp RMS of the occipital alpha rhythm (µV).
     noise_uv : float
         Standard deviation of the white sensor noise (µV).
-    chunk_size : int | None
-        Samples per push (default: about 10 ms).
     seed : int
         Seed of every random choice and noise.
-    dtype : ``"float32"`` | ``"double64"``
-        LSL channel format.
     n_background : int
         Number of random background dipoles.
     headmodel_config : HeadModelConfig | None
@@ -184,28 +180,29 @@ class SimulatedAmplifier(BackgroundSender):
     Attributes
     ----------
     ch_names : list of str
-        EEG channel labels (the stream has one more channel, ``sample_index``).
+        EEG channel labels (:meth:`generate` adds one column, the sample index).
     ch_pos : array, shape (n_eeg, 3)
-        Electrode positions in metres (head frame), as written to ``loc``.
-    n_pushed : int
-        Samples pushed to LSL so far.
+        Electrode positions in metres (head frame).
+    n_eeg, n_channels : int
+        EEG channels, and columns of :meth:`generate` (``n_eeg + 1``).
+    headmodel : HeadModel
+        The head model projecting the sources.
+    atlas : str
+        Name of the atlas.
+    region_names : list of str
+        Every region of the atlas.
+    pool : list of str
+        Regions that may become active.
+    segment_len : int
+        Samples per segment.
     segments : list of Segment
-        Segments generated so far.
-    push_log : collections.deque | None
-        With ``record_push_times=True`` in :meth:`run`: ``(first_index, n, push_time)``
-        per chunk, ``push_time`` being ``pylsl.local_clock()`` right after the push.
-    t0 : float | None
-        LSL time (capture time) of sample 0, once streaming.
+        Segments drawn so far.
     """
-
-    _what = "Simulated amplifier"
 
     def __init__(
         self,
         montage: str = "biosemi128",
         sfreq: float = 1000.0,
-        name: str = "rtsource-sim",
-        source_id: str | None = None,
         *,
         conductor: str = "sphere",
         atlas: str = "bn246",
@@ -216,36 +213,20 @@ class SimulatedAmplifier(BackgroundSender):
         background_uv: float = 8.0,
         alpha_uv: float = 6.0,
         noise_uv: float = 1.0,
-        chunk_size: int | None = None,
         seed: int = 0,
-        dtype: str = "float32",
         n_background: int = 64,
         headmodel_config: HeadModelConfig | None = None,
     ) -> None:
-        from ..headmodel import build_headmodel
-        from ..regions import region_map
-
         if not (sfreq > 0 and math.isfinite(sfreq)):
             raise ValueError(f"sfreq must be a positive rate in Hz, got {sfreq}.")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(_DTYPES)}.")
         lo, hi = (int(n_active[0]), int(n_active[1]))
         if not 0 <= lo <= hi:
             raise ValueError(f"n_active={n_active} must be (min, max) with 0 <= min <= max.")
         if not segment_s > 0:
             raise ValueError(f"segment_s must be positive, got {segment_s}.")
         self.sfreq = float(sfreq)
-        self.name = name
         self.montage = str(montage)
         self.seed = int(seed)
-        self.dtype = dtype
-        self.source_id = source_id or (
-            "rtsource-sim-" + stable_hash("simamp", name, self.montage, self.sfreq, self.seed)
-        )
-        self.truth_name = f"{name}-truth"
-        self.chunk_size = int(chunk_size or max(1, round(self.sfreq / 100.0)))
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1 sample, got {chunk_size}.")
         self.segment_len = max(1, round(segment_s * self.sfreq))
         self.n_active = (lo, hi)
         self.signal_uv, self.background_uv = float(signal_uv), float(background_uv)
@@ -349,12 +330,8 @@ class SimulatedAmplifier(BackgroundSender):
         self._ramp = max(1, min(self.segment_len // 4, round(0.25 * self.sfreq)))
         self.segments: list[Segment] = []
         self._k = 0  # next sample to generate
-        self.n_pushed = 0
-        self.t0: float | None = None
-        self.push_log: deque[tuple[int, int, float]] | None = None
-        self._init_background()
         logger.info(
-            "Simulated amplifier: %d EEG channels (%s, %s forward) at %g Hz, %d candidate "
+            "Simulated EEG: %d channels (%s, %s forward) at %g Hz, %d candidate "
             "regions of %s.",
             self.n_eeg,
             self.montage,
@@ -363,6 +340,11 @@ class SimulatedAmplifier(BackgroundSender):
             len(pool),
             self.atlas,
         )
+
+    @property
+    def n_generated(self) -> int:
+        """Samples generated so far (the index of the next sample)."""
+        return self._k
 
     # -- generation ---------------------------------------------------------------------
     def _segment(self, j: int) -> Segment:
@@ -412,7 +394,8 @@ class SimulatedAmplifier(BackgroundSender):
         n : int
             Number of samples.
         out : array, shape (n, n_eeg + 1) | None
-            Destination (allocated as float64 when None).
+            Destination (allocated as float64 when None). The signal is computed in
+            float64 and cast on assignment to ``out``'s dtype (float32 for LSL).
 
         Returns
         -------
@@ -468,42 +451,180 @@ class SimulatedAmplifier(BackgroundSender):
         """The segment (active regions) in force at sample index ``sample``."""
         return self._segment(int(sample) // self.segment_len)
 
-    # -- LSL ----------------------------------------------------------------------------
+
+
+def _from_signal(attr: str, doc: str) -> property:
+    """A read-only attribute of :class:`SimulatedAmplifier` taken from its signal."""
+    return property(lambda self: getattr(self.signal, attr), doc=doc)
+
+
+class SimulatedAmplifier(LiveSender):
+    """Simulated EEG amplifier: an :class:`AmplifierSignal` sent live on LSL.
+
+    Parameters
+    ----------
+    montage : str
+        MNE standard montage name or electrode file (the channels streamed).
+    sfreq : float
+        Sampling rate (Hz).
+    name : str
+        LSL stream name; the truth markers go to ``"<name>-truth"``.
+    source_id : str | None
+        LSL source_id (default: derived from name, montage, rate and seed).
+    conductor : ``"sphere"`` | ``"bem"``
+        Forward model used to project the sources (sphere by default: a different
+        conductor from ``rtsource run``'s default BEM).
+    atlas : str
+        Atlas whose regions are activated (``"bn246"``, ``"aal3"``, ``"hcpex"`` or a path).
+    regions : sequence of str | None
+        Pool of regions that may become active (default: every region of the atlas except
+        amygdala, hippocampus and basal ganglia; the thalamic nuclei are included).
+    n_active : (int, int)
+        Least and most regions active at a time.
+    segment_s : float
+        Seconds between changes of the active set.
+    signal_uv : float
+        Average-referenced scalp RMS of each active region at its envelope's peak (µV).
+    background_uv : float
+        Scalp RMS of the 1/f background (µV).
+    alpha_uv : float
+        Scalp RMS of the occipital alpha rhythm (µV).
+    noise_uv : float
+        Standard deviation of the white sensor noise (µV).
+    chunk_size : int | None
+        Samples per push (default: about 10 ms).
+    seed : int
+        Seed of every random choice and noise.
+    dtype : ``"float32"`` | ``"double64"``
+        LSL channel format.
+    n_background : int
+        Number of random background dipoles.
+    headmodel_config : HeadModelConfig | None
+        Full head-model settings (its ``montage`` and ``conductor`` are replaced by the
+        arguments above).
+
+    Attributes
+    ----------
+    signal : AmplifierSignal
+        The generated signal (physics; no LSL).
+    ch_names : list of str
+        EEG channel labels (the stream has one more channel, ``sample_index``).
+    ch_pos : array, shape (n_eeg, 3)
+        Electrode positions in metres (head frame), as written to ``loc``.
+    n_pushed : int
+        Samples pushed to LSL so far.
+    segments : list of Segment
+        Segments generated so far.
+    push_log : collections.deque | None
+        With ``record_push_times=True`` in :meth:`run`: ``(first_index, n, push_time)``
+        per chunk, ``push_time`` being ``pylsl.local_clock()`` right after the push.
+    t0 : float | None
+        LSL time (capture time) of sample 0, once streaming.
+    truth_name : str
+        Name of the truth marker stream.
+    """
+
+    _what = "Simulated amplifier"
+
+    sfreq = _from_signal("sfreq", "Sampling rate (Hz).")
+    montage = _from_signal("montage", "Montage name or electrode file.")
+    seed = _from_signal("seed", "Seed of the signal.")
+    ch_names = _from_signal("ch_names", "EEG channel labels.")
+    ch_pos = _from_signal("ch_pos", "Electrode positions, shape (n_eeg, 3), metres.")
+    n_eeg = _from_signal("n_eeg", "Number of EEG channels.")
+    headmodel = _from_signal("headmodel", "The head model projecting the sources.")
+    headmodel_config = _from_signal("headmodel_config", "Settings of the head model.")
+    atlas = _from_signal("atlas", "Name of the atlas of the active regions.")
+    region_names = _from_signal("region_names", "Every region of the atlas.")
+    pool = _from_signal("pool", "Regions that may become active.")
+    segment_len = _from_signal("segment_len", "Samples per segment.")
+    segments = _from_signal("segments", "Segments drawn so far (list of Segment).")
+
+    def __init__(
+        self,
+        montage: str = "biosemi128",
+        sfreq: float = 1000.0,
+        name: str = "rtsource-sim",
+        source_id: str | None = None,
+        *,
+        conductor: str = "sphere",
+        atlas: str = "bn246",
+        regions: Sequence[str] | None = None,
+        n_active: tuple[int, int] = (1, 3),
+        segment_s: float = 4.0,
+        signal_uv: float = 20.0,
+        background_uv: float = 8.0,
+        alpha_uv: float = 6.0,
+        noise_uv: float = 1.0,
+        chunk_size: int | None = None,
+        seed: int = 0,
+        dtype: str = "float32",
+        n_background: int = 64,
+        headmodel_config: HeadModelConfig | None = None,
+    ) -> None:
+        check_dtype(dtype)  # before the head model is built
+        if chunk_size and int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be at least 1 sample, got {chunk_size}.")
+        self.signal = AmplifierSignal(
+            montage,
+            sfreq,
+            conductor=conductor,
+            atlas=atlas,
+            regions=regions,
+            n_active=n_active,
+            segment_s=segment_s,
+            signal_uv=signal_uv,
+            background_uv=background_uv,
+            alpha_uv=alpha_uv,
+            noise_uv=noise_uv,
+            seed=seed,
+            n_background=n_background,
+            headmodel_config=headmodel_config,
+        )
+        sig = self.signal
+        source_id = source_id or (
+            "rtsource-sim-" + stable_hash("simamp", name, sig.montage, sig.sfreq, sig.seed)
+        )
+        super().__init__(
+            name, sig.sfreq, sig.n_channels, source_id, chunk_size=chunk_size or None, dtype=dtype
+        )
+        self.truth_name = f"{name}-truth"
+
+    # -- the signal -----------------------------------------------------------------------
+    def generate(self, n: int, out: NDArray | None = None) -> NDArray:
+        """Generate the next ``n`` samples (see :meth:`AmplifierSignal.generate`)."""
+        return self.signal.generate(n, out)
+
+    def truth_at(self, sample: int) -> Segment:
+        """The segment (active regions) in force at sample index ``sample``."""
+        return self.signal.truth_at(sample)
+
+    # -- LSL ------------------------------------------------------------------------------
     def stream_info(self) -> pylsl.StreamInfo:
         """StreamInfo of the EEG stream (labels, types, units, MNE ``loc`` positions)."""
-        fmt = _DTYPES[self.dtype][0]
-        info = pylsl.StreamInfo(
-            self.name, "EEG", self.n_channels, self.sfreq, fmt, self.source_id
+        sig = self.signal
+        info = eeg_stream_info(
+            self.name,
+            sig.ch_names,
+            sig.sfreq,
+            self.source_id,
+            ch_pos=sig.ch_pos,
+            dtype=self.dtype,
+            manufacturer="rtsource simulated amplifier",
         )
         desc = info.desc()
-        desc.append_child_value("manufacturer", "rtsource simulated amplifier")
-        chans = desc.append_child("channels")
-        for lab, pos in zip(self.ch_names, self.ch_pos, strict=True):
-            ch = chans.append_child("channel")
-            ch.append_child_value("label", lab)
-            ch.append_child_value("type", "eeg")
-            ch.append_child_value("unit", "volts")
-            loc = ch.append_child("loc")
-            values = np.zeros(12)
-            values[:3] = pos
-            for key, value in zip(_LOC_NAMES, values, strict=True):
-                loc.append_child_value(key, repr(float(value)))
-        ch = chans.append_child("channel")
-        ch.append_child_value("label", INDEX_LABEL)
-        ch.append_child_value("type", "misc")
-        ch.append_child_value("unit", "none")
         sim = desc.append_child("simulation")
         for key, value in (
-            ("montage", self.montage),
-            ("conductor", self.headmodel_config.conductor),
-            ("headmodel_hash", self.headmodel.hash),
-            ("atlas", self.atlas),
-            ("segment_s", repr(self.segment_len / self.sfreq)),
-            ("signal_uv", repr(self.signal_uv)),
-            ("background_uv", repr(self.background_uv)),
-            ("alpha_uv", repr(self.alpha_uv)),
-            ("noise_uv", repr(self.noise_uv)),
-            ("seed", str(self.seed)),
+            ("montage", sig.montage),
+            ("conductor", sig.headmodel_config.conductor),
+            ("headmodel_hash", sig.headmodel.hash),
+            ("atlas", sig.atlas),
+            ("segment_s", repr(sig.segment_len / sig.sfreq)),
+            ("signal_uv", repr(sig.signal_uv)),
+            ("background_uv", repr(sig.background_uv)),
+            ("alpha_uv", repr(sig.alpha_uv)),
+            ("noise_uv", repr(sig.noise_uv)),
+            ("seed", str(sig.seed)),
             ("index_modulo", str(INDEX_MODULO)),
             ("truth_stream", self.truth_name),
         ):
@@ -527,6 +648,19 @@ class SimulatedAmplifier(BackgroundSender):
         ch.append_child_value("type", "Markers")
         ch.append_child_value("format", "json")
         return info
+
+    def marker_info(self) -> pylsl.StreamInfo:
+        """The truth marker stream (:meth:`truth_info`)."""
+        return self.truth_info()
+
+    def markers(self, start: int, stop: int) -> list[tuple[str, int]]:
+        """Truth markers of the segments that begin at samples ``start .. stop - 1``."""
+        seg_len = self.signal.segment_len
+        out = []
+        for j in range(-(-start // seg_len), (stop - 1) // seg_len + 1):
+            seg = self.signal.truth_at(j * seg_len)
+            out.append((seg.to_json(self.sfreq, self.sample_time(seg.start)), seg.start))
+        return out
 
     def run(
         self,
@@ -563,70 +697,31 @@ class SimulatedAmplifier(BackgroundSender):
         -------
         n_pushed : int
             Samples pushed.
-        """
-        stop_event = stop_event or self._stop
-        outlet = pylsl.StreamOutlet(self.stream_info(), chunk_size=0, max_buffered=360)
-        truth = pylsl.StreamOutlet(self.truth_info())
-        if record_push_times:
-            self.push_log = deque()
-        if ready_event is not None:
-            ready_event.set()
-        logger.info(
-            "Streaming %r (source_id %s): %d channels at %g Hz; truth markers on %r.",
-            self.name,
-            self.source_id,
-            self.n_channels,
-            self.sfreq,
-            self.truth_name,
-        )
-        try:
-            if wait_for_consumer_s:
-                deadline = pylsl.local_clock() + wait_for_consumer_s
-                while not outlet.have_consumers() and pylsl.local_clock() < deadline:
-                    if stop_event.wait(0.005):
-                        break
-            total = None if duration_s is None else max(0, round(duration_s * self.sfreq))
-            period = 1.0 / self.sfreq
-            np_dtype = _DTYPES[self.dtype][1]
-            buf = np.empty((self.chunk_size, self.n_channels), dtype=np.float64)
-            cast = np.empty((self.chunk_size, self.n_channels), dtype=np_dtype)
-            ts = np.empty(self.chunk_size)
-            offsets = np.arange(self.chunk_size, dtype=np.float64)
-            self.t0 = t0 = pylsl.local_clock()
-            announced = -1
-            while not stop_event.is_set():
-                k = self._k
-                n = self.chunk_size if total is None else min(self.chunk_size, total - k)
-                if n <= 0:
-                    break
-                self.generate(n, out=buf[:n])
-                np.copyto(cast[:n], buf[:n], casting="unsafe")
-                np.multiply(offsets[:n] + k, period, out=ts[:n])
-                ts[:n] += t0
-                j = (k + n - 1) // self.segment_len
-                # a sample is pushed once its capture time has come
-                delay = ts[n - 1] - pylsl.local_clock()
-                if delay > 0 and stop_event.wait(delay):
-                    break
-                for jj in range(announced + 1, j + 1):
-                    seg = self._segment(jj)
-                    stamp = t0 + seg.start * period
-                    truth.push_sample([seg.to_json(self.sfreq, stamp)], stamp)
-                    if on_segment is not None:
-                        on_segment(seg)
-                announced = j
-                outlet.push_chunk(cast[:n], ts[:n])
-                if self.push_log is not None:
-                    self.push_log.append((k, n, pylsl.local_clock()))
-                self.n_pushed += n
-            if linger_s > 0 and not stop_event.is_set():
-                stop_event.wait(linger_s)
-        finally:
-            del outlet, truth
-        logger.info("Simulated amplifier %r stopped after %d samples.", self.name, self.n_pushed)
-        return self.n_pushed
 
-    # -- background thread (start/stop/wait from BackgroundSender) ----------------------
-    def _send(self, stop_event: threading.Event, ready_event: threading.Event,
-              **kwargs: Any) -> None:
-        self.run(stop_event=stop_event, ready_event=ready_event, **kwargs)
+        Raises
+        ------
+        RuntimeError
+            When :meth:`generate` was called outside :meth:`run`: the stream's sample
+            count and the signal's would disagree.
+        """
+        if self.signal.n_generated != self.n_pushed + self.n_pending:
+            raise RuntimeError(
+                f"Simulated amplifier {self.name!r} cannot stream: its signal is at sample "
+                f"{self.signal.n_generated} but {self.n_pushed + self.n_pending} samples were "
+                "sent, because generate() was called outside run(). Use a separate "
+                "SimulatedAmplifier (or an AmplifierSignal) to generate samples offline."
+            )
+
+        def announce(text: str, index: int) -> None:
+            if on_segment is not None:
+                on_segment(self.truth_at(index))
+
+        return super().run(
+            duration_s,
+            stop_event=stop_event,
+            ready_event=ready_event,
+            wait_for_consumer_s=wait_for_consumer_s,
+            record_push_times=record_push_times,
+            on_marker=None if on_segment is None else announce,
+            linger_s=linger_s,
+        )

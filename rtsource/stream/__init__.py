@@ -3,7 +3,9 @@
 No physics and no head models live here (those are in :mod:`rtsource.online` and below).
 The ring buffer (:class:`RingBuffer`) is the one pure piece; LSL endpoints:
 :func:`resolve_stream`, :class:`EEGInlet`, :class:`RegionOutlet`, :class:`MarkerOutlet`,
-:func:`play_file` / :class:`Player`, and the sample-index channel convention
+:class:`LiveSender` (the real-time push loop of a generated signal) with
+:func:`eeg_stream_info`, :func:`play_file` / :class:`Player` (a recording on a
+:class:`LiveSender`), and the sample-index channel convention
 (:data:`INDEX_LABEL`, :data:`INDEX_MODULO`).
 """
 
@@ -25,12 +27,14 @@ from .lslio import (
 from .outlet import MarkerOutlet, RegionOutlet, read_desc, region_source_id
 from .player import Player, play_file, raw_stream_info
 from .ring import RingBuffer, RingOverflowError, Windower
+from .sender import LiveSender, eeg_stream_info
 
 __all__ = [
     "INDEX_LABEL",
     "INDEX_MODULO",
     "ChannelInfo",
     "EEGInlet",
+    "LiveSender",
     "MarkerOutlet",
     "Player",
     "RegionOutlet",
@@ -40,6 +44,7 @@ __all__ = [
     "StreamNotFoundError",
     "Windower",
     "describe_positions",
+    "eeg_stream_info",
     "is_eeg_stream",
     "parse_channels",
     "play_file",

@@ -7,7 +7,8 @@ type), ``unit`` and, where the file has electrode positions, ``loc/{R0x..Ezz}``
 
 Samples are the file's values in SI units (volts for EEG), converted to float32 by
 default (``dtype="double64"`` sends them unchanged): an inlet receives exactly
-``raw.get_data().T.astype(dtype)``.
+``raw.get_data().T.astype(dtype)``. The push loop is :class:`~.sender.LiveSender`'s,
+the same as the simulated amplifier's.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ import pylsl
 from numpy.typing import NDArray
 
 from .._util import logger, stable_hash
-from ._background import BackgroundSender
+from .sender import CHANNEL_FORMATS, LiveSender, append_loc, check_dtype
 
-_LOC_NAMES = ("R0x", "R0y", "R0z", "Exx", "Exy", "Exz", "Eyx", "Eyy", "Eyz", "Ezx", "Ezy", "Ezz")
-_DTYPES = {"float32": (pylsl.cf_float32, np.float32), "double64": (pylsl.cf_double64, np.float64)}
 _VOLT_TYPES = frozenset(
     {"eeg", "eog", "ecg", "emg", "seeg", "ecog", "dbs", "bio", "resp", "gsr", "temperature"}
 )
@@ -68,10 +67,10 @@ def raw_stream_info(
     stype : str
         Stream type.
     """
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(_DTYPES)}.")
+    check_dtype(dtype)
     n = len(raw.ch_names)
-    info = pylsl.StreamInfo(name, stype, n, float(raw.info["sfreq"]), _DTYPES[dtype][0], source_id)
+    fmt = CHANNEL_FORMATS[dtype][0]
+    info = pylsl.StreamInfo(name, stype, n, float(raw.info["sfreq"]), fmt, source_id)
     desc = info.desc()
     desc.append_child_value("manufacturer", "rtsource player")
     types = raw.get_channel_types()
@@ -85,9 +84,7 @@ def raw_stream_info(
         loc = np.asarray(ch["loc"], dtype=np.float64)
         if np.all(np.isfinite(loc[:3])) and np.any(loc[:3] != 0):
             n_pos += 1
-            loc_el = el.append_child("loc")
-            for key, value in zip(_LOC_NAMES, loc, strict=True):
-                loc_el.append_child_value(key, repr(float(value)))
+            append_loc(el, loc)
     filters = desc.append_child("filters")
     filters.append_child_value("highpass", repr(float(raw.info["highpass"])))
     filters.append_child_value("lowpass", repr(float(raw.info["lowpass"])))
@@ -100,22 +97,12 @@ def default_source_id(path: str | Path, name: str) -> str:
     return f"rtsource-play-{stable_hash(str(Path(path).resolve()), name)}"
 
 
-def play_file(
-    path: str | Path,
-    name: str | None = None,
-    speed: float = 1.0,
-    loop: bool = False,
-    chunk_size: int | None = None,
-    *,
-    source_id: str | None = None,
-    dtype: str = "float32",
-    stop_event: threading.Event | None = None,
-    ready_event: threading.Event | None = None,
-    wait_for_consumer_s: float | None = None,
-    linger_s: float = 1.0,
-    raw: Any = None,
-) -> int:
-    """Replay a recording on an LSL outlet in real time (blocking).
+class Player(LiveSender):
+    """Replay a recording on LSL in real time: blocking with :meth:`run`, or from a
+    background thread with :meth:`start` (and :meth:`stop`, :meth:`wait`, ``with``).
+
+    The file is read in the constructor (so errors surface at once); the outlet is
+    created when streaming starts.
 
     Parameters
     ----------
@@ -134,100 +121,15 @@ def play_file(
         Stream source_id (default :func:`default_source_id`).
     dtype : ``"float32"`` | ``"double64"``
         Channel format; the file's values (volts) are cast to it.
-    stop_event : threading.Event | None
-        Set it to stop; checked between pushes.
-    ready_event : threading.Event | None
-        Set once the outlet exists (and is discoverable).
     wait_for_consumer_s : float | None
-        Wait up to this many seconds for an inlet before the first push, so that it
-        receives the recording from its first sample.
+        With :meth:`start`: wait up to this many seconds for an inlet before the first
+        push, so that it receives the recording from its first sample.
     linger_s : float
-        When a non-looping replay ends, keep the outlet alive this long (or until
-        ``stop_event``) so that inlets can pull the last samples: liblsl reports a lost
+        With :meth:`start`: when a non-looping replay ends, keep the outlet alive this long
+        (or until stopped) so that inlets can pull the last samples: liblsl reports a lost
         stream, and drops what an inlet has not pulled yet, once the outlet is gone.
     raw : mne.io.Raw | None
         An already loaded recording (``path`` is then only used for naming).
-
-    Returns
-    -------
-    n_pushed : int
-        Samples pushed.
-    """
-    if not (speed > 0 and math.isfinite(speed)):
-        raise ValueError(f"speed must be a positive finite number, got {speed}.")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(_DTYPES)}.")
-    if raw is None:
-        raw = _read_raw(path)
-    name = name or f"rtsource-play-{Path(path).stem}"
-    source_id = source_id or default_source_id(path, name)
-    sfreq = float(raw.info["sfreq"])
-    data: NDArray = np.ascontiguousarray(raw.get_data().T, dtype=_DTYPES[dtype][1])
-    n_times = data.shape[0]
-    if n_times == 0:
-        raise ValueError(f"Recording {str(path)!r} has no samples.")
-    if chunk_size is None:
-        chunk_size = max(1, round(sfreq * speed / 100.0))
-    chunk_size = int(chunk_size)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1 sample, got {chunk_size}.")
-    info = raw_stream_info(raw, name, source_id, dtype)
-    stop_event = stop_event or threading.Event()
-    outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=360)
-    logger.info(
-        "Playing %s as LSL stream %r (source_id %s): %d channels, %g Hz, %.1f s, speed %g%s.",
-        path,
-        name,
-        source_id,
-        data.shape[1],
-        sfreq,
-        n_times / sfreq,
-        speed,
-        ", looping" if loop else "",
-    )
-    if ready_event is not None:
-        ready_event.set()
-    if wait_for_consumer_s:
-        deadline = pylsl.local_clock() + wait_for_consumer_s
-        while not outlet.have_consumers() and pylsl.local_clock() < deadline:
-            if stop_event.wait(0.005):
-                break
-    period = 1.0 / (sfreq * speed)
-    offsets = np.arange(chunk_size, dtype=np.float64)
-    ts = np.empty(chunk_size, dtype=np.float64)
-    t0 = pylsl.local_clock()
-    pushed = 0
-    pos = 0
-    try:
-        while not stop_event.is_set():
-            n = min(chunk_size, n_times - pos)
-            # a sample is pushed once its capture time has come
-            delay = t0 + (pushed + n - 1) * period - pylsl.local_clock()
-            if delay > 0 and stop_event.wait(delay):
-                break
-            np.multiply(offsets[:n] + pushed, period, out=ts[:n])
-            ts[:n] += t0
-            outlet.push_chunk(data[pos : pos + n], ts[:n])
-            pushed += n
-            pos += n
-            if pos >= n_times:
-                if not loop:
-                    if linger_s > 0:
-                        stop_event.wait(linger_s)
-                    break
-                pos = 0
-                logger.debug("Player %r: looping after %d samples.", name, pushed)
-    finally:
-        del outlet
-    logger.info("Player %r stopped after %d samples.", name, pushed)
-    return pushed
-
-
-class Player(BackgroundSender):
-    """Replay a recording on LSL from a background thread.
-
-    Parameters are those of :func:`play_file`. The file is read in the constructor
-    (so errors surface at once), the outlet is created by :meth:`start`.
 
     Attributes
     ----------
@@ -235,8 +137,8 @@ class Player(BackgroundSender):
         The stream's name and source_id.
     raw : mne.io.Raw
         The loaded recording.
-    n_pushed : int | None
-        Samples pushed, once the thread has finished.
+    n_pushed : int
+        Samples pushed so far (counting every loop).
     error : BaseException | None
         The exception that ended the thread, if any (re-raised by :meth:`stop`).
 
@@ -260,33 +162,109 @@ class Player(BackgroundSender):
         dtype: str = "float32",
         wait_for_consumer_s: float | None = None,
         linger_s: float = 1.0,
+        raw: Any = None,
     ) -> None:
         if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a positive finite number, got {speed}.")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype={dtype!r} is not valid; choose one of {list(_DTYPES)}.")
+        check_dtype(dtype)
         self.path = Path(path)
-        self.raw = _read_raw(self.path)
-        self.name = name or f"rtsource-play-{self.path.stem}"
-        self.source_id = source_id or default_source_id(self.path, self.name)
-        self._kwargs = dict(
-            speed=speed,
-            loop=loop,
+        self.raw = _read_raw(self.path) if raw is None else raw
+        name = name or f"rtsource-play-{self.path.stem}"
+        self.sfreq = float(self.raw.info["sfreq"])
+        self.speed = float(speed)
+        self.loop = bool(loop)
+        self._data: NDArray = np.ascontiguousarray(
+            self.raw.get_data().T, dtype=CHANNEL_FORMATS[dtype][1]
+        )
+        self.n_times = self._data.shape[0]
+        if self.n_times == 0:
+            raise ValueError(f"Recording {str(self.path)!r} has no samples.")
+        self.n_samples = None if self.loop else self.n_times
+        self._pos = 0  # next sample of the file
+        super().__init__(
+            name,
+            self.sfreq * self.speed,
+            self._data.shape[1],
+            source_id or default_source_id(self.path, name),
             chunk_size=chunk_size,
             dtype=dtype,
-            wait_for_consumer_s=wait_for_consumer_s,
-            linger_s=linger_s,
         )
-        self.n_pushed: int | None = None
-        self._init_background()
+        self._run_defaults = {"wait_for_consumer_s": wait_for_consumer_s, "linger_s": linger_s}
 
-    def _send(self, stop_event: threading.Event, ready_event: threading.Event) -> None:
-        self.n_pushed = play_file(
-            self.path,
-            self.name,
-            source_id=self.source_id,
-            stop_event=stop_event,
-            ready_event=ready_event,
-            raw=self.raw,
-            **self._kwargs,  # type: ignore[arg-type]
+    def generate(self, n: int, out: NDArray) -> NDArray:
+        """Copy the next ``n`` samples of the file into ``out`` (from the start when
+        looping past its end)."""
+        done = 0
+        while done < n:
+            m = min(n - done, self.n_times - self._pos)
+            out[done : done + m] = self._data[self._pos : self._pos + m]
+            done += m
+            self._pos += m
+            if self._pos >= self.n_times:
+                if not self.loop and done < n:
+                    raise ValueError(f"Player {self.name!r}: the recording has no more samples.")
+                self._pos = 0
+                if self.loop:
+                    logger.debug("Player %r: looping after %d samples.", self.name,
+                                 self.n_pushed + done)
+        return out
+
+    def stream_info(self) -> pylsl.StreamInfo:
+        """StreamInfo describing the recording (see :func:`raw_stream_info`)."""
+        return raw_stream_info(self.raw, self.name, self.source_id, self.dtype)
+
+    def _summary(self) -> str:
+        return (
+            f"{self.path}, {self.n_channels} channels, {self.sfreq:g} Hz, "
+            f"{self.n_times / self.sfreq:.1f} s, speed {self.speed:g}"
+            f"{', looping' if self.loop else ''}"
         )
+
+    def _send(self, stop_event: threading.Event, ready_event: threading.Event,
+              **kwargs: Any) -> None:
+        self.run(stop_event=stop_event, ready_event=ready_event,
+                 **{**self._run_defaults, **kwargs})
+
+
+def play_file(
+    path: str | Path,
+    name: str | None = None,
+    speed: float = 1.0,
+    loop: bool = False,
+    chunk_size: int | None = None,
+    *,
+    source_id: str | None = None,
+    dtype: str = "float32",
+    stop_event: threading.Event | None = None,
+    ready_event: threading.Event | None = None,
+    wait_for_consumer_s: float | None = None,
+    linger_s: float = 1.0,
+    raw: Any = None,
+) -> int:
+    """Replay a recording on an LSL outlet in real time (blocking).
+
+    Parameters
+    ----------
+    path, name, speed, loop, chunk_size, source_id, dtype, raw
+        As for :class:`Player`.
+    stop_event : threading.Event | None
+        Set it to stop; checked between pushes.
+    ready_event : threading.Event | None
+        Set once the outlet exists (and is discoverable).
+    wait_for_consumer_s : float | None
+        Wait up to this many seconds for an inlet before the first push, so that it
+        receives the recording from its first sample.
+    linger_s : float
+        When a non-looping replay ends, keep the outlet alive this long (or until
+        ``stop_event``) so that inlets can pull the last samples: liblsl reports a lost
+        stream, and drops what an inlet has not pulled yet, once the outlet is gone.
+
+    Returns
+    -------
+    n_pushed : int
+        Samples pushed.
+    """
+    player = Player(path, name, speed, loop, chunk_size, source_id=source_id, dtype=dtype,
+                    raw=raw)
+    return player.run(stop_event=stop_event, ready_event=ready_event,
+                      wait_for_consumer_s=wait_for_consumer_s, linger_s=linger_s)
