@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
+from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch load)
+
+limit_threads()
 
 import argparse  # noqa: E402
 import sys  # noqa: E402

@@ -11,7 +11,7 @@ __all__ = ["LocalizeResult", "Localizer", "__version__", "localize"]
 
 def __getattr__(name):  # lazy: importing rtsource must stay cheap for the CLI
     if name in ("localize", "LocalizeResult", "Localizer"):
-        from .online import localize as _loc
+        from .online import localize as offline_api  # the module rtsource.online.localize
 
-        return getattr(_loc, name)
+        return getattr(offline_api, name)
     raise AttributeError(name)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
+from ._threads import limit_threads
 from ._version import __version__
 
 # command name -> (module, one-line help)
@@ -29,16 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "view": ("view", "live viewer of region activations (pyqtgraph)"),
     "sys-info": ("sys_info", "versions, threads and which inference backends are available"),
 }
-
-
-def _limit_threads() -> None:
-    """Keep BLAS/OpenMP/numba within the two cores LSL also needs (user can override)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    # Idle OpenMP threads sleep instead of spinning: compiled torch on a busy 2-core
-    # machine is ~8x faster this way (measured, bench/bench_refine.py). Before torch loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +57,7 @@ def _load(module: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    _limit_threads()
+    limit_threads()
     from ._util import quiet_liblsl
 
     quiet_liblsl()

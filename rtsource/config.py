@@ -1,13 +1,21 @@
 """Typed, frozen configuration. TOML files in ``configs/`` map onto these dataclasses.
 
-Unknown keys are errors (with close matches), so a typo never silently falls back to a default.
+Every vocabulary of rtsource (methods, inverse methods, refiners, backends, atlases,
+conductors, modes and policies) is defined here once, as a ``Literal`` type, and checked
+by one helper, :func:`check_value`, whose message names the setting, the value, the
+valid values and close matches. Config dataclasses validate themselves in
+``__post_init__``, so ``localize``, ``SourceProcessor``, ``Pipeline`` and the CLI give the
+same error for the same bad value. Unknown keys are errors (with close matches), so a
+typo never silently falls back to a default.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -19,10 +27,89 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+# -- vocabularies (each defined once) -------------------------------------------------
 Conductor = Literal["bem", "sphere"]
+#: Linear inverses (pseudo-inverse kernels) that :mod:`rtsource.inverse` computes.
+InverseMethod = Literal["eloreta", "sloreta", "dspm", "mne"]
+#: Networks that refine an inverse's estimate (:mod:`rtsource.models`).
+Refiner = Literal["piunet"]
+#: What a user asks for (``--method``, ``localize(method=...)``): an inverse, or an inverse
+#: refined by a network (see :data:`METHOD_STAGES`).
 Method = Literal["eloreta", "sloreta", "dspm", "mne", "piunet"]
-INVERSE_METHODS = ("eloreta", "sloreta", "dspm", "mne")
+#: Runtimes for a network (:mod:`rtsource.engines`); ``auto`` picks the fastest available.
+Backend = Literal["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"]
+#: Atlases shipped or installed with rtsource (a path to a labelled NIfTI is also valid).
+BundledAtlas = Literal["bn246", "aal3", "hcpex"]
 RegionMode = Literal["magnitude", "signed"]
+BadDataPolicy = Literal["flag", "exclude"]
+Schedule = Literal["arrival", "hop"]
+OverflowPolicy = Literal["error", "drop_oldest"]
+
+CONDUCTORS: tuple[str, ...] = get_args(Conductor)
+INVERSE_METHODS: tuple[str, ...] = get_args(InverseMethod)
+REFINERS: tuple[str, ...] = get_args(Refiner)
+METHODS: tuple[str, ...] = get_args(Method)
+BACKENDS: tuple[str, ...] = get_args(Backend)
+ATLASES: tuple[str, ...] = get_args(BundledAtlas)
+#: User-facing method -> (inverse, refiner or None). The one place where ``piunet`` is
+#: mapped to "eLORETA refined by 3D-PIUNet".
+METHOD_STAGES: dict[str, tuple[str, str | None]] = {
+    **{m: (m, None) for m in INVERSE_METHODS},
+    "piunet": ("eloreta", "piunet"),
+}
+assert set(METHOD_STAGES) == set(METHODS)
+
+
+def check_value(value: Any, allowed: typing.Iterable[Any], name: str) -> Any:
+    """Return ``value`` if it is one of ``allowed``; else raise a ValueError that names the
+    setting, the value, the valid values and close matches.
+
+    Parameters
+    ----------
+    value : the value given.
+    allowed : the valid values.
+    name : the setting's name as the user wrote it (``"method"``, ``"refine.backend"``).
+
+    Raises
+    ------
+    ValueError
+        ``"Setting method = 'eloretta' is not valid; choose one of ['eloreta', ...]. Did
+        you mean: 'eloreta'?"``
+    """
+    options = list(allowed)
+    if value in options:
+        return value
+    hint = close_matches(value, [str(o) for o in options]) if isinstance(value, str) else ""
+    raise ValueError(f"Setting {name} = {value!r} is not valid; choose one of {options}.{hint}")
+
+
+def _check_literals(obj: Any, section: str) -> None:
+    """Check every ``Literal``-typed field of a config dataclass with :func:`check_value`."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        tp = hints[f.name]
+        value = getattr(obj, f.name)
+        args = get_args(tp)
+        if get_origin(tp) is Literal:
+            check_value(value, args, f"{section}.{f.name}")
+        elif get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            lits = [a for a in args if get_origin(a) is Literal]
+            if lits and value is not None and not any(
+                isinstance(value, a) for a in args if isinstance(a, type)
+            ):
+                check_value(value, [v for lit in lits for v in get_args(lit)],
+                            f"{section}.{f.name}")
+
+
+def _check_positive(section: str, **values: float | None) -> None:
+    for name, v in values.items():
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"Setting {section}.{name} = {v!r} must be a positive number.")
+
+
+def method_stages(method: str) -> tuple[str, str | None]:
+    """``(inverse method, refiner or None)`` for a user-facing ``method`` (checked)."""
+    return METHOD_STAGES[check_value(method, METHODS, "method")]
 
 
 @dataclass(frozen=True)
@@ -46,6 +133,14 @@ class HeadModelConfig:
     bem_ico: int = 4
     mindist_mm: float = 5.0
 
+    def __post_init__(self) -> None:
+        _check_literals(self, "headmodel")
+        _check_positive("headmodel", spacing_mm=self.spacing_mm)
+        if len(self.conductivity) != 3 or not all(c > 0 for c in self.conductivity):
+            raise ValueError(
+                f"Setting headmodel.conductivity = {self.conductivity!r} must be three positive "
+                "conductivities (brain, skull, scalp) in S/m.")
+
 
 @dataclass(frozen=True)
 class InverseConfig:
@@ -56,12 +151,22 @@ class InverseConfig:
     depth : depth-weighting exponent for mne/dspm/sloreta (None disables; eLORETA ignores it).
     """
 
-    method: Method = "eloreta"
+    method: InverseMethod = "eloreta"
     lambda2: float = 1.0 / 9.0
     noise_std_uv: float = 0.2
     depth: float | None = 0.8
     eloreta_max_iter: int = 20
     eloreta_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.method in REFINERS:
+            raise ValueError(
+                f"Setting inverse.method = {self.method!r} names a network, not an inverse; "
+                f"use method {self.method!r} at the top (--method, localize(method=...)) or "
+                f"[refine] refiner = {self.method!r} with inverse.method = "
+                f"{METHOD_STAGES[self.method][0]!r}.")
+        _check_literals(self, "inverse")
+        _check_positive("inverse", lambda2=self.lambda2, noise_std_uv=self.noise_std_uv)
 
 
 @dataclass(frozen=True)
@@ -77,6 +182,16 @@ class RegionsConfig:
     atlas: str = "bn246"
     mode: RegionMode = "magnitude"
     sigma_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_literals(self, "regions")
+        _check_positive("regions", sigma_mm=self.sigma_mm)
+        if not isinstance(self.atlas, str) or not self.atlas:
+            raise ValueError(f"Setting regions.atlas = {self.atlas!r} must be one of "
+                             f"{list(ATLASES)} or a path to a labelled NIfTI file.")
+        looks_like_path = any(c in self.atlas for c in "/\\.")
+        if not looks_like_path and self.atlas.lower() not in ATLASES:
+            check_value(self.atlas, ATLASES, "regions.atlas")
 
 
 @dataclass(frozen=True)
@@ -105,8 +220,10 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """3D-PIUNet refinement (used when ``inverse.method = "piunet"``).
+    """Refinement of the inverse's estimate by a network (method ``piunet``).
 
+    refiner : the network (``"piunet"``: 3D-PIUNet) or None (no refinement). Users usually
+        set it through the method (``--method piunet`` = eLORETA + 3D-PIUNet).
     checkpoint : "default" (the weights shipped in the package) or a path to a checkpoint
         written by ``rtsource train`` (its ``.sha256`` file must sit beside it).
     backend : inference runtime; "auto" picks TensorRT, then PyTorch CUDA, then the
@@ -116,9 +233,19 @@ class RefineConfig:
         rate is the input rate divided by N, declared in the outlet metadata.
     """
 
+    refiner: Refiner | None = None
     checkpoint: str = "default"
-    backend: Literal["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"] = "auto"
+    backend: Backend = "auto"
     decimate: int | Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        _check_literals(self, "refine")
+        if self.decimate != "auto" and (isinstance(self.decimate, bool)
+                                        or not isinstance(self.decimate, int)
+                                        or self.decimate < 1):
+            raise ValueError(
+                f"Setting refine.decimate = {self.decimate!r} is not valid; give 'auto' or an "
+                "integer >= 1 (refine one of every N samples).")
 
 
 @dataclass(frozen=True)
@@ -129,16 +256,24 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
 
+    @property
+    def method(self) -> str:
+        """The user-facing method: the refiner's name when there is one, else the inverse."""
+        return self.refine.refiner or self.inverse.method
+
+    def with_method(self, method: str | None) -> Config:
+        """A copy that runs ``method`` (see :data:`METHOD_STAGES`); None keeps the current."""
+        if method is None:
+            return self
+        inv, ref = method_stages(method)
+        return replace(self, inverse=replace(self.inverse, method=inv),
+                       refine=replace(self.refine, refiner=ref))
+
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if origin is Literal:
-        options = get_args(tp)
-        if value not in options:
-            raise ValueError(
-                f"Setting {where} = {value!r} is not valid; choose one of {list(options)}."
-            )
-        return value
+        return check_value(value, get_args(tp), where)
     if origin is tuple:
         return tuple(float(v) for v in value)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -192,12 +327,41 @@ def read_toml(path: str | Path | None, what: str = "Config file") -> dict[str, A
         return tomllib.load(fid)
 
 
-def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> Config:
-    """Load a TOML config (defaults if ``path`` is None) and apply section overrides.
+def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Read the settings of older config files: ``[inverse] method = "piunet"`` (before the
+    refiner had its own setting) means ``method = "piunet"``, with a DeprecationWarning."""
+    inverse = data.get("inverse")
+    if isinstance(inverse, dict) and inverse.get("method") in REFINERS:
+        name = inverse["method"]
+        warnings.warn(
+            f"{where}: [inverse] method = {name!r} is deprecated; write [refine] refiner = "
+            f"{name!r} (and [inverse] method = {METHOD_STAGES[name][0]!r}), or pass the method "
+            "on the command line (--method).", DeprecationWarning, stacklevel=3)
+        data = {**data, "inverse": {**inverse, "method": METHOD_STAGES[name][0]},
+                "refine": {**data.get("refine", {}), "refiner": METHOD_STAGES[name][1]}}
+    return data
 
-    ``overrides`` maps a section name to a dict of settings, e.g. ``inverse={"lambda2": 0.1}``.
+
+def load_config(path: str | Path | None = None, *, method: str | None = None,
+                **overrides: dict[str, Any]) -> Config:
+    """Load a TOML config (defaults if ``path`` is None) and apply overrides.
+
+    Parameters
+    ----------
+    path : a TOML file, or None for the defaults.
+    method : a user-facing method (``"eloreta"``, ..., ``"piunet"``) applied on top
+        (:meth:`Config.with_method`); None keeps the file's.
+    **overrides : section name -> dict of settings, e.g. ``inverse={"lambda2": 0.1}``
+        (None values leave a setting as it is).
+
+    Raises
+    ------
+    ValueError
+        For an unknown key or an invalid value (the message names the setting).
+    FileNotFoundError
+        When ``path`` does not exist.
     """
-    data = read_toml(path)
+    data = _migrate(read_toml(path), str(path) if path is not None else "config")
     cfg = from_dict(Config, data)
     for section, values in overrides.items():
         values = {k: v for k, v in values.items() if v is not None}
@@ -205,4 +369,4 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
             current = dataclasses.asdict(getattr(cfg, section))
             current.update(values)
             cfg = replace(cfg, **{section: from_dict(type(getattr(cfg, section)), current, f"{section}.")})
-    return cfg
+    return cfg.with_method(method)

@@ -109,8 +109,7 @@ def live_demo(
         cfg,
         stream=dataclasses.replace(cfg.stream, input=sim_name, output=out_name,
                                    resolve_timeout_s=start_timeout_s),
-        inverse=dataclasses.replace(cfg.inverse, method=method or cfg.inverse.method),
-    )
+    ).with_method(method)
     cmd = [sys.executable, "-m", "rtsource.cli", "simulate-stream", "--montage", montage,
            "--rate", repr(float(rate)), "--name", sim_name, "--segment", repr(float(segment_s)),
            "--duration", repr(float(duration_s + start_timeout_s + 30.0)), "--quiet"]

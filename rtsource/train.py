@@ -33,7 +33,7 @@ import torch
 
 from ._util import logger, stable_hash
 from .config import from_dict, read_toml
-from .online.refine import SHIPPED_CHECKPOINT
+from .models.checkpoint import SHIPPED_CHECKPOINT
 from .simulate import ForwardBank, SimConfig, Simulator, sim_config_from_dict
 
 if sys.version_info >= (3, 11):

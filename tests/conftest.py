@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 # Before numpy/torch import: two cores are shared by LSL threads, BLAS and torch.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch load)
+
+limit_threads()
 # Head models and kernels are cached between test runs in <repo>/.cache (ignored by git);
 # a fresh clone (CI) builds them once per run.
 os.environ.setdefault("RTSOURCE_CACHE", str(Path(__file__).resolve().parents[1] / ".cache"))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -75,7 +75,7 @@ def test_bad_shapes(sphere_model, fast_cfg):
         rtsource.localize(x[None], ch_names=sphere_model.ch_names, sfreq=SFREQ, config=fast_cfg)
     with pytest.raises(ValueError, match="sfreq"):
         rtsource.localize(x, ch_names=sphere_model.ch_names, config=fast_cfg)
-    with pytest.raises(ValueError, match="method='lcmv'"):
+    with pytest.raises(ValueError, match="method = 'lcmv' is not valid"):
         rtsource.localize(x, ch_names=sphere_model.ch_names, sfreq=SFREQ, method="lcmv")
 
 

@@ -34,8 +34,8 @@ def rand8(tmp_path_factory) -> str:
 
 def piunet_cfg(name: str, out: str, ckpt: str, decimate, **stream):
     return load_config(
+        method="piunet",
         headmodel={"montage": MONTAGE, "conductor": "sphere"},
-        inverse={"method": "piunet"},
         refine={"checkpoint": ckpt, "backend": "onnx", "decimate": decimate},
         stream={"input": name, "output": out, "hop_s": 0.04, "window_s": 0.06, **stream},
     )
@@ -51,7 +51,7 @@ def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8):
     pipe, reader, markers = open_pipeline(piunet_cfg(name, unique("out"), rand8, "auto"))
     try:
         n_dec = pipe.decimate
-        hop = pipe.windower.hop
+        hop = pipe.hop
         assert n_dec >= 1 and (n_dec == 1 or n_dec % hop == 0)  # auto: multiples of the hop
         n_total = round(duration * SFREQ)
         phase = n_dec - 1  # published: input samples k with (k + 1) % N == 0

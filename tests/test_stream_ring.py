@@ -1,11 +1,11 @@
-"""RingBuffer overflow policies and Windower equivalence (no LSL)."""
+"""RingBuffer overflow policies (no LSL)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rtsource.stream.ring import RingBuffer, RingOverflowError, Windower
+from rtsource.stream.ring import RingBuffer, RingOverflowError
 
 
 def _chunks(x: np.ndarray, t: np.ndarray, rng: np.random.Generator, max_size: int):
@@ -82,44 +82,9 @@ def test_ring_rejects_bad_shapes_and_policy():
         ring.read(1)
 
 
-@pytest.mark.parametrize(
-    ("window", "hop", "scratch"), [(25, 10, 3), (7, 7, 3), (5, 1, 3), (64, 25, 3), (9, 4, 1)]
-)
-def test_windower_equals_direct_slicing(window, hop, scratch):
-    rng = np.random.default_rng(window * 100 + hop)
-    n_ch = 4
-    x = rng.standard_normal((1000, n_ch)).astype(np.float32)
-    t = 1000.0 + np.arange(1000) / 250.0
-    ring = RingBuffer(n_ch, capacity=128)
-    win = Windower(n_ch, window, hop, scratch_windows=scratch)
-    got, got_t = [], []
-    for cx, ct in _chunks(x, t, rng, 40):
-        ring.write(cx, ct)
-        for w, wt in win(ring):
-            assert w.shape == (window, n_ch) and wt.shape == (window,)
-            assert np.shares_memory(w, win._data)  # a view, not a copy
-            got.append(w.copy())
-            got_t.append(wt.copy())
-    n_expected = (1000 - window) // hop + 1
-    assert len(got) == n_expected == win.n_windows
-    for k in range(n_expected):
-        np.testing.assert_array_equal(got[k], x[k * hop : k * hop + window])
-        np.testing.assert_array_equal(got_t[k], t[k * hop : k * hop + window])
-
-
-def test_windower_validates():
-    with pytest.raises(ValueError, match="hop must be between 1 and window=10"):
-        Windower(2, 10, 11)
-    win = Windower(2, 4, 2)
-    with pytest.raises(ValueError, match="3 channels"):
-        list(win(RingBuffer(3, 8)))
-
-
 def test_from_config_sizes_in_samples():
     from rtsource.config import StreamConfig
 
     cfg = StreamConfig(window_s=0.025, hop_s=0.010, buffer_s=2.0)
     ring = RingBuffer.from_config(cfg, 500.0, 3)
     assert ring.capacity == 1000 and ring.n_channels == 3
-    win = Windower.from_config(cfg, 500.0, 3)
-    assert (win.window, win.hop) == (13, 5)

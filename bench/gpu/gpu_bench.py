@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch load)
+
+limit_threads()
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -89,7 +89,7 @@ def pipeline_worker(spec_path: str) -> int:
     proc = pipe.processor
     assert proc is not None and pipe.outlet is not None
     announce("READY", {
-        "decimate": pipe.decimate, "window": pipe.windower.window, "hop": pipe.windower.hop,
+        "decimate": pipe.decimate, "window": pipe.window, "hop": pipe.hop,
         "nominal_srate": pipe.outlet.srate, "backend": pipe.backend,
         "n_regions": proc.regions.n_regions, "n_channels": proc.mapper.n_used,
         "n_sources": proc.headmodel.n_sources,

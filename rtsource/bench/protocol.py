@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .._threads import limit_threads
 from .._util import logger
 from .stats import json_default
 from .streams import AmplifierPusher, Subscriber
@@ -38,11 +39,7 @@ class Child:
     """
 
     def __init__(self, args: list[str]) -> None:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS"):
-            env.setdefault(var, "1")
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        env = limit_threads(dict(os.environ))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rtsource.bench", *args], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

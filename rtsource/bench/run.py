@@ -65,11 +65,11 @@ def run_benchmark(spec: BenchSpec, *, refine_only: bool = False,
             ckpt = spec.checkpoint
         cfg = make_config(spec, ckpt)
         results["config"]["pipeline"] = {
-            "method": cfg.inverse.method, "montage": cfg.headmodel.montage,
+            "method": cfg.method, "montage": cfg.headmodel.montage,
             "conductor": cfg.headmodel.conductor, "atlas": cfg.regions.atlas,
             "window_s": cfg.stream.window_s, "hop_s": cfg.stream.hop_s,
             "filters": [cfg.stream.highpass_hz, cfg.stream.lowpass_hz, cfg.stream.notch_hz],
-            "refine": dataclasses.asdict(cfg.refine) if cfg.inverse.method == "piunet" else None,
+            "refine": dataclasses.asdict(cfg.refine) if cfg.refine.refiner is not None else None,
             "random_weights": spec.method == "piunet" and spec.width is not None,
         }
         ours = pipeline_run(spec, cfg, tmp, say)

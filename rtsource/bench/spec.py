@@ -99,8 +99,8 @@ def make_config(spec: BenchSpec, checkpoint: str | None = None) -> Any:
         refine["checkpoint"] = checkpoint
     return load_config(
         spec.config,
+        method=spec.method,
         headmodel={"montage": spec.montage, "conductor": spec.conductor},
-        inverse={"method": spec.method},
         regions={"atlas": spec.atlas},
         stream={"hop_s": spec.hop_s, "window_s": spec.window_s},
         refine=refine,

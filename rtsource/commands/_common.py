@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import ATLASES, CONDUCTORS, METHODS
+
 
 def add_config_args(p: argparse.ArgumentParser, montage: bool = True) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (see configs/)")
     if montage:
         p.add_argument("--montage", metavar="NAME_OR_FILE",
                        help="MNE standard montage name or electrode-position file")
-    p.add_argument("--conductor", choices=["bem", "sphere"], help="head model (default bem)")
+    p.add_argument("--conductor", choices=CONDUCTORS, help="head model (default bem)")
     p.add_argument("--spacing", type=float, metavar="MM", help="source grid spacing (default 7)")
-    p.add_argument("--method", choices=["piunet", "eloreta", "sloreta", "dspm", "mne"],
-                   help="inverse method (default eloreta)")
-    p.add_argument("--atlas", metavar="bn246|aal3|hcpex|PATH", help="atlas (default bn246)")
+    p.add_argument("--method", choices=METHODS,
+                   help="method: a linear inverse, or piunet (eLORETA refined by 3D-PIUNet); "
+                        "default eloreta")
+    p.add_argument("--atlas", metavar="|".join(ATLASES) + "|PATH", help="atlas (default bn246)")
 
 
 def config_from_args(args: argparse.Namespace, **sections: dict):
@@ -24,10 +27,10 @@ def config_from_args(args: argparse.Namespace, **sections: dict):
 
     return load_config(
         getattr(args, "config", None),
+        method=getattr(args, "method", None),
         headmodel={"montage": getattr(args, "montage", None),
                    "conductor": getattr(args, "conductor", None),
                    "spacing_mm": getattr(args, "spacing", None)},
-        inverse={"method": getattr(args, "method", None)},
         regions={"atlas": getattr(args, "atlas", None)},
         refine={"backend": getattr(args, "backend", None)},
         **sections,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import get_args
 
-BACKENDS = ["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"]
+from ..config import BACKENDS, CONDUCTORS, METHODS, Schedule
+
 _MONTAGES = {32: "biosemi32", 64: "biosemi64", 128: "biosemi128", 160: "biosemi160",
              256: "biosemi256"}
 
@@ -36,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds of EEG streamed to the pipeline (default 30)")
     g = p.add_argument_group("pipeline")
     g.add_argument("--config", metavar="FILE", help="TOML configuration the options override")
-    g.add_argument("--method", choices=["eloreta", "sloreta", "dspm", "mne", "piunet"],
+    g.add_argument("--method", choices=METHODS,
                    default="eloreta", help="inverse method (default eloreta)")
-    g.add_argument("--conductor", choices=["bem", "sphere"],
+    g.add_argument("--conductor", choices=CONDUCTORS,
                    help="head model (default: the configuration's, bem)")
     g.add_argument("--atlas", metavar="NAME", help="atlas (default bn246)")
     w = g.add_mutually_exclusive_group()
@@ -52,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="piunet: refine one of every N samples (default: the configuration's)")
     g.add_argument("--hop", type=float, metavar="S", help="hop in seconds (default 0.010)")
     g.add_argument("--window", type=float, metavar="S", help="window in seconds (default 0.025)")
-    g.add_argument("--schedule", choices=["arrival", "hop"], default="arrival",
+    g.add_argument("--schedule", choices=get_args(Schedule), default="arrival",
                    help="process samples as they arrive (default) or a whole hop at a time")
     g = p.add_argument_group("baseline, refinement and output")
     g.add_argument("--no-baseline", action="store_true",

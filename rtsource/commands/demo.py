@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from ..config import CONDUCTORS, METHODS
+
 DEFAULT_REGIONS = ["PrG_6_1_L", "MVOcC_5_2_R", "STG_6_3_L", "SFG_7_4_R", "Tha_8_2_R"]
 
 
@@ -20,10 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regions", nargs="+", default=DEFAULT_REGIONS, metavar="NAME",
                    help="BN246 regions to place one dipole in each (default: %(default)s)")
     p.add_argument("--snr", type=float, default=20.0, help="sensor SNR in dB (default 20)")
-    p.add_argument("--conductor", choices=["bem", "sphere"], default="bem",
+    p.add_argument("--conductor", choices=CONDUCTORS, default="bem",
                    help="head model used for the inverse (default bem)")
-    p.add_argument("--method", default="eloreta",
-                   choices=["eloreta", "sloreta", "dspm", "mne", "piunet"])
+    p.add_argument("--method", default="eloreta", choices=METHODS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from ..config import INVERSE_METHODS, HeadModelConfig
+from ..config import CONDUCTORS, INVERSE_METHODS, HeadModelConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="PIUNet checkpoint to evaluate (repeatable; default: the shipped weights)")
     p.add_argument("--montage", default="GSN-HydroCel-129", metavar="NAME_OR_FILE",
                    help="montage of the test data (default GSN-HydroCel-129, not used in training)")
-    p.add_argument("--conductor", choices=["bem", "sphere"], default="sphere",
+    p.add_argument("--conductor", choices=CONDUCTORS, default="sphere",
                    help="conductor model of the test data (default sphere)")
     p.add_argument("--conductivity", type=float, nargs=3, default=[0.332, 0.0113, 0.332],
                    metavar=("BRAIN", "SKULL", "SCALP"),

@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..engines import check_onnx_for_tensorrt, export_onnx, make_engine
-    from ..models.checkpoint import load_checkpoint
-    from ..online.refine import checkpoint_path
+    from ..models.checkpoint import checkpoint_path, load_checkpoint
 
     ckpt = load_checkpoint(checkpoint_path(args.checkpoint))
     path = export_onnx(ckpt.model, args.out, batch=args.batch,

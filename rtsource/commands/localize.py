@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         montage = cfg.headmodel.montage
         print(f"{args.file} carries no electrode positions; using montage {montage!r} "
               "(set --montage to choose another).")
-    res = localize(raw, montage=montage, method=cfg.inverse.method, atlas=cfg.regions.atlas,
+    res = localize(raw, montage=montage, method=cfg.method, atlas=cfg.regions.atlas,
                    config=cfg, on_missing="drop" if args.drop_missing else "raise",
                    progress=True)
     mean = res.regions.mean(axis=0)

@@ -6,11 +6,10 @@ import argparse
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, get_args
 
+from ..config import BACKENDS, BadDataPolicy, Schedule
 from ._common import add_config_args, config_from_args
-
-BACKENDS = ["auto", "tensorrt", "cuda", "onnx", "cpu"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,11 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS,
                    help="inference backend of the refinement network (method piunet)")
     p.add_argument("--output", metavar="NAME", help="name of the region stream (default rtsource)")
-    p.add_argument("--bad-data", choices=["flag", "exclude"],
+    p.add_argument("--bad-data", choices=get_args(BadDataPolicy),
                    help="bad windows: withhold and flag them, or exclude the bad channels")
     p.add_argument("--window", type=float, metavar="S", help="window length in seconds")
     p.add_argument("--hop", type=float, metavar="S", help="hop in seconds")
-    p.add_argument("--schedule", choices=["arrival", "hop"],
+    p.add_argument("--schedule", choices=get_args(Schedule),
                    help="process samples as they arrive (default) or a whole hop at a time")
     p.add_argument("--resolve-timeout", type=float, metavar="S",
                    help="seconds to wait for the input stream")
@@ -43,12 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    if args.backend and (args.method or "") != "piunet":
-        print(f"note: --backend {args.backend} applies to --method piunet only.", file=sys.stderr)
-    return config_from_args(args, stream={
+    cfg = config_from_args(args, stream={
         "input": args.input, "output": args.output, "bad_data": args.bad_data,
         "window_s": args.window, "hop_s": args.hop, "schedule": args.schedule,
         "resolve_timeout_s": args.resolve_timeout})
+    if args.backend and cfg.refine.refiner is None:
+        print(f"note: --backend {args.backend} applies to a refined method (--method piunet) "
+              "only.", file=sys.stderr)
+    return cfg
 
 
 def _run_demo(args: argparse.Namespace) -> int:

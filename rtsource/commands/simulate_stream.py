@@ -6,6 +6,8 @@ import argparse
 import signal
 import threading
 
+from ..config import CONDUCTORS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--montage", default="biosemi128", metavar="NAME",
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, metavar="S",
                    help="seconds to stream (default: until Ctrl-C or SIGTERM)")
     p.add_argument("--source-id", metavar="ID", help="LSL source_id (default: derived)")
-    p.add_argument("--conductor", choices=["sphere", "bem"], default="sphere",
+    p.add_argument("--conductor", choices=CONDUCTORS, default="sphere",
                    help="forward model projecting the sources (default sphere: a different "
                         "conductor from the pipeline's default BEM)")
     p.add_argument("--atlas", default="bn246", metavar="NAME", help="atlas of the active regions")

@@ -12,16 +12,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._util import close_matches
+from ..config import BACKENDS, Backend, check_value
 from .base import Engine
 
 __all__ = ["BACKENDS", "available_backends", "make_engine"]
 
 logger = logging.getLogger("rtsource")
 
-Backend = Literal["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"]
-BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "cuda", "onnx", "cpu", "eager")
-"""Valid ``backend`` names. ``auto`` tries tensorrt, then cuda, then cpu."""
+# Valid ``backend`` names (defined once in rtsource.config). ``auto`` tries tensorrt, then
+# cuda, then cpu.
 
 _AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 
@@ -108,11 +107,7 @@ def make_engine(
     -------
     Engine
     """
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend={backend!r} is not valid; choose one of {list(BACKENDS)}."
-            + close_matches(str(backend), list(BACKENDS))
-        )
+    check_value(backend, BACKENDS, "backend")
     if backend != "auto":
         return _build(backend, model, batch_sizes, cache_dir, precision, threads, device, options)
     status = available_backends()

@@ -161,10 +161,6 @@ def build_headmodel(
     mont = get_montage(spec)
     info = montage_info(mont)
     ch_pos = np.array([ch["loc"][:3] for ch in info["chs"]])
-    if cfg.spacing_mm <= 0:
-        raise ValueError(f"spacing_mm = {cfg.spacing_mm} must be positive (7 mm is the default).")
-    if cfg.conductor not in ("bem", "sphere"):
-        raise ValueError(f"conductor = {cfg.conductor!r}: choose 'bem' or 'sphere'.")
     cfg_items = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "montage"}
     if cfg.conductor == "sphere":
         cfg_items.pop("bem_ico")

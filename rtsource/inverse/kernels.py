@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._util import logger
+from ..config import INVERSE_METHODS, check_value
 
 
 def average_reference_projector(n_channels: int) -> np.ndarray:
@@ -156,11 +157,7 @@ def compute_kernel(gain: np.ndarray, noise_var: np.ndarray, method: str, lambda2
         dimensionless noise-normalised values for dspm/sloreta.
     info : dict with diagnostics (iterations for eLORETA).
     """
-    method = method.lower()
-    if method not in ("eloreta", "mne", "dspm", "sloreta"):
-        raise ValueError(
-            f"Unknown inverse method {method!r}; choose one of eloreta, sloreta, dspm, mne."
-        )
+    method = check_value(method.lower(), INVERSE_METHODS, "inverse.method")
     if not lambda2 > 0:
         raise ValueError(f"lambda2 = {lambda2} must be positive (e.g. 1/9).")
     n_ch, n_src, _ = gain.shape

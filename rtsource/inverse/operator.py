@@ -102,8 +102,6 @@ def make_inverse(headmodel: HeadModel, cfg: InverseConfig | None = None, *,
     inverse setting, so a kernel for another channel subset or λ² is built separately.
     """
     cfg = cfg or InverseConfig()
-    if cfg.method == "piunet":
-        cfg = dataclasses.replace(cfg, method="eloreta")  # PIUNet refines eLORETA
     settings = dataclasses.asdict(cfg)
     key = stable_hash("inverse", CACHE_VERSION, headmodel.hash, headmodel.ch_names, settings)
 

@@ -1,9 +1,15 @@
-"""Refinement networks: the 3D-PIUNet U-Net, volume mapping and checkpoints."""
+"""Networks as plain ``torch.nn.Module``s with static shapes, and their checkpoints.
+
+A network knows nothing of how it is run: engines (:mod:`rtsource.engines`) run it, the
+refinement stage (:mod:`rtsource.online.refine`) is handed an engine.
+"""
 
 from .checkpoint import (
     FORMAT_VERSION,
+    SHIPPED_CHECKPOINT,
     Checkpoint,
     ChecksumMismatchError,
+    checkpoint_path,
     load_checkpoint,
     read_header,
     save_checkpoint,
@@ -15,11 +21,13 @@ __all__ = [
     "FORMAT_VERSION",
     "GRID_SIZE",
     "PIUNET_PRESETS",
+    "SHIPPED_CHECKPOINT",
     "Checkpoint",
     "ChecksumMismatchError",
     "PIUNet",
     "PIUNetSpec",
     "VolumeMapper",
+    "checkpoint_path",
     "count_parameters",
     "load_checkpoint",
     "read_header",

@@ -31,7 +31,9 @@ from .piunet import GRID_SIZE, PIUNet
 __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
+    "SHIPPED_CHECKPOINT",
     "ChecksumMismatchError",
+    "checkpoint_path",
     "load_checkpoint",
     "read_header",
     "save_checkpoint",
@@ -42,8 +44,28 @@ logger = logging.getLogger("rtsource")
 FORMAT_VERSION = 1
 """Version of the checkpoint layout written by :func:`save_checkpoint`."""
 
+#: The 3D-PIUNet weights shipped in the package (``refine.checkpoint = "default"``).
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "piunet-w8.safetensors"
+
 _META_KEY = "rtsource"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def checkpoint_path(spec: str) -> Path:
+    """Resolve ``"default"`` to the shipped weights, anything else to a path.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist (the message says which setting to change).
+    """
+    path = SHIPPED_CHECKPOINT if spec == "default" else Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"3D-PIUNet checkpoint {str(path)!r} does not exist"
+            + (" (the package was installed without its weights)." if spec == "default" else
+               "; set refine.checkpoint to a file written by 'rtsource train' or 'default'."))
+    return path
 
 
 class ChecksumMismatchError(ValueError):

@@ -1,39 +1,22 @@
 """The live pipeline: EEG from an LSL stream in, region activations out on LSL.
 
-One processing thread runs, in order, for every pull::
+The thin threaded shell around the pure stages. One processing thread runs, for every pull::
 
     EEGInlet.pull (preallocated, clock-corrected capture times)
-      -> RingBuffer (explicit overflow policy)
-      -> pieces on the hop grid: the new samples, at most a hop at a time, with the
-         preceding samples as context up to a full window
-      -> BadDataCheck on the window (NaN/Inf, flat, saturated)
-      -> SourceProcessor.process (channel mapping, causal filters, inverse kernel with the
-         average reference folded in, [3D-PIUNet], atlas regions): the very chain that
-         rtsource.localize runs, so both give the same numbers for the same data
-      -> RegionOutlet.push (one sample per published input sample, stamped with its
-         capture time)
+      -> HopScheduler.step (input hygiene, hop grid, context window, bad-data policy,
+         decimation; SourceProcessor: channel mapping, causal filters, inverse kernel with
+         the average reference folded in, [3D-PIUNet], atlas regions)
+      -> RegionOutlet.push (the rows it returns, stamped with their capture times)
+      -> MarkerOutlet (the events it returns, as JSON markers)
 
-State changes and problems go to a separate marker stream (:class:`MarkerOutlet`) as JSON.
-Filters keep their state across pieces, so the window only adds context for the bad-data
-check; each piece publishes exactly its new samples, and nothing is published twice.
+Everything that decides *what* is published lives in :class:`~.scheduler.HopScheduler`
+and is tested without threads or LSL; this module owns only the thread, the inlet, the
+outlets, the markers, the status and the recovery when the input is lost.
 
-Scheduling. Hops lie on a fixed grid counted from the first sample processed: hop ends
-are the samples ``k`` with ``(k + 1) % hop == 0`` (amplifiers push in blocks counted from
-their first sample, so a block of a hop's length is one piece), the first one at least a
-window long. With ``schedule="arrival"`` (the default) samples are processed as soon as
-they arrive, cut at hop ends (so a hop is the largest batch); with ``schedule="hop"`` a
-partial hop waits for the rest (or for a pause of one hop's duration). Both publish the
-same values; arrival lowers the latency when pushes do not fill whole hops.
-
-Decimation (method ``piunet``). When the refinement network cannot keep up with every
-input sample, the pipeline refines (and publishes) one of every ``N`` samples, those with
-``(k + 1) % N == 0`` (``k`` counts samples since the start); every sample still
-goes through the filters. ``refine.decimate = "auto"`` times the engine at start-up and
-takes ``N = 1`` when refining every sample needs at most half of real time, otherwise the
-smallest multiple of the hop that does; an integer forces ``N``. The outlet declares
-``nominal_srate = input rate / N`` and stamps each sample with the capture time of the
-EEG sample it refines. The status line and the marker stream (``rate`` every 10 s,
-``falling_behind`` / ``caught_up``) report the rates achieved.
+Decimation (method ``piunet``): when the network cannot keep up with every input sample,
+one of every ``N`` samples is refined and published (:func:`~.refine.choose_decimation`);
+the outlet declares ``nominal_srate = input rate / N``. The status line and the marker
+stream (``rate`` every 10 s, ``falling_behind`` / ``caught_up``) report the rates achieved.
 
 The caller's thread only starts, stops and reads :meth:`Pipeline.status`.
 """
@@ -44,10 +27,8 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pylsl
@@ -56,206 +37,38 @@ from pylsl.util import TimeoutError as _LslTimeoutError
 
 from .._util import logger, stable_hash
 from .._version import __version__
-from ..config import Config, load_config
-from ..headmodel.montage import MontageSpec, montage_label
+from ..config import Config, Schedule, check_value, load_config
+from ..headmodel.montage import MontageSpec
 from ..stream.lslio import (
     INDEX_LABEL,
-    INDEX_MODULO,
     EEGInlet,
     StreamLostError,
-    describe_positions,
     parse_channels,
-    positions_array,
     resolve_stream,
     stream_summary,
 )
 from ..stream.outlet import MarkerOutlet, RegionOutlet
-from ..stream.ring import RingBuffer, Windower
-from .preprocess import BadDataCheck, BadDataReport
+from .inputs import InputSpec, choose_montage, input_units, parse_input
 from .processing import SourceProcessor
+from .refine import choose_decimation
+from .scheduler import Event, HopScheduler, StepResult, window_hop
+from .status import PipelineStatus, StageLog
 
-__all__ = [
-    "InputSpec",
-    "Pipeline",
-    "PipelineStatus",
-    "StageLog",
-    "parse_input",
-]
+__all__ = ["InputSpec", "Pipeline", "PipelineStatus", "StageLog", "parse_input"]
 
-#: Plausible distance (metres) of scalp electrodes from the head-frame origin.
-_POSITION_RADIUS_M = (0.04, 0.2)
-#: Median |value| above which samples of channels without a unit are taken as microvolts.
-_MICROVOLT_GUESS = 0.5
-#: Refinement may use at most this fraction of real time for decimate = "auto" to refine
-#: every sample (the rest is left to the inverse, LSL and jitter).
-_REFINE_BUDGET = 0.5
 #: Seconds between "rate" markers.
 _RATE_MARKER_S = 10.0
 #: On a stop, seconds spent at most on a backlog before the rest is discarded.
 _STOP_DRAIN_S = 2.0
-Schedule = Literal["arrival", "hop"]
+#: Markers sent at most once per this many seconds per kind (others: every event).
+_MARKER_INTERVAL_S = {"input_gap": 1.0, "timestamps_backwards": 1.0, "overflow": 1.0,
+                      "timestamp_gap": 10.0, "exclude_failed": 1.0}
+#: Marker kinds logged at INFO (others at WARNING).
+_INFO_KINDS = frozenset({"started", "stopped", "stream_returned", "status", "rate",
+                         "decimation", "caught_up", "kernel_ready", "bad_data_end", "units"})
 
 
-# -- input specification --------------------------------------------------------------
-@dataclass(frozen=True)
-class InputSpec:
-    """Which LSL stream to read: any combination of name, type and source_id."""
-
-    name: str | None = None
-    type: str | None = None
-    source_id: str | None = None
-
-    def __str__(self) -> str:
-        return ", ".join(
-            f"{k}={v!r}" for k, v in dataclasses.asdict(self).items() if v is not None
-        )
-
-
-def parse_input(text: str) -> InputSpec:
-    """Parse ``--input``: a stream name, or ``key=value`` pairs joined by commas.
-
-    Examples: ``"BioSemi"``, ``"type=EEG"``, ``"source_id=amp-1234"``,
-    ``"name=BioSemi,type=EEG"``.
-    """
-    text = text.strip()
-    if not text:
-        raise ValueError("The input stream is empty; give a name, type=TYPE or source_id=ID.")
-    if "=" not in text:
-        return InputSpec(name=text)
-    keys = {"name": "name", "type": "type", "source_id": "source_id", "sourceid": "source_id"}
-    values: dict[str, str] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip().lower()
-        if not sep or key not in keys or not value.strip():
-            raise ValueError(
-                f"Cannot read input {text!r}: use a stream name, or name=NAME, type=TYPE and/or "
-                "source_id=ID separated by commas."
-            )
-        values[keys[key]] = value.strip()
-    return InputSpec(**values)
-
-
-# -- status ---------------------------------------------------------------------------
-@dataclass
-class PipelineStatus:
-    """A snapshot of the pipeline (the loop refreshes rates and latency once a second).
-
-    Attributes
-    ----------
-    state : str
-        ``"created"``, ``"running"``, ``"waiting"`` (input lost), ``"stopped"`` or
-        ``"failed"``.
-    elapsed_s : float
-        Seconds since the loop started.
-    n_in, n_out : int
-        Input samples pulled and output samples published.
-    n_flagged : int
-        Input samples not published because their window held bad data.
-    n_dropped : int
-        Input samples known lost: ring-buffer overflow plus gaps in the ``sample_index``
-        channel (when the input has one).
-    n_duplicated : int
-        Repeated ``sample_index`` values seen.
-    n_ts_gaps : int
-        Gaps of more than 2.5 sample periods between consecutive input timestamps.
-    n_backwards : int
-        Input timestamps earlier than their predecessor.
-    n_reconnects : int
-        Times the input came back after being lost.
-    in_rate_hz, out_rate_hz : float
-        Samples per second over the last second.
-    out_rate_expected_hz : float
-        Output rate that the input rate calls for (``in_rate_hz / decimate``).
-    decimate : int
-        One of every ``decimate`` input samples is published (1: every sample).
-    latency_ms : (float, float, float)
-        Median, 95th percentile and maximum over the last second of (publish time - capture
-        time) of the newest published sample of each processed piece, in milliseconds.
-    lag_ms : float
-        Largest (processing start - capture time of the newest sample) over the last
-        second: how far processing trails the input.
-    behind : bool
-        True while processing trails the input by more than a quarter of a second (or
-        five hops): the output is late and the input backlog grows.
-    method, backend : str
-    n_channels : int
-        EEG channels used by the inverse.
-    excluded : list of str
-        Channels excluded because of bad data (``bad_data = "exclude"``).
-    """
-
-    state: str = "created"
-    elapsed_s: float = 0.0
-    n_in: int = 0
-    n_out: int = 0
-    n_flagged: int = 0
-    n_dropped: int = 0
-    n_duplicated: int = 0
-    n_ts_gaps: int = 0
-    n_backwards: int = 0
-    n_reconnects: int = 0
-    in_rate_hz: float = 0.0
-    out_rate_hz: float = 0.0
-    out_rate_expected_hz: float = 0.0
-    decimate: int = 1
-    latency_ms: tuple[float, float, float] = (math.nan, math.nan, math.nan)
-    lag_ms: float = math.nan
-    behind: bool = False
-    method: str = ""
-    backend: str = ""
-    n_channels: int = 0
-    excluded: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        """One status line for a terminal."""
-        med, p95, mx = self.latency_ms
-        lat = "latency    -   " if math.isnan(med) else (
-            f"latency {med:5.1f} ms (p95 {p95:5.1f}, max {mx:6.1f})"
-        )
-        extra = f" excluded {','.join(self.excluded)}" if self.excluded else ""
-        dec = f" (1/{self.decimate} refined)" if self.decimate > 1 else ""
-        by = "" if math.isnan(self.lag_ms) else f" by {self.lag_ms / 1e3:.2f} s"
-        behind = (f" | BEHIND{by} (out {self.out_rate_hz:.1f} of "
-                  f"{self.out_rate_expected_hz:.1f} Hz)" if self.behind else "")
-        return (
-            f"[{self.elapsed_s:7.1f} s] in {self.in_rate_hz:7.1f} Hz | out {self.out_rate_hz:7.1f} Hz"
-            f"{dec} | {lat}{behind} | drops {self.n_dropped} | flagged {self.n_flagged}"
-            f" | {self.method}/{self.backend} | {self.state}{extra}"
-        )
-
-
-class StageLog:
-    """Per-piece timings recorded by a :class:`Pipeline` made with ``record_stages=True``.
-
-    One row per processed piece (withheld pieces are not recorded). Columns
-    (:attr:`FIELDS`): ``ts`` capture time of the newest published sample (of the newest
-    sample when none was published), ``n_new`` samples processed, ``n_out`` samples
-    published, ``t_pulled`` LSL clock when the pull that brought the newest sample
-    returned, ``t_start`` LSL clock when processing began, ``preprocess``, ``inverse``,
-    ``refine``, ``regions`` and ``push`` wall seconds, ``t_pushed`` LSL clock after the
-    push.
-    """
-
-    FIELDS = ("ts", "n_new", "n_out", "t_pulled", "t_start", "preprocess", "inverse",
-              "refine", "regions", "push", "t_pushed")
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._rows = np.zeros((capacity, len(self.FIELDS)))
-        self.n = 0
-
-    def append(self, row: Sequence[float]) -> None:
-        if self.n == len(self._rows):
-            self._rows = np.concatenate((self._rows, np.zeros_like(self._rows)))
-        self._rows[self.n] = row
-        self.n += 1
-
-    def as_dict(self) -> dict[str, NDArray]:
-        """Each column as an array (copies)."""
-        return {f: self._rows[: self.n, i].copy() for i, f in enumerate(self.FIELDS)}
-
-
-# -- the pipeline -----------------------------------------------------------------------
+# -- the pipeline ----------------------------------------------------------------------
 class Pipeline:
     """The live pipeline: LSL EEG stream -> regions on an LSL outlet (one thread).
 
@@ -330,18 +143,8 @@ class Pipeline:
         record_stages: bool = False,
     ) -> None:
         self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
-        scfg = self.cfg.stream
-        schedule = schedule or scfg.schedule
-        if schedule not in ("arrival", "hop"):
-            raise ValueError(f"schedule={schedule!r} is not valid; choose 'arrival' or 'hop'.")
-        if not scfg.hop_s > 0 or not scfg.window_s > 0:
-            raise ValueError(
-                f"window_s = {scfg.window_s} and hop_s = {scfg.hop_s} must be positive seconds."
-            )
-        if scfg.hop_s > scfg.window_s:
-            raise ValueError(
-                f"hop_s = {scfg.hop_s} s must not exceed window_s = {scfg.window_s} s."
-            )
+        scfg = self.cfg.stream  # validated by StreamConfig itself
+        schedule = check_value(schedule or scfg.schedule, ("arrival", "hop"), "schedule")
         if isinstance(input, InputSpec):
             self.input_spec = input
         else:
@@ -356,7 +159,7 @@ class Pipeline:
         self.stage_log: StageLog | None = StageLog() if record_stages else None
         self.decimate = 1
         self.refine_s_per_volume: float | None = None
-        self._decimation_note = ""
+        self.scheduler: HopScheduler | None = None
         self.error: BaseException | None = None
         self.inlet: EEGInlet | None = None
         self.outlet: RegionOutlet | None = None
@@ -366,7 +169,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._status = PipelineStatus(method=self.cfg.inverse.method)
+        self._status = PipelineStatus(method=self.cfg.method)
         self._status_event = threading.Event()
         self._last_marker: dict[str, float] = {}
         self._opened = False
@@ -451,13 +254,13 @@ class Pipeline:
         chans = parse_channels(info)
         labels = [c.label for c in chans]
         types = [c.type for c in chans]
-        self._index_col = next(
+        index_col = next(
             (c.index for c in chans if c.label.lower() == INDEX_LABEL and not c.is_eeg), None
         )
-        montage, self.positions_used = self._choose_montage(chans)
+        montage, self.positions_used = choose_montage(chans, self.montage,
+                                                      self.cfg.headmodel.montage)
         # window and hop in samples (the hop grid; also the size of the refiner's batches)
-        self.windower = Windower.from_config(scfg, sfreq, n_ch)
-        w, h = self.windower.window, self.windower.hop
+        w, h = window_hop(scfg, sfreq)
         self._refine_batches = _refine_batch_sizes(self.cfg, h)
         self.processor = proc = SourceProcessor(
             self.cfg, labels, sfreq, ch_types=types, montage=montage, on_missing="drop",
@@ -465,12 +268,21 @@ class Pipeline:
         )
         self._montage_used = montage
         self._labels, self._types = labels, types
-        self._excluded: list[str] = []
-        self._setup_units(chans)
-        self._setup_checks()
-        self.ring = RingBuffer.from_config(scfg, sfreq, n_ch, overflow=scfg.overflow)
+        to_volts, self._units_text = input_units(chans, proc.mapper.mapping.stream_index)
         self.backend = _backend_name(proc)
-        self._choose_decimation(proc, h)
+        note = "no refinement: every sample is published"
+        if proc.refiner is not None:
+            self.decimate, note, self.refine_s_per_volume = choose_decimation(
+                proc.refiner, proc.headmodel.n_sources, sfreq, h, self.cfg.refine.decimate)
+        self._decimation_note = note
+        self.scheduler = HopScheduler(
+            proc, labels, sfreq, scfg, decimate=self.decimate,
+            decimation_note=note if proc.refiner is not None else "",
+            refine_ms_per_volume=None if self.refine_s_per_volume is None
+            else self.refine_s_per_volume * 1e3,
+            schedule=self.schedule, index_col=index_col, to_volts=to_volts,
+            exclude=self._rebuild_without,
+        )
         n_dec = self.decimate
         out_rate = sfreq / n_dec
         prov = dict(proc.provenance())
@@ -520,7 +332,7 @@ class Pipeline:
                 "recognised.", name,
             )
         if proc.refiner is not None:
-            prov["decimation"] = self._decimation_note
+            prov["decimation"] = note
             if self.refine_s_per_volume is not None:
                 prov["refine_ms_per_volume"] = f"{self.refine_s_per_volume * 1e3:.3f}"
         self.outlet = RegionOutlet(
@@ -534,118 +346,6 @@ class Pipeline:
             self._status.backend = self.backend
             self._status.n_channels = proc.mapper.n_used
             self._status.decimate = n_dec
-
-    def _choose_decimation(self, proc: SourceProcessor, hop: int) -> None:
-        """Set :attr:`decimate` from ``refine.decimate``, timing the refiner first."""
-        ref = proc.refiner
-        setting = self.cfg.refine.decimate
-        if ref is None:
-            self.decimate, self._decimation_note = 1, "no refinement: every sample is published"
-            return
-        if setting != "auto" and (isinstance(setting, bool) or int(setting) < 1):
-            raise ValueError(
-                f"refine.decimate = {setting!r} is not valid; give 'auto' or an integer >= 1 "
-                "(refine one of every N samples)."
-            )
-        t1, t_hop = _time_refiner(ref, proc.headmodel.n_sources, hop)
-        self.refine_s_per_volume = t1
-        fs = self.sfreq
-        per_sample = min(t1, t_hop)  # batches of a hop amortise where the engine has them
-        load = fs * per_sample  # fraction of real time that refining every sample takes
-        need = 1 if load <= _REFINE_BUDGET else hop * math.ceil(fs * t1 / (_REFINE_BUDGET * hop))
-        timing = (f"refinement takes {t1 * 1e3:.2f} ms per volume at batch 1"
-                  + (f" ({t_hop * 1e3:.2f} ms per volume in batches of {hop})"
-                     if t_hop < t1 else "") + f" on {self.backend}")
-        if setting == "auto":
-            self.decimate = need
-            self._decimation_note = (
-                f"refine.decimate = auto: {timing}; refining every sample would take "
-                f"{load:.0%} of real time, so "
-                + ("every sample is refined." if need == 1 else
-                   f"one of every {need} samples is refined and published "
-                   f"({fs / need:g} Hz; refinement then takes about "
-                   f"{fs * t1 / need:.0%} of real time).")
-            )
-        else:
-            self.decimate = int(setting)
-            keeps_up = fs * (per_sample if self.decimate == 1 else t1) / self.decimate <= 1.0
-            self._decimation_note = (
-                f"refine.decimate = {self.decimate}: {timing}; publishing "
-                f"{fs / self.decimate:g} Hz" + ("." if keeps_up else
-                f". This cannot keep up with {fs:g} Hz input (it needs decimate >= {need} to "
-                "stay within half of real time): expect to fall behind.")
-            )
-        logger.info("%s", self._decimation_note)
-
-    def _choose_montage(self, chans: Sequence[Any]) -> tuple[MontageSpec, str]:
-        """Electrode positions: explicit montage > stream metadata > configuration."""
-        if self.montage is not None:
-            return self.montage, f"Electrode positions from the given montage " \
-                                 f"{montage_label(self.montage)}."
-        eeg = [c for c in chans if c.is_eeg or c.is_untyped]
-        with_pos = [c for c in eeg if c.position is not None]
-        if with_pos:
-            pos = positions_array(with_pos)
-            radius = float(np.median(np.linalg.norm(pos, axis=1)))
-            lo, hi = _POSITION_RADIUS_M
-            if lo <= radius <= hi and len({c.label.lower() for c in with_pos}) == len(with_pos):
-                text = describe_positions(list(chans))
-                if len(with_pos) < len(eeg):
-                    missing = [c.label for c in eeg if c.position is None]
-                    text += f" Channels without a position are left out: {', '.join(missing)}."
-                    logger.warning("Input channels without a position are left out: %s.",
-                                   ", ".join(missing))
-                return ([c.label for c in with_pos], pos), text
-            logger.warning(
-                "The stream's electrode positions are implausible (median distance %.3f m from "
-                "the head origin, or repeated labels); using the montage %s instead.",
-                radius, self.cfg.headmodel.montage,
-            )
-            return self.cfg.headmodel.montage, (
-                f"The stream's positions looked implausible (median radius {radius:.3f} m); "
-                f"electrode positions from the configured montage {self.cfg.headmodel.montage}."
-            )
-        return self.cfg.headmodel.montage, (
-            f"{describe_positions(list(chans))} Electrode positions from the configured montage "
-            f"{self.cfg.headmodel.montage}."
-        )
-
-    def _setup_units(self, chans: Sequence[Any]) -> None:
-        """Per-column factors to volts for the EEG channels used (unknown: decided on data)."""
-        proc = self.processor
-        assert proc is not None
-        used = proc.mapper.mapping.stream_index
-        scale = np.ones(len(chans), dtype=np.float32)
-        unknown = []
-        for i in used:
-            f = chans[i].to_volts
-            if f is None:
-                unknown.append(int(i))
-            else:
-                scale[i] = f
-        self._scale = scale
-        self._unknown_unit_cols = np.array(unknown, dtype=np.intp)
-        self._apply_scale = bool(np.any(scale != 1.0))
-        units = sorted({chans[i].unit or "none" for i in used})
-        self._units_text = (
-            f"input units {', '.join(units)}"
-            + ("; channels without a voltage unit: decided from the first samples "
-               f"(median |x| > {_MICROVOLT_GUESS} means microvolts)" if unknown else "")
-        )
-        self._scaled = np.empty((self._max_chunk, len(chans)), dtype=np.float32)
-
-    def _setup_checks(self) -> None:
-        scfg = self.cfg.stream
-        proc = self.processor
-        assert proc is not None
-        m = proc.mapper.mapping
-        self._check_cols = m.stream_index
-        self._check_names = [self._labels[i] for i in m.stream_index]
-        self._bad = BadDataCheck(
-            self._check_names,
-            flat_v=None if scfg.flat_uv is None else scfg.flat_uv * 1e-6,
-            saturation_v=None if scfg.saturation_uv is None else scfg.saturation_uv * 1e-6,
-        )
 
     # -- running ------------------------------------------------------------------------
     def start(self, wait_for_consumer_s: float | None = None) -> Pipeline:
@@ -667,9 +367,6 @@ class Pipeline:
                    and not self._stop.wait(0.01)):
                 pass
         self._t_start = time.monotonic()
-        self._n_in = self._n_out = self._n_flagged = 0
-        self._n_index_gaps = self._n_dup = self._n_ts_gaps = 0
-        self._backwards_total = 0
         with self._lock:
             self._status.state = "running"
         self._thread = threading.Thread(target=self._run, name="rtsource-pipeline", daemon=True)
@@ -702,11 +399,28 @@ class Pipeline:
         with self._lock:
             st = dataclasses.replace(self._status, excluded=list(self._status.excluded))
         if self._thread is not None:  # counters are plain ints, safe to read while running
-            st.n_in, st.n_out, st.n_flagged = self._n_in, self._n_out, self._n_flagged
-            st.n_dropped = int(self.ring.n_dropped) + self._n_index_gaps
-            st.n_duplicated, st.n_ts_gaps = self._n_dup, self._n_ts_gaps
-            st.n_backwards = self._backwards_total
+            self._fill_counters(st)
         return st
+
+    def _fill_counters(self, st: PipelineStatus) -> None:
+        s = self.scheduler
+        if s is not None:
+            st.n_in, st.n_out, st.n_flagged, st.n_dropped = s.n_in, s.n_out, s.n_flagged, \
+                s.n_dropped
+            st.n_duplicated, st.n_ts_gaps, st.n_backwards = s.n_duplicated, s.n_ts_gaps, \
+                s.n_backwards
+
+    @property
+    def window(self) -> int:
+        """Window length in samples (the context checked for bad data)."""
+        assert self.scheduler is not None, "open() the pipeline first"
+        return self.scheduler.window
+
+    @property
+    def hop(self) -> int:
+        """Hop in samples."""
+        assert self.scheduler is not None, "open() the pipeline first"
+        return self.scheduler.hop
 
     def wait_status(self, timeout: float = 1.0) -> PipelineStatus:
         """Wait until the loop refreshes the status (about once a second), then return it."""
@@ -787,51 +501,33 @@ class Pipeline:
         if self.markers is not None:
             self.markers.push(message, kind=kind, timestamp=pylsl.local_clock(), **fields)
 
-    # -- the loop -----------------------------------------------------------------------
+    # -- the loop ---
     def _run(self) -> None:
         self._tick_t = time.monotonic()
         self._tick_in = self._tick_out = 0
         self._lat: list[float] = []
-        self._last_index: int | None = None
-        self._last_ts: float | None = None
-        self._backwards_seen = 0
-        self._bad_active = False
-        self._need_reset = False
-        self._bad_episode_flagged = 0
-        self._last_data_t = time.monotonic()
-        self._hop_s = self.windower.hop / self.sfreq
-        w = self.windower.window
-        self._ctx = np.zeros((w, self.inlet.n_channels), dtype=np.float32)
-        self._ctx_ts = np.zeros(w)
-        self._ctx_n = 0
-        # context + new samples: a window, or the first hop end's worth
-        n_win = max(w, self._hop_end(0) + 1)
-        self._win = np.zeros((n_win, self.inlet.n_channels), dtype=np.float32)
-        self._win_ts = np.zeros(n_win)
-        self._k = 0  # index of the next sample to process (since the start or a return)
-        self._phase = self.decimate - 1  # samples k with k % decimate == phase are kept
         self._lag: list[float] = []
         self._behind_since: float | None = None
-        self._t_pulled = 0.0
+        self._in_bad_episode = False
+        self._last_data_t = time.monotonic()
+        self._hop_s = self.hop / self.sfreq
         try:
-            if self.processor is not None and self.processor.refiner is not None:
-                # here rather than in open(): subscribers usually connect between the two
-                self._marker(
-                    "decimation", self._decimation_note, force=True, decimate=self.decimate,
-                    output_rate_hz=self.sfreq / self.decimate,
-                    refine_ms_per_volume=(self.refine_s_per_volume or math.nan) * 1e3,
-                )
+            self._process(*self._empty)  # start-up events (decimation) before any data
             while not self._stop.is_set():
                 try:
-                    self._pull()
+                    data, ts = self.inlet.pull(timeout=self.pull_timeout_s)  # type: ignore[union-attr]
                 except StreamLostError:
-                    self._drain(final=True)
+                    self._process(*self._empty, flush=True)
                     if not self._wait_for_return():
                         break
                     continue
-                self._drain()
+                if len(ts):
+                    self._last_data_t = time.monotonic()
+                paused = time.monotonic() - self._last_data_t > self._hop_s
+                self._process(data, ts, flush=paused)
                 self._tick()
-            self._drain(final=True)
+            self._process(*self._empty, flush=True,
+                          deadline=time.monotonic() + _STOP_DRAIN_S)
             self._tick(force=True)
         except BaseException as err:  # reported by stop() and on the marker stream
             self.error = err
@@ -845,275 +541,82 @@ class Pipeline:
         finally:
             self._status_event.set()
 
-    def _pull(self) -> None:
-        inlet = self.inlet
-        assert inlet is not None
-        data, ts = inlet.pull(timeout=self.pull_timeout_s)
-        n = len(ts)
-        if n == 0:
-            return
-        self._last_data_t = time.monotonic()
-        if inlet.n_backwards > self._backwards_seen:
-            self._backwards_total += inlet.n_backwards - self._backwards_seen
-            jump = (self._last_ts - float(ts[0])) if self._last_ts is not None else 0.0
-            self._marker(
-                "timestamps_backwards",
-                f"Input timestamps jumped backwards ({inlet.n_backwards} times so far"
-                + (f", last by {jump:.6f} s" if jump > 0 else "") + "). Samples are kept and "
-                "published with their own capture times.",
-                min_interval_s=1.0, count=inlet.n_backwards,
-            )
-            self._backwards_seen = inlet.n_backwards
-        if self._last_ts is not None:
-            period = 1.0 / self.sfreq
-            d0 = float(ts[0]) - self._last_ts
-            gaps = int(d0 > 2.5 * period)
-            if n > 1:
-                gaps += int(np.count_nonzero(np.diff(ts) > 2.5 * period))
-            if gaps:
-                self._n_ts_gaps += gaps
-        self._last_ts = float(ts[-1])
-        if self._index_col is not None:
-            self._check_index(data[:, self._index_col])
-        if len(self._unknown_unit_cols):
-            self._guess_units(data)
-        if self._apply_scale:
-            out = self._scaled[:n]
-            np.multiply(data, self._scale, out=out)
-            data = out
-        dropped = self.ring.write(data, ts)
-        if self.stage_log is not None:
-            self._t_pulled = pylsl.local_clock()
-        self._n_in += n
-        if dropped:
-            self._marker(
-                "overflow",
-                f"The ring buffer dropped {dropped} samples ({self.ring.n_dropped} so far): "
-                "processing is falling behind the input.",
-                min_interval_s=1.0, dropped=int(self.ring.n_dropped),
-            )
+    @property
+    def _empty(self) -> tuple[NDArray, NDArray]:
+        return np.zeros((0, len(self._labels)), np.float32), np.zeros(0)
 
-    def _guess_units(self, data: NDArray) -> None:
-        cols = self._unknown_unit_cols
-        vals = np.abs(data[:, cols])
-        med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else 0.0
-        factor = 1e-6 if med > _MICROVOLT_GUESS else 1.0
-        self._scale[cols] = factor
-        self._apply_scale = bool(np.any(self._scale != 1.0))
-        self._unknown_unit_cols = np.zeros(0, dtype=np.intp)
-        what = "microvolts" if factor == 1e-6 else "volts"
-        self._marker(
-            "units",
-            f"{len(cols)} EEG channels carry no voltage unit; the first samples (median |x| = "
-            f"{med:.3g}) look like {what}, so they are taken as {what}.",
-        )
-
-    def _check_index(self, col: NDArray) -> None:
-        idx = np.asarray(col, dtype=np.int64)
-        prev = self._last_index
-        seq = idx if prev is None else np.concatenate(([prev], idx))
-        if len(seq) > 1:
-            d = np.diff(seq) % INDEX_MODULO
-            bad = d != 1
-            if bad.any():
-                missing = int(np.sum(d[bad & (d > 1) & (d < INDEX_MODULO // 2)] - 1))
-                dup = int(np.count_nonzero(d[bad] == 0))
-                self._n_index_gaps += missing
-                self._n_dup += dup
-                self._marker(
-                    "input_gap",
-                    f"The input's {INDEX_LABEL} channel skipped {missing} and repeated {dup} "
-                    f"samples in this chunk ({self._n_index_gaps} skipped, {self._n_dup} repeated "
-                    "so far): the sender or the network lost data.",
-                    min_interval_s=1.0, skipped=self._n_index_gaps, repeated=self._n_dup,
-                )
-        self._last_index = int(idx[-1])
-
-    def _hop_end(self, k: int) -> int:
-        """Index of the last sample of the hop that sample ``k`` belongs to: hops end at
-        ``k`` with ``(k + 1) % hop == 0``, the first one at least a window long."""
-        w, h = self.windower.window, self.windower.hop
-        first = -(-w // h) * h - 1
-        if k <= first:
-            return first
-        return (k // h + 1) * h - 1
-
-    def _drain(self, final: bool = False) -> None:
-        """Process what the ring holds, in pieces that end at hop ends at the latest.
-
-        A piece is processed once its hop is complete, or at once under
-        ``schedule="arrival"`` (after the first full window), or when the input has paused
-        for a hop's duration, or (``final``) before a stop and after a loss. On a stop, a
-        backlog (a pipeline that fell behind) is processed for at most
-        ``_STOP_DRAIN_S`` seconds; the rest is discarded and reported.
-        """
-        paused = final or time.monotonic() - self._last_data_t > self._hop_s
-        arrival = self.schedule == "arrival"
-        limit = time.monotonic() + _STOP_DRAIN_S if final and self._stop.is_set() else None
-        while True:
-            avail = self.ring.n_available
-            if avail == 0:
-                return
-            if limit is not None and time.monotonic() > limit:
-                self.ring.discard(avail)
-                self._marker(
-                    "stop_discarded",
-                    f"Stopping: {avail} buffered input samples were not processed within "
-                    f"{_STOP_DRAIN_S:g} s (processing was behind the input); they are not "
-                    "published.", force=True, n_samples=avail,
-                )
-                return
-            need = self._hop_end(self._k) - self._k + 1
-            if avail >= need:
-                n = need
-            elif paused or (arrival and self._k > self._hop_end(0)):
-                n = avail
-            else:
-                return  # wait for the rest of the hop (or of the first window)
-            self._piece(n)
-            if self._stop.is_set() and not final:
-                return  # the final drain processes the rest
-            self._tick()  # status and rate markers stay current while working off a backlog
-
-    def _piece(self, n: int) -> None:
-        """Read ``n`` new samples from the ring and handle them with the preceding samples
-        as context, up to a full window."""
-        keep = max(0, min(self._ctx_n, self.windower.window - n))
-        m = keep + n
-        win, wts = self._win[:m], self._win_ts[:m]
-        if keep:
-            win[:keep] = self._ctx[self._ctx_n - keep : self._ctx_n]
-            wts[:keep] = self._ctx_ts[self._ctx_n - keep : self._ctx_n]
-        self.ring.read(n, win[keep:], wts[keep:])
-        self._handle(win, wts, n)
-
-    def _handle(self, window: NDArray, ts: NDArray, n_new: int) -> None:
-        """Check a window and publish the regions of its ``n_new`` newest samples (those
-        the decimation keeps)."""
+    def _process(self, data: NDArray, ts: NDArray, *, flush: bool = False,
+                 deadline: float | None = None) -> None:
+        """Hand the pulled samples to the scheduler; push what it returns; publish its
+        events as markers."""
+        sched = self.scheduler
+        assert sched is not None and self.outlet is not None
         rec = self.stage_log is not None
-        t_start = pylsl.local_clock()
-        k0 = self._k
-        self._k += n_new
-        k = min(len(window), len(self._ctx))  # context for the next piece
-        self._ctx[:k] = window[-k:]
-        self._ctx_ts[:k] = ts[-k:]
-        self._ctx_n = k
-        assert self.outlet is not None
-        new, new_ts = window[-n_new:], ts[-n_new:]
-        self._lag.append(t_start - float(new_ts[-1]))
-        report = self._bad(np.take(window, self._check_cols, axis=1))
-        if not report.ok and self.cfg.stream.bad_data == "exclude":
-            if self._exclude(report):
-                report = self._bad(np.take(window, self._check_cols, axis=1))
-        proc = self.processor  # after a possible exclusion
-        assert proc is not None
-        if not report.ok:
-            self._flag(report, new_ts)
-            return
-        if self._need_reset:
-            proc.reset()
-            self._need_reset = False
-            self._marker(
-                "bad_data_end",
-                f"Data are good again; publishing resumes at {new_ts[0]:.6f} (filters restarted) "
-                f"after {self._bad_episode_flagged} flagged samples.",
-                force=True, flagged=self._bad_episode_flagged, t_resume=float(new_ts[0]),
-            )
-            self._bad_episode_flagged = 0
-        n_dec = self.decimate
-        keep = None
-        if n_dec > 1:
-            first = (self._phase - k0) % n_dec
-            keep = np.arange(first, n_new, n_dec)
-            new_ts = new_ts[keep]
-        _, regions = proc.process(new, keep=keep)
-        n_out = len(new_ts)
-        t_push = 0.0
-        if n_out:
-            if not np.isfinite(regions).all():  # e.g. overflow inside the chain: never publish
-                self._flag(BadDataReport(nonfinite={"output": [0]}, flat=[], saturated={}),
-                           new_ts)
+        t_pulled = pylsl.local_clock() if rec else 0.0
+        while True:
+            t_start = pylsl.local_clock()
+            # one piece per step: a backlog is published, reported and interruptible piece
+            # by piece (a slow refiner can take long over a pull's worth of samples)
+            res = sched.step(data, ts, flush=flush, deadline=deadline, max_pieces=1)
+            self._publish_step(res, t_pulled, t_start)
+            if not res.more or (self._stop.is_set() and deadline is None):
                 return
+            data, ts = data[:0], ts[:0]
+            self._tick()
+
+    def _publish_step(self, res: StepResult, t_pulled: float, t_start: float) -> None:
+        sched = self.scheduler
+        assert sched is not None and self.outlet is not None
+        rec = self.stage_log is not None
+        t_push = 0.0
+        for piece in res.pieces:  # how far processing trails the input
+            self._lag.append(t_start - piece.newest_ts)
+        if len(res.stamps):
             t0 = time.perf_counter()
-            self.outlet.push(regions, new_ts)
+            self.outlet.push(res.regions, res.stamps)
             t_push = time.perf_counter() - t0
-            self._n_out += n_out
-            self._lat.append(pylsl.local_clock() - float(new_ts[-1]))
+            self._lat.append(pylsl.local_clock() - float(res.stamps[-1]))
         if rec:
-            st = proc.times
-            self.stage_log.append((  # type: ignore[union-attr]
-                float(new_ts[-1]) if n_out else float(ts[-1]), n_new, n_out, self._t_pulled,
-                t_start, st.preprocess, st.inverse, st.refine, st.regions, t_push,
-                pylsl.local_clock(),
-            ))
+            t_pushed = pylsl.local_clock()
+            for j, piece in enumerate(res.pieces):
+                st = piece.times
+                last = j == len(res.pieces) - 1
+                self.stage_log.append((  # type: ignore[union-attr]
+                    piece.newest_ts, piece.n_new, piece.n_out, t_pulled, t_start,
+                    st.preprocess, st.inverse, st.refine, st.regions,
+                    t_push if last else 0.0, t_pushed))
+        if sched.processor is not self.processor:  # channels were excluded
+            self.processor = sched.processor
+            with self._lock:
+                self._status.excluded = list(sched.excluded)
+                self._status.n_channels = sched.processor.mapper.n_used
+        for ev in res.events:
+            self._publish(ev)
 
-    def _flag(self, report: BadDataReport, ts: NDArray) -> None:
-        """Withhold a bad window's samples and say so on the marker stream."""
-        n = len(ts)
-        self._n_flagged += n
-        self._bad_episode_flagged += n
-        first = not self._need_reset
-        self._need_reset = True
-        self._marker(
-            "bad_data",
-            f"{report.message()} Samples {ts[0]:.6f}-{ts[-1]:.6f} are not published"
-            f" ({self._n_flagged} withheld so far).",
-            key="bad_data", min_interval_s=0.0 if first else 1.0,
-            channels=report.bad_channels, t_start=float(ts[0]), t_stop=float(ts[-1]),
-            n_samples=n,
-        )
+    def _publish(self, ev: Event) -> None:
+        """An event from the scheduler as a marker (rate-limited per kind)."""
+        kind = ev.kind
+        if kind in ("bad_data", "nonfinite_output"):
+            first = not self._in_bad_episode
+            self._in_bad_episode = True
+            self._marker(kind, ev.message, key="bad_data",
+                         min_interval_s=0.0 if first else 1.0, **ev.fields)
+            return
+        if kind == "bad_data_end":
+            self._in_bad_episode = False
+        interval = _MARKER_INTERVAL_S.get(kind)
+        self._marker(kind, ev.message, min_interval_s=interval or 0.0,
+                     force=interval is None, **ev.fields)
 
-    def _exclude(self, report: BadDataReport) -> bool:
-        """Rebuild the chain without the bad channels; True when that succeeded."""
-        bad = [c for c in report.bad_channels if c not in self._excluded]
-        if not bad:
-            return False
-        excluded = self._excluded + bad
-        types = list(self._types)
-        ex_keys = {b.lower() for b in excluded}
-        for i, lab in enumerate(self._labels):
-            if lab.lower() in ex_keys:
-                types[i] = "bad"
-        remaining = len(self._check_names) - len(bad)
-        if remaining < 3:
-            self._marker(
-                "error",
-                f"{report.message()} Too few channels would remain ({remaining}); the window is "
-                "flagged instead.", key="exclude_failed", min_interval_s=1.0,
-            )
-            return False
-        self._marker(
-            "channel_excluded",
-            f"{report.message()} Excluding {', '.join(bad)} for the rest of the run; "
-            f"recomputing the inverse kernel for {remaining} channels (incoming data are "
-            "buffered meanwhile).", force=True, channels=bad, excluded=excluded,
+    def _rebuild_without(self, excluded: list[str]) -> SourceProcessor:
+        """The chain for the same input without the ``excluded`` channels (a new kernel)."""
+        keys = {b.lower() for b in excluded}
+        types = ["bad" if lab.lower() in keys else typ
+                 for lab, typ in zip(self._labels, self._types, strict=True)]
+        return SourceProcessor(
+            self.cfg, self._labels, self.sfreq, ch_types=types, montage=self._montage_used,
+            on_missing="drop", progress=False, refine_batch_sizes=self._refine_batches,
         )
-        t0 = time.perf_counter()
-        try:
-            proc = SourceProcessor(
-                self.cfg, self._labels, self.sfreq, ch_types=types, montage=self._montage_used,
-                on_missing="drop", progress=False, refine_batch_sizes=self._refine_batches,
-            )
-        except ValueError as err:
-            self._marker("error", f"Could not exclude {', '.join(bad)}: {err}", force=True)
-            return False
-        if proc.regions.names != self.processor.regions.names:  # type: ignore[union-attr]
-            raise RuntimeError("Excluding channels changed the region list; this is a bug.")
-        self.processor = proc
-        self._excluded = excluded
-        self._types = types
-        self._setup_checks()
-        self._need_reset = False
-        with self._lock:
-            self._status.excluded = list(excluded)
-            self._status.n_channels = proc.mapper.n_used
-        self._marker(
-            "kernel_ready",
-            f"Inverse kernel for {proc.mapper.n_used} channels ready in "
-            f"{time.perf_counter() - t0:.1f} s (excluded: {', '.join(excluded)}).",
-            force=True, n_channels=proc.mapper.n_used,
-        )
-        return True
 
     def _wait_for_return(self) -> bool:
         """After a loss: wait for the same source_id; False when asked to stop."""
@@ -1125,8 +628,8 @@ class Pipeline:
         self._marker(
             "stream_lost",
             f"Input stream {inlet.name!r} (source_id={inlet.source_id!r}) was lost after "
-            f"{self._n_in} samples; waiting up to {timeout:g} s for it to return.",
-            force=True, source_id=inlet.source_id, n_in=self._n_in,
+            f"{self.scheduler.n_in} samples; waiting up to {timeout:g} s for it to return.",
+            force=True, source_id=inlet.source_id, n_in=self.scheduler.n_in,
         )
         if not inlet.source_id:
             raise StreamLostError(
@@ -1160,15 +663,10 @@ class Pipeline:
                 f"Input stream {inlet.name!r} came back at {inlet.sfreq:g} Hz but was "
                 f"{self.sfreq:g} Hz; restart the pipeline for the new rate."
             )
-        # a new segment: forget partial windows, filter state and index continuity
-        self.ring.clear()
-        self.windower.reset()
-        self._ctx_n = 0
-        self._k = 0  # the hop grid and the decimation restart with the new segment
-        self.processor.reset()  # type: ignore[union-attr]
-        self._last_index = None
-        self._last_ts = None
-        self._backwards_seen = inlet.n_backwards
+        # a new segment: buffered samples, context, filter state, index and stamp
+        # continuity are forgotten; the hop grid and the decimation restart
+        self.scheduler.reset()  # type: ignore[union-attr]
+        self._last_data_t = time.monotonic()
         with self._lock:
             self._status.state = "running"
             self._status.n_reconnects = inlet.n_reconnects
@@ -1192,13 +690,16 @@ class Pipeline:
         # behind: processing trails the input by more than a quarter second (or 5 hops)
         threshold = max(0.25, 5 * self._hop_s)
         was_behind = self._behind_since is not None
-        behind = lag > threshold if not math.isnan(lag) else was_behind and self.ring.n_available > 0
+        sched = self.scheduler
+        assert sched is not None
+        behind = lag > threshold if not math.isnan(lag) else (
+            was_behind and sched.ring.n_available > 0)
         with self._lock:
             st = self._status
             st.elapsed_s = now - self._t_start
             if dt > 0:
-                st.in_rate_hz = (self._n_in - self._tick_in) / dt
-                st.out_rate_hz = (self._n_out - self._tick_out) / dt
+                st.in_rate_hz = (sched.n_in - self._tick_in) / dt
+                st.out_rate_hz = (sched.n_out - self._tick_out) / dt
                 st.out_rate_expected_hz = st.in_rate_hz / self.decimate
             st.latency_ms = (
                 (float(np.median(lat)), float(np.percentile(lat, 95)), float(lat.max()))
@@ -1206,13 +707,9 @@ class Pipeline:
             )
             st.lag_ms = lag * 1e3
             st.behind = behind
-            st.n_in, st.n_out, st.n_flagged = self._n_in, self._n_out, self._n_flagged
-            st.n_dropped = int(self.ring.n_dropped) + self._n_index_gaps
-            st.n_duplicated = self._n_dup
-            st.n_ts_gaps = self._n_ts_gaps
-            st.n_backwards = self._backwards_total
+            self._fill_counters(st)
             snap = dataclasses.replace(st, excluded=list(st.excluded))
-        self._tick_t, self._tick_in, self._tick_out = now, self._n_in, self._n_out
+        self._tick_t, self._tick_in, self._tick_out = now, sched.n_in, sched.n_out
         self._report_rate(snap, behind, was_behind, now, threshold)
         self._status_event.set()
 
@@ -1284,30 +781,6 @@ def _refine_batch_sizes(cfg: Config, hop: int) -> tuple[int, ...] | None:
         if torch.cuda.is_available():
             return (1, hop)
     return None
-
-
-def _time_refiner(ref: Any, n_sources: int, hop: int, budget_s: float = 0.5
-                  ) -> tuple[float, float]:
-    """Seconds per volume of ``ref`` at batch 1, and per volume in batches of ``hop``
-    (where the engine prepared that size; else the batch-1 figure). Medians of a few calls
-    on random source vectors (at least 3, about ``budget_s`` seconds each)."""
-    rng = np.random.default_rng(0)
-    src = rng.standard_normal((hop, n_sources, 3)).astype(np.float32)
-
-    def median_time(x: NDArray) -> float:
-        ref(x)  # warm-up (lazy initialisation, caches)
-        times: list[float] = []
-        t_end = time.perf_counter() + budget_s
-        while len(times) < 3 or (time.perf_counter() < t_end and len(times) < 50):
-            t0 = time.perf_counter()
-            ref(x)
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times))
-
-    t1 = median_time(src[:1])
-    sizes = getattr(getattr(ref, "engine", None), "batch_sizes", (1,))
-    t_hop = median_time(src) / hop if hop > 1 and hop in sizes else t1
-    return t1, t_hop
 
 
 def _backend_name(proc: SourceProcessor) -> str:

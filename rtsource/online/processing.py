@@ -51,6 +51,12 @@ class SourceProcessor:
     on_missing : ``"raise"`` when EEG channels of the input are not in the montage, or
         ``"drop"`` to ignore them (with a warning naming them).
     refine_batch_sizes : batch sizes the refinement engine prepares (default (1,)).
+
+    Raises
+    ------
+    ValueError
+        For EEG channels missing from the montage (``on_missing="raise"``), a bad sampling
+        rate, or settings the stages reject.
     """
 
     def __init__(self, cfg: Config, ch_names: Sequence[str], sfreq: float,
@@ -75,28 +81,29 @@ class SourceProcessor:
                 "or pass on_missing='drop' to leave them out.")
         self.headmodel: HeadModel = (full.pick_channels(m.used_labels) if m.missing_model
                                      else full)
-        inv_method = cfg.inverse.method
         self.inverse: InverseOperator = make_inverse(self.headmodel, cfg.inverse)
         self.filter = CausalFilter.from_config(cfg.stream, self.sfreq, self.mapper.n_used)
         self.regions: RegionMap = region_map(self.headmodel, cfg.regions.atlas,
                                              cfg.regions.sigma_mm)
         self.reducer = RegionReducer(self.regions, cfg.regions.mode)
         self.refiner: Refiner | None = None
-        if inv_method == "piunet":
-            from .refine import Refiner
+        if cfg.refine.refiner == "piunet":
+            # imported here: torch loads only when a network is used (optional heavy dep.)
+            from .refine import make_refiner
 
-            self.refiner = Refiner(self.headmodel, cfg.refine,
-                                   batch_sizes=tuple(refine_batch_sizes or (1,)))
+            self.refiner = make_refiner(self.headmodel, cfg.refine,
+                                        batch_sizes=tuple(refine_batch_sizes or (1,)))
         self.times = StageTimes()
         self._src_buf = np.empty((0, self.headmodel.n_sources, 3), np.float32)
         self._reg_buf = np.empty((0, self.regions.n_regions), np.float32)
         logger.info("Processor ready: %d channels, %d sources, %d regions (%s), method %s",
                     self.mapper.n_used, self.headmodel.n_sources, self.regions.n_regions,
-                    self.regions.atlas, inv_method)
+                    self.regions.atlas, cfg.method)
 
     @property
     def method(self) -> str:
-        return self.cfg.inverse.method
+        """The user-facing method (``"eloreta"``, ..., ``"piunet"``)."""
+        return self.cfg.method
 
     def reset(self) -> None:
         """Forget filter state (a new recording or a gap in the stream)."""
@@ -157,7 +164,8 @@ class SourceProcessor:
                          f"{hm.description.get('template')}",
             "headmodel_hash": hm.hash, "montage": hm.description.get("montage", ""),
             "channels_used": str(self.mapper.n_used),
-            "inverse_method": self.method, "lambda2": f"{inv.lambda2:g}",
+            "method": self.method, "inverse_method": inv.method,
+            "lambda2": f"{inv.lambda2:g}",
             "inverse_hash": inv.hash,
             "filters": f"highpass {f.highpass} Hz, lowpass {f.lowpass} Hz, notch {f.notch} Hz "
                        "(causal Butterworth/IIR)",

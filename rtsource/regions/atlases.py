@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .._util import close_matches
+from ..config import ATLASES
 
-BUNDLED = ("bn246", "aal3", "hcpex")
+BUNDLED = ATLASES  # the vocabulary is defined once, in rtsource.config
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class SimConfig:
             raise ValueError(f"simulate.mismatch_prob = {self.mismatch_prob} must be in [0, 1].")
         if self.jitter_variants < 0 or self.jitter_mm < 0:
             raise ValueError("simulate.jitter_variants and jitter_mm must be non-negative.")
-        if self.inverse.method not in ("eloreta", "piunet"):
+        if self.inverse.method != "eloreta":
             raise ValueError(
                 f"simulate.inverse.method = {self.inverse.method!r}: the network refines "
                 "eLORETA; use 'eloreta'."

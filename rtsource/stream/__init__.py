@@ -26,7 +26,7 @@ from .lslio import (
 )
 from .outlet import MarkerOutlet, RegionOutlet, read_desc, region_source_id
 from .player import Player, play_file, raw_stream_info
-from .ring import RingBuffer, RingOverflowError, Windower
+from .ring import RingBuffer, RingOverflowError
 from .sender import LiveSender, eeg_stream_info
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "RingOverflowError",
     "StreamLostError",
     "StreamNotFoundError",
-    "Windower",
     "describe_positions",
     "eeg_stream_info",
     "is_eeg_stream",

@@ -1,19 +1,16 @@
-"""Preallocated ring buffer for (samples, timestamps) and a sliding-window reader.
+"""Preallocated ring buffer for (samples, timestamps).
 
 The hot path never allocates: :class:`RingBuffer` copies each incoming chunk into a
-fixed array (at most two slice assignments when the chunk wraps around the end) and
-:class:`Windower` copies ``hop`` new samples per window into a contiguous scratch
-buffer, handing out *views* of it. Nothing is rolled (``np.roll`` copies the whole
-buffer on every chunk).
+fixed array (at most two slice assignments when the chunk wraps around the end); reads
+copy into the caller's buffers. Nothing is rolled (``np.roll`` copies the whole buffer on
+every chunk). Windows and hops are cut by :class:`rtsource.online.scheduler.HopScheduler`.
 
-Neither class is thread-safe: one thread writes and reads (the pipeline pulls from LSL,
-writes, then reads windows in the same loop).
+Not thread-safe: one thread writes and reads (the pipeline's processing thread).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -266,112 +263,3 @@ class RingBuffer:
         self._start = (self._start + n) % self.capacity
         self._size -= n
         self.n_read += n
-
-
-class Windower:
-    """Cut consecutive overlapping windows out of a :class:`RingBuffer`.
-
-    Window ``k`` covers stream samples ``[k * hop, k * hop + window)`` counted from the
-    first sample this windower read. Each window is yielded as soon as its last sample
-    is in the ring.
-
-    Parameters
-    ----------
-    n_channels : int
-        Channels per sample (must match the ring).
-    window : int
-        Window length in samples.
-    hop : int
-        Samples between the starts of consecutive windows (``1 <= hop <= window``).
-    dtype : dtype
-        Dtype of the scratch buffer (default float32).
-    scratch_windows : int
-        Size of the contiguous scratch buffer, in hops beyond one window. Larger values
-        make the compaction copy (``window - hop`` samples) rarer.
-
-    Notes
-    -----
-    The yielded arrays are **views** into the scratch buffer, valid until the
-    generator is advanced again: consume them (or copy) before asking for the next
-    window. Per window, only the ``hop`` new samples are copied out of the ring; once
-    every ``scratch_windows`` hops, the ``window - hop`` samples kept for the next
-    window are moved to the start of the scratch buffer.
-    """
-
-    def __init__(
-        self,
-        n_channels: int,
-        window: int,
-        hop: int,
-        dtype: DTypeLike = np.float32,
-        scratch_windows: int = 16,
-    ) -> None:
-        window = int(window)
-        hop = int(hop)
-        if window < 1:
-            raise ValueError(f"window must be at least 1 sample, got {window}.")
-        if not 1 <= hop <= window:
-            raise ValueError(f"hop must be between 1 and window={window} samples, got hop={hop}.")
-        self.n_channels = int(n_channels)
-        self.window = window
-        self.hop = hop
-        self.dtype = np.dtype(dtype)
-        length = window + hop * max(1, int(scratch_windows))
-        self._data = np.zeros((length, self.n_channels), dtype=self.dtype)
-        self._ts = np.zeros(length, dtype=np.float64)
-        self.reset()
-
-    @classmethod
-    def from_config(cls, cfg: StreamConfig, sfreq: float, n_channels: int) -> Windower:
-        """Windower for ``cfg.window_s`` and ``cfg.hop_s`` at ``sfreq`` Hz (rounded to
-        whole samples, at least 1)."""
-        window = max(1, math.floor(cfg.window_s * sfreq + 0.5))
-        hop = max(1, math.floor(cfg.hop_s * sfreq + 0.5))
-        return cls(n_channels, window, hop)
-
-    def reset(self) -> None:
-        """Forget partial windows; the next window starts at the next sample read."""
-        self._pos = 0  # next write row in the scratch buffer
-        self._pending = self.window  # samples still needed for the next window
-        self.n_windows = 0
-
-    def __call__(self, ring: RingBuffer) -> Iterator[tuple[NDArray, NDArray]]:
-        """Yield every window that the ring's unread samples complete.
-
-        Parameters
-        ----------
-        ring : RingBuffer
-            Source of samples; the samples used are consumed from it.
-
-        Yields
-        ------
-        data : array, shape (window, n_channels)
-            View into the scratch buffer (valid until the next iteration).
-        timestamps : array, shape (window,)
-            Timestamp of each sample of the window (view, float64).
-        """
-        if ring.n_channels != self.n_channels:
-            raise ValueError(
-                f"The ring has {ring.n_channels} channels but this Windower was built "
-                f"for {self.n_channels}."
-            )
-        length = self._data.shape[0]
-        while True:
-            n = min(ring.n_available, self._pending)
-            if n == 0:
-                return
-            if self._pos + n > length:
-                keep = self.window - self._pending  # samples already in the next window
-                if keep > 0:
-                    src = slice(self._pos - keep, self._pos)
-                    self._data[:keep] = self._data[src]
-                    self._ts[:keep] = self._ts[src]
-                self._pos = keep
-            ring.read(n, self._data[self._pos : self._pos + n], self._ts[self._pos : self._pos + n])
-            self._pos += n
-            self._pending -= n
-            if self._pending == 0:
-                self._pending = self.hop
-                self.n_windows += 1
-                sl = slice(self._pos - self.window, self._pos)
-                yield self._data[sl], self._ts[sl]

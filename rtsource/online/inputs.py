@@ -1,0 +1,121 @@
+"""Reading an input stream's description: which stream, which positions, which units.
+
+Pure functions on parsed LSL metadata (:class:`~rtsource.stream.lslio.ChannelInfo`); the
+pipeline calls them once when it opens a stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._util import logger
+from ..headmodel.montage import MontageSpec, montage_label
+from ..stream.lslio import ChannelInfo, describe_positions, positions_array
+
+__all__ = ["InputSpec", "choose_montage", "input_units", "parse_input"]
+
+#: Plausible distance (metres) of scalp electrodes from the head-frame origin.
+POSITION_RADIUS_M = (0.04, 0.2)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Which LSL stream to read: any combination of name, type and source_id."""
+
+    name: str | None = None
+    type: str | None = None
+    source_id: str | None = None
+
+    def __str__(self) -> str:
+        return ", ".join(
+            f"{k}={v!r}" for k, v in dataclasses.asdict(self).items() if v is not None
+        )
+
+
+def parse_input(text: str) -> InputSpec:
+    """Parse ``--input``: a stream name, or ``key=value`` pairs joined by commas.
+
+    Examples: ``"BioSemi"``, ``"type=EEG"``, ``"source_id=amp-1234"``,
+    ``"name=BioSemi,type=EEG"``.
+
+    Raises
+    ------
+    ValueError
+        For an empty text or an unknown key.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("The input stream is empty; give a name, type=TYPE or source_id=ID.")
+    if "=" not in text:
+        return InputSpec(name=text)
+    keys = {"name": "name", "type": "type", "source_id": "source_id", "sourceid": "source_id"}
+    values: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in keys or not value.strip():
+            raise ValueError(
+                f"Cannot read input {text!r}: use a stream name, or name=NAME, type=TYPE and/or "
+                "source_id=ID separated by commas."
+            )
+        values[keys[key]] = value.strip()
+    return InputSpec(**values)
+
+
+def choose_montage(chans: Sequence[ChannelInfo], given: MontageSpec | None,
+                   configured: str) -> tuple[MontageSpec, str]:
+    """Electrode positions: the given montage > the stream's metadata > the configured one.
+
+    Returns the montage and a sentence saying which positions were used (for the status
+    and the outlet's provenance). The stream's positions are used when its EEG channels
+    carry plausible ones (median radius within :data:`POSITION_RADIUS_M`, unique labels).
+    """
+    if given is not None:
+        return given, f"Electrode positions from the given montage {montage_label(given)}."
+    eeg = [c for c in chans if c.is_eeg or c.is_untyped]
+    with_pos = [c for c in eeg if c.position is not None]
+    if with_pos:
+        pos = positions_array(with_pos)
+        radius = float(np.median(np.linalg.norm(pos, axis=1)))
+        lo, hi = POSITION_RADIUS_M
+        if lo <= radius <= hi and len({c.label.lower() for c in with_pos}) == len(with_pos):
+            text = describe_positions(list(chans))
+            if len(with_pos) < len(eeg):
+                missing = [c.label for c in eeg if c.position is None]
+                text += f" Channels without a position are left out: {', '.join(missing)}."
+                logger.warning("Input channels without a position are left out: %s.",
+                               ", ".join(missing))
+            return ([c.label for c in with_pos], pos), text
+        logger.warning(
+            "The stream's electrode positions are implausible (median distance %.3f m from "
+            "the head origin, or repeated labels); using the montage %s instead.",
+            radius, configured,
+        )
+        return configured, (
+            f"The stream's positions looked implausible (median radius {radius:.3f} m); "
+            f"electrode positions from the configured montage {configured}."
+        )
+    return configured, (
+        f"{describe_positions(list(chans))} Electrode positions from the configured montage "
+        f"{configured}."
+    )
+
+
+def input_units(chans: Sequence[ChannelInfo], used: Sequence[int]
+                ) -> tuple[list[float | None], str]:
+    """Per-column factors to volts (1 for columns not used, None where a used column has no
+    voltage unit) and a sentence for the provenance."""
+    used_set = {int(i) for i in used}
+    factors: list[float | None] = [
+        chans[i].to_volts if i in used_set else 1.0 for i in range(len(chans))
+    ]
+    units = sorted({chans[i].unit or "none" for i in used_set})
+    text = f"input units {', '.join(units)}"
+    if any(factors[i] is None for i in used_set):
+        text += ("; channels without a voltage unit: decided from the first samples "
+                 "(median |x| > 0.5 means microvolts)")
+    return factors, text
