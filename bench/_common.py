@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -14,23 +12,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
-    import mne
-    import scipy
+    """The machine description every rtsource benchmark records (CPU model and instruction
+    sets, cores, load average, packages, thread settings)."""
+    from rtsource.bench.stats import machine_info
 
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "processor": platform.processor(),
-            "numpy": np.__version__, "scipy": scipy.__version__, "mne": mne.__version__,
-            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS",
-                                                       "OPENBLAS_NUM_THREADS")}}
-    try:
-        with open("/proc/cpuinfo") as fid:
-            for line in fid:
-                if line.startswith("model name"):
-                    info["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
+    return machine_info()
 
 
 def stats_ms(seconds) -> dict:

@@ -144,3 +144,37 @@ def quiet_liblsl(level: int = -2) -> None:
     if not path.exists():
         path.write_text(f"[log]\nlevel = {level}\n")
     os.environ["LSLAPICFG"] = str(path)
+
+
+#: CPU instruction sets that decide the fastest numeric path (FACTS.md: bf16 is fast only
+#: with AMX or AVX-512-BF16; without them bf16 is emulated and slower than fp32).
+_CPU_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_fp16",
+              "avx512_vnni", "avx512f", "avx2", "fma")
+
+
+def cpu_features() -> dict[str, object]:
+    """The CPU model and the instruction sets of interest (from ``/proc/cpuinfo``).
+
+    Returns
+    -------
+    dict
+        ``{"model": str, "flags": [names present among amx_bf16, avx512_bf16, ...],
+        "bf16_native": bool}``; ``bf16_native`` is True where AMX or AVX-512-BF16 exists.
+    """
+    import platform
+
+    model, flags = None, None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if model is None and key.strip() == "model name":
+                model = value.strip()
+            elif flags is None and key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or "unknown"
+    flags = flags or set()
+    present = [f for f in _CPU_FLAGS if f in flags]
+    return {"model": model, "flags": present,
+            "bf16_native": bool({"amx_bf16", "avx512_bf16"} & flags)}

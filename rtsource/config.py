@@ -196,7 +196,8 @@ class RegionsConfig:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """LSL input and output."""
+    """LSL input, windows and hops, filters, bad-data policy and output (see
+    ``configs/default.toml`` for every setting, commented)."""
 
     input: str = "rtsource-sim"
     resolve_timeout_s: float = 10.0
@@ -208,14 +209,23 @@ class StreamConfig:
     notch_hz: float | None = 50.0
     output: str = "rtsource"
     lost_timeout_s: float = 30.0
-    bad_data: Literal["flag", "exclude"] = "flag"
-    schedule: Literal["arrival", "hop"] = "arrival"
-    # Added for the live pipeline (rtsource.online.pipeline):
-    overflow: Literal["error", "drop_oldest"] = "drop_oldest"
+    bad_data: BadDataPolicy = "flag"
+    schedule: Schedule = "arrival"
+    overflow: OverflowPolicy = "drop_oldest"
     flat_uv: float | None = 0.1
     saturation_uv: float | None = 5000.0
     expected_srate: float | None = None
     expected_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_literals(self, "stream")
+        _check_positive("stream", window_s=self.window_s, hop_s=self.hop_s,
+                        buffer_s=self.buffer_s, resolve_timeout_s=self.resolve_timeout_s,
+                        lost_timeout_s=self.lost_timeout_s, flat_uv=self.flat_uv,
+                        saturation_uv=self.saturation_uv, expected_srate=self.expected_srate)
+        if self.hop_s > self.window_s:
+            raise ValueError(f"Setting stream.hop_s = {self.hop_s} s must not exceed "
+                             f"stream.window_s = {self.window_s} s.")
 
 
 @dataclass(frozen=True)

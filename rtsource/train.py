@@ -42,7 +42,7 @@ else:  # pragma: no cover
     pass
 
 __all__ = ["SHIPPED_WEIGHTS", "TrainConfig", "TrainResult", "default_checkpoint_path",
-           "load_train_config", "masked_l1", "ship_checkpoint", "train"]
+           "load_train_config", "lr_factor", "masked_l1", "ship_checkpoint", "train"]
 
 SHIPPED_WEIGHTS = SHIPPED_CHECKPOINT.name
 """File name of the shipped network in ``rtsource/data/``."""
@@ -179,7 +179,13 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor
     raise ValueError(f"loss = {kind!r} is not valid; choose 'l1' or 'weighted_l1'.")
 
 
-def _lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The learning-rate multiplier (of ``cfg.lr``) at optimizer step ``step`` (0-based).
+
+    Linear warm-up from ``1 / warmup_steps`` to 1 over the first ``cfg.warmup_steps``
+    steps, then cosine decay from 1 to ``cfg.min_lr_ratio`` at ``cfg.max_steps`` (held
+    there after).
+    """
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     span = max(1, cfg.max_steps - cfg.warmup_steps)
@@ -361,7 +367,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     time_up = False
     while step < stop_at and not time_up:
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(step, cfg)
+            group["lr"] = cfg.lr * lr_factor(step, cfg)
         batch = sim.sample(cfg.batch_size, _step_generator(cfg.seed, rank, step))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = net(batch.inputs)

@@ -15,7 +15,6 @@ import mne
 import numpy as np
 import pylsl
 import pytest
-from _lsl_helpers import pull_until, unique, wait_until
 
 from rtsource.cli import main
 from rtsource.stream.lslio import EEGInlet, resolve_stream
@@ -50,8 +49,8 @@ def test_help(command, capsys):
 
 
 @pytest.mark.lsl
-def test_run_with_absent_input_fails_clearly(capsys):
-    name = unique("absent")
+def test_run_with_absent_input_fails_clearly(capsys, lsl):
+    name = lsl.unique("absent")
     code = main(["run", "--input", name, "--resolve-timeout", "0.5", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1
@@ -59,8 +58,8 @@ def test_run_with_absent_input_fails_clearly(capsys):
 
 
 @pytest.mark.lsl
-def test_simulate_stream_and_run_end_to_end(tmp_path: Path):
-    sim_name, out_name = unique("cli-sim"), unique("cli-out")
+def test_simulate_stream_and_run_end_to_end(tmp_path: Path, lsl):
+    sim_name, out_name = lsl.unique("cli-sim"), lsl.unique("cli-out")
     cfg = tmp_path / "small.toml"
     cfg.write_text(
         '[headmodel]\nmontage = "biosemi32"\nconductor = "sphere"\n'
@@ -86,7 +85,7 @@ def test_simulate_stream_and_run_end_to_end(tmp_path: Path):
             got += len(ts)
         assert got >= 1000  # four seconds of real time at least
         # status lines about once a second while it runs
-        assert wait_until(lambda: run.poll() is None, timeout=0.1)
+        assert lsl.wait_until(lambda: run.poll() is None, timeout=0.1)
     finally:
         if regions is not None:
             regions.close_stream()
@@ -113,7 +112,7 @@ def test_simulate_stream_and_run_end_to_end(tmp_path: Path):
 
 
 @pytest.mark.lsl
-def test_play_command_replays_the_file(tmp_path: Path):
+def test_play_command_replays_the_file(tmp_path: Path, lsl):
     rng = np.random.default_rng(0)
     mont = mne.channels.make_standard_montage("biosemi32")
     info = mne.create_info(mont.ch_names, 200.0, "eeg")
@@ -121,14 +120,14 @@ def test_play_command_replays_the_file(tmp_path: Path):
     raw.set_montage(mont)
     path = tmp_path / "rec_raw.fif"
     raw.save(path, verbose="error")
-    name = unique("cli-play")
+    name = lsl.unique("cli-play")
     proc = _cli("play", str(path), "--name", name, "--speed", "2", "--loop")
     inlet = None
     try:
         inlet = EEGInlet(resolve_stream(name=name, timeout=60.0))
         assert inlet.sfreq == 200.0 and inlet.labels == mont.ch_names
         assert all(c.position_source == "loc" for c in inlet.channels)
-        data, ts = pull_until(inlet, 300, timeout=20.0)
+        data, ts = lsl.pull_until(inlet, 300, timeout=20.0)
         assert len(ts) >= 300
         # the loop restarts the file: whatever offset we joined at, samples are the file's
         ref = raw.get_data().T.astype(np.float32)

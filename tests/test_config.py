@@ -35,3 +35,77 @@ def test_shipped_configs_load():
         if path.name.startswith("train"):
             continue  # training configs have their own schema (rtsource.train)
         load_config(path)
+
+
+# -- one vocabulary, one check ----------------------------------------------------------
+def test_vocabularies_are_defined_once():
+    """The CLI's choices and the engines' backends are the config's vocabularies."""
+    from typing import get_args
+
+    from rtsource import config as c
+    from rtsource.engines import BACKENDS as ENGINE_BACKENDS
+
+    assert c.METHODS == get_args(c.Method) and set(c.METHOD_STAGES) == set(c.METHODS)
+    assert ENGINE_BACKENDS is c.BACKENDS
+    assert c.method_stages("piunet") == ("eloreta", "piunet")
+    assert all(c.method_stages(m) == (m, None) for m in c.INVERSE_METHODS)
+
+
+@pytest.mark.parametrize("setting, value, where", [
+    ("method", "eloretta", "method"),
+    ("backend", "cuad", "refine.backend"),
+    ("atlas", "bn264", "regions.atlas"),
+])
+def test_same_error_for_the_same_bad_value_everywhere(tmp_path, capsys, setting, value,
+                                                       where):
+    """localize, the config loader, Localizer/SourceProcessor (through Config) and the
+    CLI report a bad value with one message naming the setting, the value, the valid
+    values and a close match."""
+    import numpy as np
+
+    import rtsource
+    from rtsource.cli import main
+
+    def message(fn):
+        with pytest.raises(ValueError) as err:
+            fn()
+        return str(err.value)
+
+    overrides = {"method": {"method": value}, "backend": {"refine": {"backend": value}},
+                 "atlas": {"regions": {"atlas": value}}}[setting]
+    expected = message(lambda: load_config(**overrides))
+    assert f"Setting {where} = {value!r} is not valid" in expected and "Did you mean" in expected
+    x = np.zeros((3, 5))
+    kw = {"method": {"method": value}, "backend": {"config": None},
+          "atlas": {"atlas": value}}[setting]
+    if setting != "backend":
+        assert message(lambda: rtsource.localize(x, ["Cz", "Pz", "Fz"], 100.0, **kw)) == expected
+        assert message(lambda: rtsource.Localizer(["Cz", "Pz", "Fz"], 100.0, **kw)) == expected
+    toml = tmp_path / "bad.toml"
+    section, key = where.split(".") if "." in where else ("inverse", "method")
+    toml.write_text(f'[{section}]\n{key} = "{value}"\n')
+    assert main(["localize", "nothing.fif", "--config", str(toml)]) == 1
+    err = capsys.readouterr().err
+    assert f"{value!r} is not valid" in err and "Did you mean" in err
+
+
+def test_config_sections_validate_themselves():
+    from rtsource.config import HeadModelConfig, InverseConfig, RefineConfig, StreamConfig
+
+    with pytest.raises(ValueError, match=r"stream\.hop_s = 0\.1 s must not exceed"):
+        StreamConfig(hop_s=0.1, window_s=0.05)
+    with pytest.raises(ValueError, match=r"headmodel\.spacing_mm = -7"):
+        HeadModelConfig(spacing_mm=-7)
+    with pytest.raises(ValueError, match=r"refine\.decimate = 0"):
+        RefineConfig(decimate=0)
+    with pytest.raises(ValueError, match=r"names a network.*refiner = 'piunet'"):
+        InverseConfig(method="piunet")
+
+
+def test_old_piunet_inverse_setting_still_loads(tmp_path):
+    p = tmp_path / "old.toml"
+    p.write_text('[inverse]\nmethod = "piunet"\n')
+    with pytest.warns(DeprecationWarning, match="refiner"):
+        cfg = load_config(p)
+    assert (cfg.method, cfg.inverse.method, cfg.refine.refiner) == ("piunet", "eloreta",
+                                                                     "piunet")

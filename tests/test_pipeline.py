@@ -12,7 +12,6 @@ import mne
 import numpy as np
 import pylsl
 import pytest
-from _lsl_helpers import unique, wait_until
 
 import rtsource
 from rtsource.config import load_config
@@ -135,7 +134,8 @@ class RegionReader:
 class MarkerReader:
     """Subscriber of the pipeline's marker stream; markers are JSON objects."""
 
-    def __init__(self, name: str):
+    def __init__(self, lsl, name: str):
+        self.lsl = lsl
         self.inlet = pylsl.StreamInlet(resolve_stream(name=name, timeout=10.0))
         self.info = self.inlet.info(timeout=5.0)
         self.inlet.open_stream(timeout=5.0)
@@ -153,7 +153,7 @@ class MarkerReader:
             self.poll()
             return len(self.of(kind)) >= count
 
-        wait_until(have, timeout=timeout, interval=0.02)
+        self.lsl.wait_until(have, timeout=timeout, interval=0.02)
         return self.of(kind)
 
     def of(self, kind: str) -> list[dict]:
@@ -169,11 +169,11 @@ def sim_data(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return amp.ch_names, amp.generate(n)
 
 
-def open_pipeline(cfg, **kw) -> tuple[Pipeline, RegionReader, MarkerReader]:
+def open_pipeline(lsl, cfg, **kw) -> tuple[Pipeline, RegionReader, MarkerReader]:
     """Open a pipeline, subscribe to both of its streams, then start processing."""
     pipe = Pipeline(cfg, **kw).open()
     regions = RegionReader(pipe.output_name)
-    markers = MarkerReader(pipe.marker_name)
+    markers = MarkerReader(lsl, pipe.marker_name)
     pipe.start(wait_for_consumer_s=10.0)
     return pipe, regions, markers
 
@@ -185,15 +185,15 @@ def close_all(pipe, *readers):
 
 
 # -- end to end: nothing dropped or duplicated, capture timestamps ---------------------
-def _end_to_end(montage: str, sfreq: float, duration_s: float, chunk: int) -> None:
-    name, out = unique("sim"), unique("out")
+def _end_to_end(lsl, montage: str, sfreq: float, duration_s: float, chunk: int) -> None:
+    name, out = lsl.unique("sim"), lsl.unique("out")
     amp = SimulatedAmplifier(montage, sfreq, name, source_id=name, conductor="sphere",
                              chunk_size=chunk, seed=11)
     n_total = round(duration_s * sfreq)
     amp.start(duration_s=duration_s, wait_for_consumer_s=60.0, linger_s=120.0)
     cfg = load_config(headmodel={"montage": montage, "conductor": "sphere"},
                       stream={"input": name, "output": out})
-    pipe, reader, markers = open_pipeline(cfg)
+    pipe, reader, markers = open_pipeline(lsl, cfg)
     try:
         assert reader.wait_for(n_total, timeout=duration_s * 3 + 30), (reader.n, n_total)
         reader.poll(timeout=0.5)  # nothing more may arrive
@@ -218,29 +218,29 @@ def _end_to_end(montage: str, sfreq: float, duration_s: float, chunk: int) -> No
 
 
 @pytest.mark.lsl
-def test_no_sample_dropped_or_duplicated_fast():
-    _end_to_end(MONTAGE, 500.0, 4.0, chunk=5)
+def test_no_sample_dropped_or_duplicated_fast(lsl):
+    _end_to_end(lsl, MONTAGE, 500.0, 4.0, chunk=5)
 
 
 @pytest.mark.lsl
 @pytest.mark.slow
-def test_no_sample_dropped_or_duplicated_60s_128ch_1khz():
-    _end_to_end("biosemi128", 1000.0, 60.0, chunk=10)
+def test_no_sample_dropped_or_duplicated_60s_128ch_1khz(lsl):
+    _end_to_end(lsl, "biosemi128", 1000.0, 60.0, chunk=10)
 
 
 # -- metadata ---------------------------------------------------------------------------
 @pytest.mark.lsl
-def test_outlet_metadata_complete_and_source_id_stable():
-    name = unique("meta")
+def test_outlet_metadata_complete_and_source_id_stable(lsl):
+    name = lsl.unique("meta")
     labels, x = sim_data(50)
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x,
                     np.arange(50) / SFREQ + 1.0, wait_for_consumer_s=0.0).start()
-    out = unique("out")
+    out = lsl.unique("out")
     cfg = small_cfg(name, out)
     pipe = Pipeline(cfg).open()
     try:
         reader = RegionReader(out)
-        markers = MarkerReader(pipe.marker_name)
+        markers = MarkerReader(lsl, pipe.marker_name)
         info = reader.info
         proc = pipe.processor
         n_reg = len(proc.regions.names)
@@ -285,7 +285,7 @@ def test_outlet_metadata_complete_and_source_id_stable():
         finally:
             pipe2.close()
         # ... and a different configuration another one
-        pipe3 = Pipeline(small_cfg(name, unique("out"), highpass_hz=0.5)).open()
+        pipe3 = Pipeline(small_cfg(name, lsl.unique("out"), highpass_hz=0.5)).open()
         try:
             assert pipe3.outlet.source_id != sid
         finally:
@@ -296,7 +296,7 @@ def test_outlet_metadata_complete_and_source_id_stable():
 
 # -- rtsource run == rtsource.localize ---------------------------------------------------
 @pytest.mark.lsl
-def test_published_regions_equal_localize(tmp_path: Path):
+def test_published_regions_equal_localize(tmp_path: Path, lsl):
     n = 1000
     labels, x = sim_data(n, seed=3)
     info = mne.create_info([*labels, INDEX_LABEL], SFREQ, ["eeg"] * 32 + ["misc"])
@@ -304,11 +304,11 @@ def test_published_regions_equal_localize(tmp_path: Path):
     raw.set_montage(mne.channels.make_standard_montage(MONTAGE))
     path = tmp_path / "rec_raw.fif"
     raw.save(path, verbose="error")
-    name, out = unique("play"), unique("out")
+    name, out = lsl.unique("play"), lsl.unique("out")
     cfg = small_cfg(name, out)
     player = Player(path, name=name, source_id=name, wait_for_consumer_s=30.0, linger_s=30.0)
     player.start()
-    pipe, reader, markers = open_pipeline(cfg)
+    pipe, reader, markers = open_pipeline(lsl, cfg)
     try:
         assert reader.wait_for(n, timeout=60.0), reader.n
         assert "positions" in pipe.provenance and "from MNE loc" in pipe.positions_used
@@ -335,9 +335,9 @@ def test_parse_input():
 
 
 @pytest.mark.lsl
-def test_input_not_found_is_a_clear_error_after_the_timeout():
-    name = unique("absent")
-    pipe = Pipeline(small_cfg(name, unique("out"), resolve_timeout_s=0.5))
+def test_input_not_found_is_a_clear_error_after_the_timeout(lsl):
+    name = lsl.unique("absent")
+    pipe = Pipeline(small_cfg(name, lsl.unique("out"), resolve_timeout_s=0.5))
     with pytest.raises(StreamNotFoundError, match=rf"No LSL stream with name='{name}'.*0\.5 s"):
         pipe.open()
     with pytest.raises(StreamNotFoundError, match="type='nonexistent-type'"):
@@ -345,17 +345,17 @@ def test_input_not_found_is_a_clear_error_after_the_timeout():
 
 
 @pytest.mark.lsl
-def test_rate_or_channel_count_differing_from_the_configuration():
-    name = unique("mismatch")
+def test_rate_or_channel_count_differing_from_the_configuration(lsl):
+    name = lsl.unique("mismatch")
     labels, x = sim_data(10)
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x,
                     np.arange(10) + 1.0, wait_for_consumer_s=0.0).start()
     try:
         with pytest.raises(ValueError, match=r"samples at 250 Hz .* expects 500 Hz"):
-            Pipeline(small_cfg(name, unique("out"), expected_srate=500.0)).open()
+            Pipeline(small_cfg(name, lsl.unique("out"), expected_srate=500.0)).open()
         with pytest.raises(ValueError, match=r"has 33 channels .* expects 64"):
-            Pipeline(small_cfg(name, unique("out"), expected_channels=64)).open()
-        pipe = Pipeline(small_cfg(name, unique("out"), expected_srate=250.0,
+            Pipeline(small_cfg(name, lsl.unique("out"), expected_channels=64)).open()
+        pipe = Pipeline(small_cfg(name, lsl.unique("out"), expected_srate=250.0,
                                   expected_channels=33)).open()
         pipe.close()
     finally:
@@ -363,20 +363,21 @@ def test_rate_or_channel_count_differing_from_the_configuration():
 
 
 @pytest.mark.lsl
-def test_input_disappears_then_returns_with_the_same_source_id():
-    name, sid = unique("lost"), unique("sid")
+def test_input_disappears_then_returns_with_the_same_source_id(lsl):
+    name, sid = lsl.unique("lost"), lsl.unique("sid")
     labels, x = sim_data(500, seed=4)
     types = ["eeg"] * 32 + ["misc"]
     ts = 100.0 + np.arange(500) / SFREQ
     first = Pusher(name, sid, [*labels, INDEX_LABEL], types, x[:250], ts[:250]).start()
-    pipe, reader, markers = open_pipeline(small_cfg(name, unique("out"), lost_timeout_s=30.0))
+    pipe, reader, markers = open_pipeline(
+        lsl, small_cfg(name, lsl.unique("out"), lost_timeout_s=30.0))
     second = None
     try:
         assert reader.wait_for(250, timeout=20.0)
         first.stop()  # the amplifier app quits
         lost = markers.wait_for("stream_lost", timeout=10.0)
         assert lost and sid in lost[0]["message"]
-        assert wait_until(lambda: pipe.status().state == "waiting", timeout=5.0)
+        assert lsl.wait_until(lambda: pipe.status().state == "waiting", timeout=5.0)
         second = Pusher(name, sid, [*labels, INDEX_LABEL], types, x[250:], ts[250:]).start()
         assert markers.wait_for("stream_returned", timeout=15.0)
         assert reader.wait_for(500, timeout=20.0), reader.n
@@ -391,12 +392,13 @@ def test_input_disappears_then_returns_with_the_same_source_id():
 
 
 @pytest.mark.lsl
-def test_input_gone_for_good_stops_with_a_clear_message():
-    name = unique("gone")
+def test_input_gone_for_good_stops_with_a_clear_message(lsl):
+    name = lsl.unique("gone")
     labels, x = sim_data(100)
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x,
                     10.0 + np.arange(100) / SFREQ).start()
-    pipe, reader, markers = open_pipeline(small_cfg(name, unique("out"), lost_timeout_s=1.0))
+    pipe, reader, markers = open_pipeline(
+        lsl, small_cfg(name, lsl.unique("out"), lost_timeout_s=1.0))
     try:
         assert reader.wait_for(100, timeout=20.0)
         pusher.stop()
@@ -412,26 +414,26 @@ def test_input_gone_for_good_stops_with_a_clear_message():
             pipe.stop()
 
 
-def _bad_stream(mode: str, x: np.ndarray, labels: list[str]):
-    name = unique(f"bad-{mode}")
+def _bad_stream(lsl, mode: str, x: np.ndarray, labels: list[str]):
+    name = lsl.unique(f"bad-{mode}")
     n = len(x)
     ts = 50.0 + np.arange(n) / SFREQ
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x, ts).start()
-    pipe, reader, markers = open_pipeline(small_cfg(name, unique("out"), bad_data=mode))
+    pipe, reader, markers = open_pipeline(lsl, small_cfg(name, lsl.unique("out"), bad_data=mode))
     return pusher, pipe, reader, markers, ts
 
 
 @pytest.mark.lsl
-def test_bad_data_flagged_and_withheld():
+def test_bad_data_flagged_and_withheld(lsl):
     n = 750
     labels, x = sim_data(n, seed=6)
     x[200:203, labels.index("C3")] = np.nan
     x[350:420, labels.index("Pz")] = x[350, labels.index("Pz")]  # flat
     x[550, labels.index("O1")] = 0.02  # 20 mV: saturated
     x[600, labels.index("O2")] = np.inf
-    pusher, pipe, reader, markers, ts = _bad_stream("flag", x, labels)
+    pusher, pipe, reader, markers, ts = _bad_stream(lsl, "flag", x, labels)
     try:
-        assert wait_until(lambda: (reader.poll() or True) and
+        assert lsl.wait_until(lambda: (reader.poll() or True) and
                           pipe.status().n_in == n and
                           reader.n + pipe.status().n_flagged >= n, timeout=30.0)
         reader.poll(timeout=0.3)
@@ -457,11 +459,11 @@ def test_bad_data_flagged_and_withheld():
 
 
 @pytest.mark.lsl
-def test_bad_channel_excluded_and_kernel_recomputed():
+def test_bad_channel_excluded_and_kernel_recomputed(lsl):
     n = 750
     labels, x = sim_data(n, seed=8)
     x[300:, labels.index("C3")] = np.nan  # the electrode falls off for good
-    pusher, pipe, reader, markers, ts = _bad_stream("exclude", x, labels)
+    pusher, pipe, reader, markers, ts = _bad_stream(lsl, "exclude", x, labels)
     try:
         assert reader.wait_for(n, timeout=60.0), reader.n
         markers.wait_for("kernel_ready", timeout=5.0)
@@ -480,14 +482,14 @@ def test_bad_channel_excluded_and_kernel_recomputed():
 
 
 @pytest.mark.lsl
-def test_timestamps_jumping_backwards_are_reported_and_kept():
+def test_timestamps_jumping_backwards_are_reported_and_kept(lsl):
     n = 500
     labels, x = sim_data(n, seed=9)
-    name = unique("back")
+    name = lsl.unique("back")
     ts = 20.0 + np.arange(n) / SFREQ
     ts[300:] -= 0.5  # the sender's clock jumps back
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x, ts).start()
-    pipe, reader, markers = open_pipeline(small_cfg(name, unique("out")))
+    pipe, reader, markers = open_pipeline(lsl, small_cfg(name, lsl.unique("out")))
     try:
         assert reader.wait_for(n, timeout=30.0), reader.n
         back = markers.wait_for("timestamps_backwards", timeout=5.0)

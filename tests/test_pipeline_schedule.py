@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _lsl_helpers import unique, wait_until
 from test_pipeline import close_all, open_pipeline
 
 from rtsource.bench import AmplifierPusher
@@ -42,13 +41,13 @@ def piunet_cfg(name: str, out: str, ckpt: str, decimate, **stream):
 
 
 @pytest.mark.lsl
-def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8):
+def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8, lsl):
     duration = 6.0
-    name = unique("sim")
+    name = lsl.unique("sim")
     amp = SimulatedAmplifier(MONTAGE, SFREQ, name, source_id=name, conductor="sphere",
                              chunk_size=5, seed=3)
     amp.start(duration_s=duration, wait_for_consumer_s=120.0, linger_s=120.0)
-    pipe, reader, markers = open_pipeline(piunet_cfg(name, unique("out"), rand8, "auto"))
+    pipe, reader, markers = open_pipeline(lsl, piunet_cfg(name, lsl.unique("out"), rand8, "auto"))
     try:
         n_dec = pipe.decimate
         hop = pipe.hop
@@ -91,13 +90,13 @@ def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8):
 
 @pytest.mark.lsl
 @pytest.mark.slow
-def test_falling_behind_is_reported_not_silent(rand8):
+def test_falling_behind_is_reported_not_silent(rand8, lsl):
     """Refining every sample at 250 Hz on the CPU cannot keep up: status and markers say so."""
-    name = unique("sim")
+    name = lsl.unique("sim")
     amp = SimulatedAmplifier(MONTAGE, SFREQ, name, source_id=name, conductor="sphere",
                              chunk_size=5, seed=4)
     amp.start(duration_s=30.0, wait_for_consumer_s=120.0, linger_s=5.0)
-    pipe, reader, markers = open_pipeline(piunet_cfg(name, unique("out"), rand8, 1))
+    pipe, reader, markers = open_pipeline(lsl, piunet_cfg(name, lsl.unique("out"), rand8, 1))
     try:
         assert pipe.decimate == 1 and reader.info.nominal_srate() == SFREQ
         dec = markers.wait_for("decimation", timeout=5.0)
@@ -107,7 +106,7 @@ def test_falling_behind_is_reported_not_silent(rand8):
         b = behind[0]
         assert b["lag_ms"] > 250 and b["decimate"] == 1
         assert b["out_rate_expected_hz"] >= b["out_rate_hz"]
-        assert wait_until(lambda: pipe.status().behind, timeout=5.0)
+        assert lsl.wait_until(lambda: pipe.status().behind, timeout=5.0)
         assert "BEHIND" in pipe.status().line()
     finally:
         amp.stop()
@@ -119,11 +118,11 @@ def test_falling_behind_is_reported_not_silent(rand8):
 
 
 @pytest.mark.lsl
-def test_arrival_and_hop_schedules_publish_the_same_samples():
+def test_arrival_and_hop_schedules_publish_the_same_samples(lsl):
     """Two pipelines on one stream pushed in chunks that straddle the hops: the same
     values and timestamps, every sample once."""
     duration = 3.0
-    name = unique("sim")
+    name = lsl.unique("sim")
     # pushes once both pipelines listen; 7-sample blocks straddle the 3-sample hops
     pusher = AmplifierPusher(MONTAGE, SFREQ, duration, 7, name, seed=5)
     n_total = pusher.n
@@ -131,8 +130,8 @@ def test_arrival_and_hop_schedules_publish_the_same_samples():
     try:
         for schedule in ("hop", "arrival"):
             cfg = load_config(headmodel={"montage": MONTAGE, "conductor": "sphere"},
-                              stream={"input": name, "output": unique(f"out-{schedule}")})
-            runs[schedule] = open_pipeline(cfg, schedule=schedule)
+                              stream={"input": name, "output": lsl.unique(f"out-{schedule}")})
+            runs[schedule] = open_pipeline(lsl, cfg, schedule=schedule)
         pusher.go()
         for _, reader, _ in runs.values():
             assert reader.wait_for(n_total, timeout=60.0), reader.n

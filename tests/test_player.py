@@ -7,7 +7,6 @@ import time
 import mne
 import numpy as np
 import pytest
-from _lsl_helpers import pull_until, unique
 
 from rtsource.stream.lslio import EEGInlet, StreamLostError, resolve_stream
 from rtsource.stream.player import Player
@@ -32,11 +31,11 @@ def _write_fif(path, n_times: int = 250, sfreq: float = 250.0):
     return fname, mne.io.read_raw_fif(fname, preload=True, verbose="error")
 
 
-def test_player_loops_and_reproduces_samples_and_metadata(tmp_path):
+def test_player_loops_and_reproduces_samples_and_metadata(tmp_path, lsl):
     fname, raw = _write_fif(tmp_path)
     expected = raw.get_data().T.astype(np.float32)
     n_times = len(expected)
-    name = unique("rts-play")
+    name = lsl.unique("rts-play")
     player = Player(fname, name=name, speed=5.0, loop=True, source_id=name).start()
     try:
         inlet = EEGInlet(resolve_stream(name=name, timeout=5.0))
@@ -52,7 +51,7 @@ def test_player_loops_and_reproduces_samples_and_metadata(tmp_path):
                 else:
                     assert ch.position is None
             # pull a bit more than one full cycle (1 s of data at 5x: 0.2 s per cycle)
-            got, ts = pull_until(inlet, n_times + 60, timeout=10.0)
+            got, ts = lsl.pull_until(inlet, n_times + 60, timeout=10.0)
         finally:
             inlet.close()
     finally:
@@ -66,9 +65,9 @@ def test_player_loops_and_reproduces_samples_and_metadata(tmp_path):
     np.testing.assert_allclose(np.median(np.diff(ts)), 1 / (250.0 * 5.0), rtol=1e-6)
 
 
-def test_player_double64_plays_once_from_first_sample(tmp_path):
+def test_player_double64_plays_once_from_first_sample(tmp_path, lsl):
     fname, raw = _write_fif(tmp_path, n_times=200)
-    name = unique("rts-play")
+    name = lsl.unique("rts-play")
     # 0.4 s of replay, then the outlet lingers 1.5 s so the inlet can drain it
     player = Player(
         fname,
@@ -83,7 +82,7 @@ def test_player_double64_plays_once_from_first_sample(tmp_path):
     inlet = EEGInlet(resolve_stream(name=name, timeout=5.0), dtype=np.float64)
     try:
         assert inlet.channel_format == "double64"
-        got, _ = pull_until(inlet, 200, timeout=10.0)
+        got, _ = lsl.pull_until(inlet, 200, timeout=10.0)
         np.testing.assert_array_equal(got, raw.get_data().T)  # exact file values (volts)
         assert player.wait(timeout=10.0) and player.n_pushed == 200
         deadline = time.monotonic() + 5.0

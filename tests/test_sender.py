@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from _lsl_helpers import pull_until, unique
 
 from rtsource.stream.lslio import (
     INDEX_LABEL,
@@ -64,7 +63,7 @@ def _expected(n: int, dtype=np.float32) -> np.ndarray:
     return np.stack([k * 1e-6, -k * 1e-6, k % INDEX_MODULO], axis=1).astype(dtype)
 
 
-def test_eeg_stream_info_describes_channels_positions_and_index():
+def test_eeg_stream_info_describes_channels_positions_and_index(lsl):
     info = eeg_stream_info("s", LABELS, RATE, "sid", ch_pos=POS, manufacturer="maker")
     assert info.channel_count() == 3 and info.nominal_srate() == RATE
     assert info.channel_format() == pylsl.cf_float32 and info.type() == "EEG"
@@ -90,31 +89,31 @@ def test_eeg_stream_info_describes_channels_positions_and_index():
         eeg_stream_info("s", LABELS, RATE, "sid", dtype="int16")
 
 
-def test_live_sender_rejects_bad_settings():
+def test_live_sender_rejects_bad_settings(lsl):
     with pytest.raises(TypeError, match="abstract"):
         LiveSender("x", RATE, 3, "x")  # generate and stream_info are hooks to fill
     with pytest.raises(ValueError, match="rate must be a positive"):
-        Ramp(unique("bad"), rate=0.0)
+        Ramp(lsl.unique("bad"), rate=0.0)
     with pytest.raises(ValueError, match="dtype='int8' is not valid"):
-        Ramp(unique("bad"), dtype="int8")
+        Ramp(lsl.unique("bad"), dtype="int8")
     with pytest.raises(ValueError, match="chunk_size must be at least 1 sample, got 0"):
-        Ramp(unique("bad"), chunk_size=0)
+        Ramp(lsl.unique("bad"), chunk_size=0)
 
 
-def test_mismatched_stream_info_fails_the_start_clearly():
+def test_mismatched_stream_info_fails_the_start_clearly(lsl):
     class Wrong(Ramp):
         def stream_info(self):
             return eeg_stream_info(self.name, ["Cz"], RATE, self.source_id)
 
-    sender = Wrong(unique("wrong"))
+    sender = Wrong(lsl.unique("wrong"))
     with pytest.raises(RuntimeError, match="describes 2 channels .* sends 3 channels"):
         sender.start(duration_s=0.1)
     assert sender.wait(timeout=5.0) and sender.n_pushed == 0
 
 
 @pytest.mark.lsl
-def test_live_sender_pushes_every_sample_stamped_with_markers():
-    name = unique("ramp")
+def test_live_sender_pushes_every_sample_stamped_with_markers(lsl):
+    name = lsl.unique("ramp")
     sender = Ramp(name, every=40, chunk_size=7)
     seen: list[tuple[str, int]] = []
     sender.start(duration_s=1.0, wait_for_consumer_s=10.0, linger_s=3.0,
@@ -125,7 +124,7 @@ def test_live_sender_pushes_every_sample_stamped_with_markers():
     try:
         assert inlet.source_id == name and inlet.sfreq == RATE
         assert inlet.labels == [*LABELS, INDEX_LABEL]
-        data, ts = pull_until(inlet, 500, timeout=15.0)
+        data, ts = lsl.pull_until(inlet, 500, timeout=15.0)
         assert len(ts) == 500
         np.testing.assert_array_equal(data, _expected(500))  # nothing lost, in order
         t0 = sender.t0
@@ -155,13 +154,13 @@ def test_live_sender_pushes_every_sample_stamped_with_markers():
 
 
 @pytest.mark.lsl
-def test_stop_then_run_again_continues_the_stream_double64():
-    name = unique("ramp64")
+def test_stop_then_run_again_continues_the_stream_double64(lsl):
+    name = lsl.unique("ramp64")
     sender = Ramp(name, dtype="double64").start(wait_for_consumer_s=10.0)
     inlet = EEGInlet(resolve_stream(name=name, timeout=5.0), dtype=np.float64)
     try:
         assert inlet.channel_format == "double64"
-        data, _ = pull_until(inlet, 50, timeout=10.0)
+        data, _ = lsl.pull_until(inlet, 50, timeout=10.0)
         assert len(data) >= 50
         np.testing.assert_array_equal(data, _expected(len(data), np.float64))  # exact
         sender.stop()
@@ -185,7 +184,7 @@ def test_stop_then_run_again_continues_the_stream_double64():
         assert ready.wait(5.0)
         inlet = EEGInlet(resolve_stream(name=name, timeout=5.0), dtype=np.float64)
         try:
-            data, ts = pull_until(inlet, 50, timeout=10.0)
+            data, ts = lsl.pull_until(inlet, 50, timeout=10.0)
         finally:
             inlet.close()
     finally:

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from _lsl_helpers import pull_until, unique
 from scipy.signal import welch
 
 from rtsource.config import load_config
@@ -98,8 +97,8 @@ def test_active_regions_are_recovered_by_eloreta(amp_kwargs):
 
 
 @pytest.mark.lsl
-def test_stream_metadata_index_and_truth_markers(amp_kwargs):
-    name = unique("sim")
+def test_stream_metadata_index_and_truth_markers(amp_kwargs, lsl):
+    name = lsl.unique("sim")
     amp = SimulatedAmplifier(name=name, source_id=name, seed=3, segment_s=0.5, **amp_kwargs)
     announced = []
     amp.start(duration_s=2.0, wait_for_consumer_s=10.0, linger_s=3.0,
@@ -117,7 +116,7 @@ def test_stream_metadata_index_and_truth_markers(amp_kwargs):
         assert inlet.channels[-1].position is None
         pos = np.array([c.position for c in inlet.channels[:-1]])
         np.testing.assert_array_equal(pos, amp.ch_pos)  # full precision through the XML
-        data, ts = pull_until(inlet, 500, timeout=15.0)
+        data, ts = lsl.pull_until(inlet, 500, timeout=15.0)
         assert len(ts) == 500
         np.testing.assert_array_equal(data[:, -1], np.arange(500))  # nothing lost, in order
         np.testing.assert_allclose(ts, amp.t0 + np.arange(500) / SFREQ, atol=2e-4)

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from _lsl_helpers import make_info, pull_until, unique, wait_until
 
 from rtsource.stream.lslio import (
     EEGInlet,
@@ -27,10 +26,10 @@ def _open(name: str, **kwargs) -> EEGInlet:
     return EEGInlet(resolve_stream(name=name, timeout=5.0), **kwargs)
 
 
-def test_positions_units_types_from_xdf_and_mne_metadata():
-    name = unique()
+def test_positions_units_types_from_xdf_and_mne_metadata(lsl):
+    name = lsl.unique()
     labels = ["Fz", "Cz", "Pz", "Oz", "TRIG", "AccX"]
-    info = make_info(
+    info = lsl.make_info(
         name,
         labels,
         stype="eeg",
@@ -81,10 +80,10 @@ def test_positions_units_types_from_xdf_and_mne_metadata():
         del outlet
 
 
-def test_resolve_is_case_insensitive_and_timeout_lists_visible_streams():
-    name = unique()
-    sid = unique("sid")
-    outlet = pylsl.StreamOutlet(make_info(name, ["Cz"], stype="eeg", source_id=sid))
+def test_resolve_is_case_insensitive_and_timeout_lists_visible_streams(lsl):
+    name = lsl.unique()
+    sid = lsl.unique("sid")
+    outlet = pylsl.StreamOutlet(lsl.make_info(name, ["Cz"], stype="eeg", source_id=sid))
     try:
         info = resolve_stream(name=name, type="EEG", timeout=5.0)
         assert info.source_id() == sid
@@ -107,12 +106,12 @@ def test_resolve_is_case_insensitive_and_timeout_lists_visible_streams():
 @pytest.mark.parametrize(
     ("fmt", "np_dtype"), [("float32", np.float32), ("double64", np.float64), ("int32", np.int32)]
 )
-def test_inlet_receives_everything_exactly_once(fmt, np_dtype):
+def test_inlet_receives_everything_exactly_once(fmt, np_dtype, lsl):
     rng = np.random.default_rng(7)
-    name = unique()
+    name = lsl.unique()
     n_total, n_ch = 700, 4
     outlet = pylsl.StreamOutlet(
-        make_info(
+        lsl.make_info(
             name,
             ["index", "Fz", "Cz", "Pz"],
             fmt=fmt,
@@ -135,7 +134,7 @@ def test_inlet_receives_everything_exactly_once(fmt, np_dtype):
             n = int(rng.integers(1, 50))
             outlet.push_chunk(data[pos : pos + n], ts[pos : pos + n])
             pos += n
-        got, got_ts = pull_until(inlet, n_total, timeout=10.0)
+        got, got_ts = lsl.pull_until(inlet, n_total, timeout=10.0)
         assert got.dtype == np.float32
         assert len(got) == n_total, f"received {len(got)} of {n_total}"
         np.testing.assert_array_equal(got[:, 0], np.arange(n_total))  # no drop, no duplicate
@@ -150,11 +149,11 @@ def test_inlet_receives_everything_exactly_once(fmt, np_dtype):
         del outlet
 
 
-def test_inlet_reports_backwards_timestamps_and_lost_stream_returns(caplog):
-    name = unique()
-    sid = unique("sid")
+def test_inlet_reports_backwards_timestamps_and_lost_stream_returns(caplog, lsl):
+    name = lsl.unique()
+    sid = lsl.unique("sid")
     labels = ["Fz", "Cz"]
-    outlet = pylsl.StreamOutlet(make_info(name, labels, source_id=sid))
+    outlet = pylsl.StreamOutlet(lsl.make_info(name, labels, source_id=sid))
     inlet = _open(name, clock_correction=False)
     try:
         assert outlet.wait_for_consumers(5.0)
@@ -162,7 +161,7 @@ def test_inlet_reports_backwards_timestamps_and_lost_stream_returns(caplog):
         stamps = now + np.array([0.0, 0.004, 0.008, 0.002, 0.006, 0.010])
         outlet.push_chunk(np.arange(12, dtype=np.float32).reshape(6, 2), stamps)
         with caplog.at_level("WARNING", logger="rtsource"):
-            got, got_ts = pull_until(inlet, 6, timeout=5.0)
+            got, got_ts = lsl.pull_until(inlet, 6, timeout=5.0)
         assert len(got) == 6
         np.testing.assert_array_equal(got_ts, stamps)
         assert inlet.n_backwards == 1
@@ -184,22 +183,22 @@ def test_inlet_reports_backwards_timestamps_and_lost_stream_returns(caplog):
         assert inlet.wait_for_return(0.2) is False
 
         # a stream with the same source_id returns: reconnect and read on
-        outlet = pylsl.StreamOutlet(make_info(name, labels, source_id=sid))
+        outlet = pylsl.StreamOutlet(lsl.make_info(name, labels, source_id=sid))
         assert inlet.wait_for_return(5.0)
         assert not inlet.lost and inlet.n_reconnects == 1
         assert outlet.wait_for_consumers(5.0)
         outlet.push_chunk(
             np.full((3, 2), 7.0, np.float32), pylsl.local_clock() + np.arange(3) * 0.004
         )
-        got, _ = pull_until(inlet, 3, timeout=5.0)
+        got, _ = lsl.pull_until(inlet, 3, timeout=5.0)
         np.testing.assert_array_equal(got, np.full((3, 2), 7.0, np.float32))
     finally:
         inlet.close()
         del outlet
 
 
-def test_region_outlet_metadata_timestamps_and_nan_refused():
-    name = unique()
+def test_region_outlet_metadata_timestamps_and_nan_refused(lsl):
+    name = lsl.unique()
     regions = ["A8m_L", "A8m_R", "Tha_8_1_L", "Tha_8_1_R"]
     provenance = {
         "atlas": "bn246",
@@ -268,8 +267,8 @@ def test_region_outlet_metadata_timestamps_and_nan_refused():
         out.close()
 
 
-def test_marker_outlet_json_payloads():
-    name = unique()
+def test_marker_outlet_json_payloads(lsl):
+    name = lsl.unique()
     markers = MarkerOutlet(name, source_id=name + "-markers")
     info = resolve_stream(name=name, type="markers", timeout=5.0)
     inlet = pylsl.StreamInlet(info, recover=False)
@@ -294,7 +293,7 @@ def test_marker_outlet_json_payloads():
         markers.close()
 
 
-def test_wait_until_helper_is_a_deadline_loop():
+def test_wait_until_helper_is_a_deadline_loop(lsl):
     t0 = time.monotonic()
-    assert not wait_until(lambda: False, timeout=0.05)
+    assert not lsl.wait_until(lambda: False, timeout=0.05)
     assert time.monotonic() - t0 < 1.0

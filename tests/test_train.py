@@ -14,9 +14,9 @@ from rtsource.models.volume import VolumeMapper
 from rtsource.simulate import SimConfig
 from rtsource.train import (
     TrainConfig,
-    _lr_factor,
     default_checkpoint_path,
     load_train_config,
+    lr_factor,
     masked_l1,
     ship_checkpoint,
     train,
@@ -47,11 +47,11 @@ def test_masked_l1_ignores_voxels_outside_the_brain():
 
 def test_learning_rate_schedule():
     cfg = TrainConfig(warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
-    assert _lr_factor(0, cfg) == pytest.approx(0.1)
-    assert _lr_factor(9, cfg) == pytest.approx(1.0)
-    assert _lr_factor(60, cfg) == pytest.approx(0.55)
-    assert _lr_factor(110, cfg) == pytest.approx(0.1)
-    factors = [_lr_factor(s, cfg) for s in range(10, 111)]
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, cfg) == pytest.approx(0.55)
+    assert lr_factor(110, cfg) == pytest.approx(0.1)
+    factors = [lr_factor(s, cfg) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(factors, factors[1:], strict=False))
 
 

@@ -11,12 +11,12 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .._util import cpu_features
 from .._version import __version__
 from .spec import BenchSpec
 from .streams import AmplifierPusher, Subscriber
@@ -158,14 +158,7 @@ def machine_info() -> dict[str, Any]:
 
     The GPU is reported only where torch was imported before (this never imports it).
     """
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_features()
     versions = {}
     for pkg in ("numpy", "scipy", "mne", "pylsl", "torch", "onnxruntime", "tensorrt"):
         try:
@@ -176,7 +169,9 @@ def machine_info() -> dict[str, Any]:
         "rtsource": __version__,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cpu": cpu,
+        "cpu": cpu["model"],
+        "cpu_flags": cpu["flags"],
+        "bf16_native": cpu["bf16_native"],
         "cpu_count": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -189,6 +184,7 @@ def machine_info() -> dict[str, Any]:
     }
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if torch.cuda.is_available():
             info["gpu"] = {"name": torch.cuda.get_device_name(), "cuda": torch.version.cuda}
     return info

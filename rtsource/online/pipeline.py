@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pylsl
@@ -144,7 +144,7 @@ class Pipeline:
     ) -> None:
         self.cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
         scfg = self.cfg.stream  # validated by StreamConfig itself
-        schedule = check_value(schedule or scfg.schedule, ("arrival", "hop"), "schedule")
+        schedule = check_value(schedule or scfg.schedule, get_args(Schedule), "schedule")
         if isinstance(input, InputSpec):
             self.input_spec = input
         else:

@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -173,7 +173,7 @@ class HopScheduler:
                  schedule: Schedule | None = None, index_col: int | None = None,
                  to_volts: Sequence[float | None] | None = None,
                  exclude: Callable[[list[str]], SourceProcessor] | None = None) -> None:
-        self.schedule = check_value(schedule or cfg.schedule, ("arrival", "hop"), "schedule")
+        self.schedule = check_value(schedule or cfg.schedule, get_args(Schedule), "schedule")
         if isinstance(decimate, bool) or int(decimate) < 1:
             raise ValueError(f"decimate = {decimate!r} must be an integer >= 1.")
         if cfg.bad_data == "exclude" and exclude is None:

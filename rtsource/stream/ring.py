@@ -11,16 +11,15 @@ Not thread-safe: one thread writes and reads (the pipeline's processing thread).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._util import logger
-from ..config import StreamConfig
+from ..config import OverflowPolicy, StreamConfig, check_value
 
-OverflowPolicy = Literal["error", "drop_oldest"]
-OVERFLOW_POLICIES: tuple[str, ...] = ("error", "drop_oldest")
+OVERFLOW_POLICIES: tuple[str, ...] = get_args(OverflowPolicy)
 
 
 class RingOverflowError(BufferError):
@@ -82,10 +81,7 @@ class RingBuffer:
             raise ValueError(f"n_channels must be at least 1, got {n_channels}.")
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1 sample, got {capacity}.")
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(
-                f"overflow={overflow!r} is not valid; choose one of {list(OVERFLOW_POLICIES)}."
-            )
+        check_value(overflow, OVERFLOW_POLICIES, "overflow")
         self.n_channels = n_channels
         self.capacity = capacity
         self.overflow: OverflowPolicy = overflow
