@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -113,9 +114,118 @@ class LSLHelpers:
             return np.zeros((0, inlet.n_channels), inlet.dtype), np.zeros(0)
         return np.concatenate(data), np.concatenate(ts)
 
+    # -- the live pipeline's two outlets ------------------------------------------------
+    @staticmethod
+    def open_pipeline(cfg, **kw):
+        """Open a Pipeline, subscribe to its region and marker streams, then start it;
+        returns ``(pipeline, RegionReader, MarkerReader)``."""
+        from rtsource.online.pipeline import Pipeline
+
+        pipe = Pipeline(cfg, **kw).open()
+        regions = RegionReader(pipe.output_name)
+        markers = MarkerReader(pipe.marker_name)
+        pipe.start(wait_for_consumer_s=10.0)
+        return pipe, regions, markers
+
+    @staticmethod
+    def close_all(pipe, *readers) -> None:
+        """Close the readers' inlets, then the pipeline (inlets before outlets)."""
+        for r in readers:
+            r.close()
+        pipe.close()
+
+
+def _pylsl():
+    import pylsl  # imported when a test uses LSL, not for every test
+
+    return pylsl
+
+
+def resolve_stream(**kw):
+    from rtsource.stream.lslio import resolve_stream as resolve
+
+    return resolve(**kw)
+
+
+class RegionReader:
+    """Subscriber of a pipeline's region stream (opened before data flows)."""
+
+    def __init__(self, name: str):
+        self.inlet = _pylsl().StreamInlet(resolve_stream(name=name, timeout=10.0), max_buflen=120)
+        self.info = self.inlet.info(timeout=5.0)
+        self.inlet.open_stream(timeout=5.0)
+        self.buf = np.zeros((2048, self.info.channel_count()), dtype=np.float32)
+        self.chunks, self.stamps = [], []
+
+    def poll(self, timeout=0.05) -> int:
+        _, ts = self.inlet.pull_chunk(timeout=timeout, max_samples=len(self.buf),
+                                      dest_obj=self.buf, min_samples=1)
+        if ts:
+            self.chunks.append(self.buf[: len(ts)].copy())
+            self.stamps.extend(ts)
+        return len(ts)
+
+    @property
+    def n(self) -> int:
+        return len(self.stamps)
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.n < n and time.monotonic() < deadline:
+            self.poll()
+        return self.n >= n
+
+    @property
+    def data(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else self.buf[:0]
+
+    @property
+    def ts(self) -> np.ndarray:
+        return np.asarray(self.stamps)
+
+    def close(self):
+        self.inlet.close_stream()
+
+
+class MarkerReader:
+    """Subscriber of the pipeline's marker stream; markers are JSON objects."""
+
+    def __init__(self, name: str):
+        self.inlet = _pylsl().StreamInlet(resolve_stream(name=name, timeout=10.0))
+        self.info = self.inlet.info(timeout=5.0)
+        self.inlet.open_stream(timeout=5.0)
+        self.items: list[dict] = []
+
+    def poll(self) -> None:
+        while True:
+            sample, _ = self.inlet.pull_sample(timeout=0.0)
+            if sample is None:
+                return
+            self.items.append(json.loads(sample[0]))
+
+    def wait_for(self, kind: str, timeout: float = 10.0, count: int = 1) -> list[dict]:
+        def have():
+            self.poll()
+            return len(self.of(kind)) >= count
+
+        LSLHelpers.wait_until(have, timeout=timeout, interval=0.02)
+        return self.of(kind)
+
+    def of(self, kind: str) -> list[dict]:
+        return [m for m in self.items if m["kind"] == kind]
+
+    def close(self):
+        self.inlet.close_stream()
+
+
+
+LSLHelpers.RegionReader = RegionReader
+LSLHelpers.MarkerReader = MarkerReader
+
 
 @pytest.fixture(scope="session")
 def lsl() -> LSLHelpers:
     """Real-LSL test helpers: ``lsl.unique()``, ``lsl.wait_until()``, ``lsl.make_info()``,
-    ``lsl.pull_until()``."""
+    ``lsl.pull_until()``, ``lsl.open_pipeline()``, ``lsl.close_all()``, and the readers
+    ``lsl.RegionReader`` / ``lsl.MarkerReader``."""
     return LSLHelpers()

@@ -92,7 +92,7 @@ def test_kernel_cache_is_reused_and_keyed(sphere_model):
 
 def test_bad_method_and_lambda():
     gain = np.random.default_rng(0).normal(size=(8, 5, 3))
-    with pytest.raises(ValueError, match="eloreta, sloreta, dspm, mne"):
+    with pytest.raises(ValueError, match="'eloreta', 'sloreta', 'dspm', 'mne'"):
         compute_kernel(gain, np.ones(8), "lcmv", 0.1)
     with pytest.raises(ValueError, match="lambda2"):
         compute_kernel(gain, np.ones(8), "mne", 0.0)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import rtsource
 from rtsource.config import load_config
 from rtsource.online.pipeline import InputSpec, Pipeline, parse_input
 from rtsource.simulate.amplifier import INDEX_LABEL, SimulatedAmplifier
-from rtsource.stream.lslio import StreamLostError, StreamNotFoundError, resolve_stream
+from rtsource.stream.lslio import StreamLostError, StreamNotFoundError
 from rtsource.stream.outlet import read_desc, region_source_id
 from rtsource.stream.player import Player
 
@@ -91,97 +90,10 @@ class Pusher:
         assert self.error is None, self.error
 
 
-class RegionReader:
-    """Subscriber of the region stream (opened before data flows)."""
-
-    def __init__(self, name: str):
-        self.inlet = pylsl.StreamInlet(resolve_stream(name=name, timeout=10.0), max_buflen=120)
-        self.info = self.inlet.info(timeout=5.0)
-        self.inlet.open_stream(timeout=5.0)
-        self.buf = np.zeros((2048, self.info.channel_count()), dtype=np.float32)
-        self.chunks, self.stamps = [], []
-
-    def poll(self, timeout=0.05) -> int:
-        _, ts = self.inlet.pull_chunk(timeout=timeout, max_samples=len(self.buf),
-                                      dest_obj=self.buf, min_samples=1)
-        if ts:
-            self.chunks.append(self.buf[: len(ts)].copy())
-            self.stamps.extend(ts)
-        return len(ts)
-
-    @property
-    def n(self) -> int:
-        return len(self.stamps)
-
-    def wait_for(self, n: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.n < n and time.monotonic() < deadline:
-            self.poll()
-        return self.n >= n
-
-    @property
-    def data(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else self.buf[:0]
-
-    @property
-    def ts(self) -> np.ndarray:
-        return np.asarray(self.stamps)
-
-    def close(self):
-        self.inlet.close_stream()
-
-
-class MarkerReader:
-    """Subscriber of the pipeline's marker stream; markers are JSON objects."""
-
-    def __init__(self, lsl, name: str):
-        self.lsl = lsl
-        self.inlet = pylsl.StreamInlet(resolve_stream(name=name, timeout=10.0))
-        self.info = self.inlet.info(timeout=5.0)
-        self.inlet.open_stream(timeout=5.0)
-        self.items: list[dict] = []
-
-    def poll(self) -> None:
-        while True:
-            sample, _ = self.inlet.pull_sample(timeout=0.0)
-            if sample is None:
-                return
-            self.items.append(json.loads(sample[0]))
-
-    def wait_for(self, kind: str, timeout: float = 10.0, count: int = 1) -> list[dict]:
-        def have():
-            self.poll()
-            return len(self.of(kind)) >= count
-
-        self.lsl.wait_until(have, timeout=timeout, interval=0.02)
-        return self.of(kind)
-
-    def of(self, kind: str) -> list[dict]:
-        return [m for m in self.items if m["kind"] == kind]
-
-    def close(self):
-        self.inlet.close_stream()
-
-
 def sim_data(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """Realistic 32-channel EEG (volts) plus the sample-index column."""
     amp = SimulatedAmplifier(MONTAGE, SFREQ, "gen", conductor="sphere", seed=seed)
     return amp.ch_names, amp.generate(n)
-
-
-def open_pipeline(lsl, cfg, **kw) -> tuple[Pipeline, RegionReader, MarkerReader]:
-    """Open a pipeline, subscribe to both of its streams, then start processing."""
-    pipe = Pipeline(cfg, **kw).open()
-    regions = RegionReader(pipe.output_name)
-    markers = MarkerReader(lsl, pipe.marker_name)
-    pipe.start(wait_for_consumer_s=10.0)
-    return pipe, regions, markers
-
-
-def close_all(pipe, *readers):
-    for r in readers:  # inlets before outlets
-        r.close()
-    pipe.close()
 
 
 # -- end to end: nothing dropped or duplicated, capture timestamps ---------------------
@@ -193,12 +105,12 @@ def _end_to_end(lsl, montage: str, sfreq: float, duration_s: float, chunk: int) 
     amp.start(duration_s=duration_s, wait_for_consumer_s=60.0, linger_s=120.0)
     cfg = load_config(headmodel={"montage": montage, "conductor": "sphere"},
                       stream={"input": name, "output": out})
-    pipe, reader, markers = open_pipeline(lsl, cfg)
+    pipe, reader, markers = lsl.open_pipeline(cfg)
     try:
         assert reader.wait_for(n_total, timeout=duration_s * 3 + 30), (reader.n, n_total)
         reader.poll(timeout=0.5)  # nothing more may arrive
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         amp.stop()
     st = pipe.status()  # final counts, after the processing thread ended
     ts = reader.ts
@@ -239,8 +151,8 @@ def test_outlet_metadata_complete_and_source_id_stable(lsl):
     cfg = small_cfg(name, out)
     pipe = Pipeline(cfg).open()
     try:
-        reader = RegionReader(out)
-        markers = MarkerReader(lsl, pipe.marker_name)
+        reader = lsl.RegionReader(out)
+        markers = lsl.MarkerReader(pipe.marker_name)
         info = reader.info
         proc = pipe.processor
         n_reg = len(proc.regions.names)
@@ -276,7 +188,7 @@ def test_outlet_metadata_complete_and_source_id_stable(lsl):
         assert markers.info.source_id() == f"{info.source_id()}-markers"
         sid = info.source_id()
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
     # the same input and configuration give the same source_id after a restart
     try:
         pipe2 = Pipeline(cfg).open()
@@ -308,12 +220,12 @@ def test_published_regions_equal_localize(tmp_path: Path, lsl):
     cfg = small_cfg(name, out)
     player = Player(path, name=name, source_id=name, wait_for_consumer_s=30.0, linger_s=30.0)
     player.start()
-    pipe, reader, markers = open_pipeline(lsl, cfg)
+    pipe, reader, markers = lsl.open_pipeline(cfg)
     try:
         assert reader.wait_for(n, timeout=60.0), reader.n
         assert "positions" in pipe.provenance and "from MNE loc" in pipe.positions_used
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         player.stop()
     res = rtsource.localize(mne.io.read_raw_fif(path, verbose="error"), config=cfg)
     assert res.region_names == list(pipe.processor.regions.names)
@@ -369,8 +281,7 @@ def test_input_disappears_then_returns_with_the_same_source_id(lsl):
     types = ["eeg"] * 32 + ["misc"]
     ts = 100.0 + np.arange(500) / SFREQ
     first = Pusher(name, sid, [*labels, INDEX_LABEL], types, x[:250], ts[:250]).start()
-    pipe, reader, markers = open_pipeline(
-        lsl, small_cfg(name, lsl.unique("out"), lost_timeout_s=30.0))
+    pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out"), lost_timeout_s=30.0))
     second = None
     try:
         assert reader.wait_for(250, timeout=20.0)
@@ -385,7 +296,7 @@ def test_input_disappears_then_returns_with_the_same_source_id(lsl):
         assert st.state == "running" and st.n_reconnects == 1
         np.testing.assert_allclose(reader.ts, ts, atol=2e-4)  # all 500, in order
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         if second is not None:
             second.stop()
     assert pipe.error is None
@@ -397,8 +308,7 @@ def test_input_gone_for_good_stops_with_a_clear_message(lsl):
     labels, x = sim_data(100)
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x,
                     10.0 + np.arange(100) / SFREQ).start()
-    pipe, reader, markers = open_pipeline(
-        lsl, small_cfg(name, lsl.unique("out"), lost_timeout_s=1.0))
+    pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out"), lost_timeout_s=1.0))
     try:
         assert reader.wait_for(100, timeout=20.0)
         pusher.stop()
@@ -419,7 +329,7 @@ def _bad_stream(lsl, mode: str, x: np.ndarray, labels: list[str]):
     n = len(x)
     ts = 50.0 + np.arange(n) / SFREQ
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x, ts).start()
-    pipe, reader, markers = open_pipeline(lsl, small_cfg(name, lsl.unique("out"), bad_data=mode))
+    pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out"), bad_data=mode))
     return pusher, pipe, reader, markers, ts
 
 
@@ -439,7 +349,7 @@ def test_bad_data_flagged_and_withheld(lsl):
         reader.poll(timeout=0.3)
         markers.wait_for("bad_data_end", count=4, timeout=5.0)
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         pusher.stop()
     st = pipe.status()  # final counts, after the processing thread ended
     bad = markers.of("bad_data")
@@ -468,7 +378,7 @@ def test_bad_channel_excluded_and_kernel_recomputed(lsl):
         assert reader.wait_for(n, timeout=60.0), reader.n
         markers.wait_for("kernel_ready", timeout=5.0)
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         pusher.stop()
     st = pipe.status()  # final counts, after the processing thread ended
     excl = markers.of("channel_excluded")
@@ -489,12 +399,12 @@ def test_timestamps_jumping_backwards_are_reported_and_kept(lsl):
     ts = 20.0 + np.arange(n) / SFREQ
     ts[300:] -= 0.5  # the sender's clock jumps back
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x, ts).start()
-    pipe, reader, markers = open_pipeline(lsl, small_cfg(name, lsl.unique("out")))
+    pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out")))
     try:
         assert reader.wait_for(n, timeout=30.0), reader.n
         back = markers.wait_for("timestamps_backwards", timeout=5.0)
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         pusher.stop()
     st = pipe.status()  # final counts, after the processing thread ended
     assert back and "backwards" in back[0]["message"] and back[0]["count"] >= 1

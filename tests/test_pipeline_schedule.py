@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_pipeline import close_all, open_pipeline
 
 from rtsource.bench import AmplifierPusher
 from rtsource.config import load_config
@@ -47,7 +46,7 @@ def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8, 
     amp = SimulatedAmplifier(MONTAGE, SFREQ, name, source_id=name, conductor="sphere",
                              chunk_size=5, seed=3)
     amp.start(duration_s=duration, wait_for_consumer_s=120.0, linger_s=120.0)
-    pipe, reader, markers = open_pipeline(lsl, piunet_cfg(name, lsl.unique("out"), rand8, "auto"))
+    pipe, reader, markers = lsl.open_pipeline(piunet_cfg(name, lsl.unique("out"), rand8, "auto"))
     try:
         n_dec = pipe.decimate
         hop = pipe.hop
@@ -60,7 +59,7 @@ def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8, 
         markers.wait_for("rate", timeout=5.0)
         info, desc = reader.info, read_desc(reader.info.desc().child("rtsource"))
     finally:
-        close_all(pipe, reader, markers)
+        lsl.close_all(pipe, reader, markers)
         amp.stop()
     # declared: nominal rate = input rate / N, in the stream header and the metadata
     assert info.nominal_srate() == pytest.approx(SFREQ / n_dec)
@@ -96,7 +95,7 @@ def test_falling_behind_is_reported_not_silent(rand8, lsl):
     amp = SimulatedAmplifier(MONTAGE, SFREQ, name, source_id=name, conductor="sphere",
                              chunk_size=5, seed=4)
     amp.start(duration_s=30.0, wait_for_consumer_s=120.0, linger_s=5.0)
-    pipe, reader, markers = open_pipeline(lsl, piunet_cfg(name, lsl.unique("out"), rand8, 1))
+    pipe, reader, markers = lsl.open_pipeline(piunet_cfg(name, lsl.unique("out"), rand8, 1))
     try:
         assert pipe.decimate == 1 and reader.info.nominal_srate() == SFREQ
         dec = markers.wait_for("decimation", timeout=5.0)
@@ -131,14 +130,14 @@ def test_arrival_and_hop_schedules_publish_the_same_samples(lsl):
         for schedule in ("hop", "arrival"):
             cfg = load_config(headmodel={"montage": MONTAGE, "conductor": "sphere"},
                               stream={"input": name, "output": lsl.unique(f"out-{schedule}")})
-            runs[schedule] = open_pipeline(lsl, cfg, schedule=schedule)
+            runs[schedule] = lsl.open_pipeline(cfg, schedule=schedule)
         pusher.go()
         for _, reader, _ in runs.values():
             assert reader.wait_for(n_total, timeout=60.0), reader.n
             reader.poll(timeout=0.3)
     finally:
         for pipe, reader, markers in runs.values():
-            close_all(pipe, reader, markers)
+            lsl.close_all(pipe, reader, markers)
         pusher.close()
     (_, hop_r, _), (pipe_a, arr_r, _) = runs["hop"], runs["arrival"]
     np.testing.assert_allclose(hop_r.ts, arr_r.ts, rtol=0, atol=2e-4)  # clock offsets differ

@@ -118,9 +118,9 @@ def test_jittered_montage_moves_along_the_scalp():
     step = np.linalg.norm(pos - pos0, axis=1) * 1000
     # tangential 2-D Gaussian with σ = 5 mm per axis: RMS displacement ≈ 5·√2 mm
     assert 5.0 < float(np.sqrt((step**2).mean())) < 9.0
-    from rtsource.simulate.bank import _fit_sphere
+    from rtsource.simulate.bank import fit_sphere
 
-    c = _fit_sphere(pos0)
+    c = fit_sphere(pos0)
     assert np.allclose(np.linalg.norm(pos - c, axis=1), np.linalg.norm(pos0 - c, axis=1))
 
 

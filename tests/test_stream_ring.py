@@ -76,7 +76,7 @@ def test_ring_rejects_bad_shapes_and_policy():
         ring.write(np.zeros((3, 5)), np.zeros(3))
     with pytest.raises(ValueError, match="timestamps"):
         ring.write(np.zeros((3, 4)), np.zeros(2))
-    with pytest.raises(ValueError, match="overflow='wrap'.*drop_oldest"):
+    with pytest.raises(ValueError, match="overflow = 'wrap' is not valid.*drop_oldest"):
         RingBuffer(4, 8, overflow="wrap")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="holds 0 unread"):
         ring.read(1)

@@ -208,6 +208,7 @@ class HopScheduler:
             else:
                 scale[i] = f
         self._scale = scale
+        self._apply_scale = bool(np.any(scale != 1.0))
         self._unknown = np.array([i for i in unknown if i in set(self._used_cols())], np.intp)
         self._scaled = np.zeros((0, n_ch), np.float32)
         self.excluded: list[str] = []
@@ -336,7 +337,7 @@ class HopScheduler:
         self._check_stamps(stamps, events)
         if len(self._unknown):
             self._guess_units(samples, events)
-        if np.any(self._scale != 1.0):
+        if self._apply_scale:
             n = samples.shape[0]
             if self._scaled.shape[0] < n:
                 self._scaled = np.zeros((max(n, 2 * self._scaled.shape[0]), len(self.labels)),
@@ -408,6 +409,7 @@ class HopScheduler:
         med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else 0.0
         factor = 1e-6 if med > MICROVOLT_GUESS else 1.0
         self._scale[cols] = factor
+        self._apply_scale = bool(np.any(self._scale != 1.0))
         self._unknown = np.zeros(0, np.intp)
         what = "microvolts" if factor == 1e-6 else "volts"
         events.append(Event(

@@ -27,7 +27,7 @@ from .noise import correlated_noise_factor
 __all__ = ["ForwardBank", "ForwardEntry", "jittered_montage", "load_entry"]
 
 
-def _fit_sphere(pos: np.ndarray) -> np.ndarray:
+def fit_sphere(pos: np.ndarray) -> np.ndarray:
     """Least-squares sphere centre of points (n, 3)."""
     A = np.c_[2 * pos, np.ones(len(pos))]
     sol = np.linalg.lstsq(A, (pos**2).sum(1), rcond=None)[0]
@@ -54,7 +54,7 @@ def jittered_montage(name: str, jitter_mm: float, seed: int) -> tuple[list[str],
     """
     info = montage_info(get_montage(name))
     pos = np.array([ch["loc"][:3] for ch in info["chs"]], float)
-    c = _fit_sphere(pos)
+    c = fit_sphere(pos)
     rel = pos - c
     r = np.linalg.norm(rel, axis=1, keepdims=True)
     n = rel / r
