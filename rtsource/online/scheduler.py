@@ -369,23 +369,26 @@ class HopScheduler:
 
     def _check_stamps(self, ts: NDArray, events: list[Event]) -> None:
         prev = self._last_ts
-        seq = ts if prev is None else np.concatenate(([prev], ts))
-        d = np.diff(seq)
-        back = int(np.count_nonzero(d < 0))
+        d = np.diff(ts)
+        first = None if prev is None else float(ts[0]) - prev
+        back = int(np.count_nonzero(d < 0)) + (first is not None and first < 0)
         if back:
+            last_back = float(d[d < 0][-1]) if (d < 0).any() else first
             self.n_backwards += back
             events.append(Event(
                 "timestamps_backwards",
                 f"Input timestamps jumped backwards ({self.n_backwards} times so far, last by "
-                f"{-float(d[d < 0][-1]):.6f} s). Samples are kept and published with their own "
+                f"{-last_back:.6f} s). Samples are kept and published with their own "
                 "capture times.", {"count": self.n_backwards}))
-        gaps = int(np.count_nonzero(d > 2.5 / self.sfreq))
+        limit = 2.5 / self.sfreq
+        gaps = int(np.count_nonzero(d > limit)) + (first is not None and first > limit)
         if gaps:
             self.n_ts_gaps += gaps
+            largest = max(float(d.max()) if len(d) else 0.0, first or 0.0)
             events.append(Event(
                 "timestamp_gap", f"{gaps} gaps of more than 2.5 sample periods between input "
-                f"timestamps (largest {float(d.max()):.4f} s; {self.n_ts_gaps} so far).",
-                {"count": self.n_ts_gaps, "largest_s": float(d.max())}))
+                f"timestamps (largest {largest:.4f} s; {self.n_ts_gaps} so far).",
+                {"count": self.n_ts_gaps, "largest_s": largest}))
         self._last_ts = float(ts[-1])
         # measured rate over the first RATE_CHECK_S seconds of a segment
         if self._rate_t0 is None:
