@@ -205,7 +205,7 @@ def localize(
     ch_names: Sequence[str] | None = None,
     sfreq: float | None = None,
     montage: MontageSpec | None = None,
-    method: str = "eloreta",
+    method: str | None = None,
     atlas: str | None = None,
     *,
     config: Config | str | Path | None = None,
@@ -228,7 +228,8 @@ def localize(
     ch_names : channel labels (arrays only).
     sfreq : sampling rate in Hz (arrays only).
     montage : standard montage name, electrode file, DigMontage or (labels, positions).
-    method : "eloreta", "sloreta", "dspm", "mne" or "piunet".
+    method : "eloreta", "sloreta", "dspm", "mne" or "piunet" (eLORETA refined by
+        3D-PIUNet). None: the config's (default eloreta).
     atlas : "bn246" (default), "aal3", "hcpex" or a labelled NIfTI path.
     config : a Config or TOML path; ``method``/``atlas``/``montage`` override it. Its
         filter settings apply here as in the live pipeline (set them to None to disable).
