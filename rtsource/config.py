@@ -149,6 +149,9 @@ class InverseConfig:
     lambda2 : regularisation λ² (1/SNR², MNE convention; 1/9 is MNE's default for evoked).
     noise_std_uv : standard deviation of the ad hoc diagonal noise covariance (µV).
     depth : depth-weighting exponent for mne/dspm/sloreta (None disables; eLORETA ignores it).
+    fused : in the live path, when only regions are published (no refiner), compute
+        inverse and regions together without the source vectors
+        (:class:`rtsource.online.fused.FusedRegions`); False runs the plain reference path.
     """
 
     method: InverseMethod = "eloreta"
@@ -157,6 +160,7 @@ class InverseConfig:
     depth: float | None = 0.8
     eloreta_max_iter: int = 20
     eloreta_eps: float = 1e-6
+    fused: bool = True
 
     def __post_init__(self) -> None:
         if self.method in REFINERS:

@@ -102,7 +102,8 @@ def make_inverse(headmodel: HeadModel, cfg: InverseConfig | None = None, *,
     inverse setting, so a kernel for another channel subset or λ² is built separately.
     """
     cfg = cfg or InverseConfig()
-    settings = dataclasses.asdict(cfg)
+    # the kernel's settings (how the live path applies it does not change the kernel)
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "fused"}
     key = stable_hash("inverse", CACHE_VERSION, headmodel.hash, headmodel.ch_names, settings)
 
     def build() -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ from ..headmodel import HeadModel, build_headmodel
 from ..headmodel.montage import MontageSpec
 from ..inverse import InverseOperator, make_inverse
 from ..regions import RegionMap, RegionReducer, region_map
+from .fused import FusedRegions
 from .preprocess import CausalFilter, ChannelMapper
 
 if TYPE_CHECKING:  # torch is imported only when the network is used
@@ -86,6 +87,7 @@ class SourceProcessor:
         self.regions: RegionMap = region_map(self.headmodel, cfg.regions.atlas,
                                              cfg.regions.sigma_mm)
         self.reducer = RegionReducer(self.regions, cfg.regions.mode)
+        self.fused = FusedRegions(self.inverse, self.regions, cfg.regions.mode)
         self.refiner: Refiner | None = None
         if cfg.refine.refiner == "piunet":
             # imported here: torch loads only when a network is used (optional heavy dep.)
@@ -109,8 +111,8 @@ class SourceProcessor:
         """Forget filter state (a new recording or a gap in the stream)."""
         self.filter.reset()
 
-    def process(self, chunk: np.ndarray, keep: np.ndarray | slice | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def process(self, chunk: np.ndarray, keep: np.ndarray | slice | None = None,
+                sources: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """Process consecutive samples (filter state carries over to the next call).
 
         Parameters
@@ -119,10 +121,13 @@ class SourceProcessor:
         keep : which samples to output (indices, mask or slice; all when None). Every
             sample is filtered; only kept samples are refined and reduced to regions —
             how a refinement slower than the input rate is decimated.
+        sources : False when only regions are needed: without a refiner the inverse and
+            the regions then run fused (:class:`~.fused.FusedRegions`, fewer passes, the
+            same values to float32 rounding) and ``sources`` is None.
 
         Returns
         -------
-        sources : (n_times, n_sources, 3) float32 current density vectors.
+        sources : (n_times, n_sources, 3) float32 current density vectors, or None.
         regions : (n_times, n_regions) float32 region activations.
 
         Both are views of buffers reused by the next call: copy what you keep.
@@ -140,16 +145,22 @@ class SourceProcessor:
             n_t = x.shape[0]
             if n_t == 0:  # nothing kept: the filters advanced, nothing else to compute
                 self.times = StageTimes(t1 - t0)
-                return self._src_buf[:0], self._reg_buf[:0]
-        sources = self.inverse.apply_samples(x, out=self._src_buf[:n_t])
+                return (self._src_buf[:0] if sources else None), self._reg_buf[:0]
+        if not sources and self.refiner is None and self.cfg.inverse.fused:
+            prod = self.fused.product(x)
+            t2 = time.perf_counter()
+            regions = self.fused.reduce(prod, out=self._reg_buf[:n_t])
+            self.times = StageTimes(t1 - t0, t2 - t1, 0.0, time.perf_counter() - t2)
+            return None, regions
+        src = self.inverse.apply_samples(x, out=self._src_buf[:n_t])
         t2 = time.perf_counter()
         if self.refiner is not None:
-            sources = self.refiner(sources)
+            src = self.refiner(src)
         t3 = time.perf_counter()
-        regions = self.reducer(sources, out=self._reg_buf[:n_t])
+        regions = self.reducer(src, out=self._reg_buf[:n_t])
         t4 = time.perf_counter()
         self.times = StageTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
-        return sources, regions
+        return src, regions
 
     def provenance(self) -> dict[str, str]:
         """Metadata describing every stage (for the LSL outlet and result objects)."""

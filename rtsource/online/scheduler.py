@@ -458,7 +458,7 @@ class HopScheduler:
             first = (self.decimate - 1 - k0) % self.decimate
             sel = np.arange(first, n, self.decimate)
             new_ts = new_ts[sel]
-        _, regions = proc.process(new, keep=sel)
+        _, regions = proc.process(new, keep=sel, sources=False)
         got = len(new_ts)
         if got and not np.isfinite(regions).all():
             fl = self._withhold("The processing chain produced non-finite values (overflow?).",
