@@ -1,186 +1,99 @@
-"""Latency of the 3D-PIUNet refinement step on the CPU, per volume at batch 1.
+"""Latency of the 3D-PIUNet refinement step on the CPU, per volume at batch 1, one run.
 
-Backends: eager PyTorch (baseline), PyTorch compiled with Inductor + freezing (the ``cpu``
-engine), and ONNX Runtime (the ``onnx`` engine). Each engine is timed through its public
-call (numpy in, numpy out), after warm-up, with a fixed thread count.
+Engines are named ``backend:precision`` and built with :func:`rtsource.engines.make_engine`
+(what ``rtsource run`` uses): ``cpu:fp32`` (PyTorch compiled with Inductor + freezing, the
+float32 baseline), ``cpu:bf16`` (the same with bf16 autocast and channels-last-3d),
+``openvino:fp32`` / ``openvino:bf16`` (OpenVINO CPU plugin), ``onnx:fp32`` (ONNX Runtime),
+``eager:fp32`` (reference only, slow). Each is timed through its public call (numpy in,
+numpy out) after warm-up, and its output compared with eager float32 PyTorch (relative L2).
 
-Usage::
+    python bench/bench_refine.py [--widths 8 16 32] [--engines cpu:fp32 openvino:bf16 ...]
+                                 [--runs 30] [--threads 2] [--json FILE]
 
-    python bench/bench_refine.py [--widths 8 16] [--runs 30] [--threads 2]
-                                 [--omp-wait-policy passive|active|unset]
-                                 [--json bench/results/refine_cpu.json]
-
-PyTorch's OpenMP threads spin while idle by default; on a busy 2-core machine that made the
-compiled network several times slower (median) than with ``OMP_WAIT_POLICY=PASSIVE``, which
-the script therefore sets (before importing torch) unless told otherwise.
-
-Writes a JSON file with per-backend median / p99 / min / max (ms), the one-off setup time
-(compilation, export), and machine information (CPU, load average before and after, library
-versions). Timings depend on what else runs on the machine: read the load average.
+Writes JSON with per-engine median / p99 / min / max (ms), build time, relative error, and
+the machine (CPU model, instruction sets, load average before and after, versions).
+bf16 is fast only where the CPU has AMX or AVX-512-BF16 (``machine.cpu_flags``).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
-import os
-import platform
-import sys
-import tempfile
-import time
-from pathlib import Path
+from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch load)
 
-import numpy as np
+limit_threads()
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import time_calls  # noqa: E402
+from _common import RESULTS, stats_ms, time_calls, write  # noqa: E402
 
+from rtsource.engines import make_engine  # noqa: E402
+from rtsource.models import PIUNET_PRESETS, PIUNet, count_parameters  # noqa: E402
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info(threads: int) -> dict:
-    import onnxruntime
-    import torch
-
-    return {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "mkldnn": bool(torch.backends.mkldnn.is_available()),
-        "threads": threads,
-    }
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def time_engine(engine, x: np.ndarray, runs: int, warmup: int) -> dict:
-    ms = np.asarray(time_calls(lambda: engine(x), runs, warmup)) * 1e3
-    return {
-        "runs": runs,
-        "warmup": warmup,
-        "median_ms": round(float(np.median(ms)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        "mean_ms": round(float(ms.mean()), 3),
-        "min_ms": round(float(ms.min()), 3),
-        "max_ms": round(float(ms.max()), 3),
-    }
+DEFAULT_ENGINES = ["cpu:fp32", "cpu:bf16", "openvino:fp32", "openvino:bf16", "onnx:fp32"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16])
-    parser.add_argument(
-        "--backends", nargs="+", default=["eager", "cpu", "onnx"], choices=["eager", "cpu", "onnx"]
-    )
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument(
-        "--eager-runs",
-        type=int,
-        default=10,
-        help="runs for eager torch (seconds per call at batch 1)",
-    )
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "refine_cpu.json")
-    parser.add_argument(
-        "--omp-wait-policy",
-        choices=["passive", "active", "unset"],
-        default="passive",
-        help="OMP_WAIT_POLICY for PyTorch's OpenMP threads, set before torch is imported "
-        "(passive: idle threads sleep instead of spinning; much steadier on a busy machine)",
-    )
-    args = parser.parse_args(argv)
-    if args.omp_wait_policy != "unset":
-        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
-
-    import torch
-
-    from rtsource.engines.ort import OnnxRuntimeEngine
-    from rtsource.engines.torch_cpu import TorchCPUEngine
-    from rtsource.models import PIUNET_PRESETS, PIUNet, count_parameters
-
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32])
+    ap.add_argument("--engines", nargs="+", default=DEFAULT_ENGINES)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default="refine_cpu.json", help="file name in bench/results")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    info = machine_info(args.threads)
-    load_before = loadavg()
-    results = []
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 32, 32, 32)).astype(np.float32)
     x /= np.abs(x).max()  # the scaled domain the network sees
-    with tempfile.TemporaryDirectory() as cache:
-        for width in args.widths:
-            torch.manual_seed(0)
-            model = PIUNet(width=width).eval()
-            for backend in args.backends:
-                t0 = time.perf_counter()
-                if backend == "onnx":
-                    engine = OnnxRuntimeEngine(model, threads=args.threads, cache_dir=cache)
-                else:
-                    engine = TorchCPUEngine(
-                        model, compiled=(backend == "cpu"), threads=args.threads
-                    )
-                setup_s = time.perf_counter() - t0
-                runs = args.eager_runs if backend == "eager" else args.runs
-                warmup = min(args.warmup, 2) if backend == "eager" else args.warmup
-                stats = time_engine(engine, x, runs, warmup)
-                row = {
-                    "width": width,
-                    "backend": backend,
-                    "batch": 1,
-                    "params": count_parameters(model),
-                    "reference_gflop": PIUNET_PRESETS[width].reference_gflop
-                    if width in PIUNET_PRESETS
-                    else None,
-                    "setup_s": round(setup_s, 2),
-                    **stats,
-                    "load_after": loadavg(),
-                }
-                results.append(row)
-                print(
-                    f"width {width:2d} {backend:5s}: median {stats['median_ms']:8.2f} ms, "
-                    f"p99 {stats['p99_ms']:8.2f} ms (min {stats['min_ms']:.2f}; setup {setup_s:.1f} s; "
-                    f"load {row['load_after']})",
-                    flush=True,
-                )
-                engine.close()
-    out = {
-        "benchmark": "refine_cpu",
-        "description": "3D-PIUNet refinement latency per volume at batch 1 (numpy in/out), CPU",
-        "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {**info, "loadavg_before": load_before, "loadavg_after": loadavg()},
-        "settings": {
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
-            "runs": args.runs,
-            "eager_runs": args.eager_runs,
-            "warmup": args.warmup,
-            "input": "(1, 3, 32, 32, 32) float32, standard normal scaled to max |x| = 1",
-        },
-        "results": results,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    rows = []
+    load_before = os.getloadavg()
+    for width in args.widths:
+        torch.manual_seed(0)
+        model = PIUNet(width=width).eval()
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        for spec in args.engines:
+            backend, _, precision = spec.partition(":")
+            t0 = time.perf_counter()
+            try:
+                engine = make_engine(model, backend, precision=precision or "auto",
+                                     threads=args.threads)
+            except (ImportError, RuntimeError, ValueError) as err:
+                print(f"width {width} {spec}: skipped ({err})", flush=True)
+                rows.append({"width": width, "engine": spec, "skipped": str(err)})
+                continue
+            build_s = time.perf_counter() - t0
+            runs = max(3, args.runs // 10) if backend == "eager" else args.runs
+            ms = stats_ms(time_calls(lambda e=engine: e(x), runs, args.warmup))
+            y = engine(x)
+            rel = float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
+            row = {"width": width, "engine": spec, "backend": backend,
+                   "dtype": engine.dtype, "batch": 1, "params": count_parameters(model),
+                   "reference_gflop": getattr(PIUNET_PRESETS.get(width), "reference_gflop",
+                                              None),
+                   "build_s": round(build_s, 2), "ms": ms, "rel_l2_vs_eager_fp32": rel,
+                   "load_after": os.getloadavg()}
+            rows.append(row)
+            print(f"width {width:2d} {spec:14s}: median {ms['median']:7.2f} ms, p99 "
+                  f"{ms['p99']:7.2f} ms, rel L2 {rel:.1e} (build {build_s:.1f} s, load "
+                  f"{row['load_after'][0]:.2f})", flush=True)
+            engine.close()
+    base = {(r["width"]): r["ms"]["median"] for r in rows if r.get("engine") == "cpu:fp32"}
+    for r in rows:
+        if "ms" in r and r["width"] in base:
+            r["speedup_over_cpu_fp32"] = base[r["width"]] / r["ms"]["median"]
+    out = {"benchmark": "bench/bench_refine.py", "command": " ".join(sys.argv),
+           "threads": args.threads, "load_before": load_before, "results": rows,
+           "input": "(1, 3, 32, 32, 32) float32, standard normal scaled to max |x| = 1"}
+    path = write(args.json, out)
+    print(f"wrote {path} ({RESULTS})")
     return 0
 
 

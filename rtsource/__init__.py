@@ -10,8 +10,12 @@ __all__ = ["LocalizeResult", "Localizer", "__version__", "localize"]
 
 
 def __getattr__(name):  # lazy: importing rtsource must stay cheap for the CLI
+    if name == "config":  # rtsource.config.load_config(...) after a plain `import rtsource`
+        import importlib
+
+        return importlib.import_module(".config", __name__)
     if name in ("localize", "LocalizeResult", "Localizer"):
         from .online import localize as offline_api  # the module rtsource.online.localize
 
         return getattr(offline_api, name)
-    raise AttributeError(name)
+    raise AttributeError(f"module 'rtsource' has no attribute {name!r}")

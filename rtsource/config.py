@@ -37,7 +37,10 @@ Refiner = Literal["piunet"]
 #: refined by a network (see :data:`METHOD_STAGES`).
 Method = Literal["eloreta", "sloreta", "dspm", "mne", "piunet"]
 #: Runtimes for a network (:mod:`rtsource.engines`); ``auto`` picks the fastest available.
-Backend = Literal["auto", "tensorrt", "cuda", "onnx", "cpu", "eager"]
+Backend = Literal["auto", "tensorrt", "cuda", "openvino", "onnx", "cpu", "eager"]
+#: Compute precision of a network: ``auto`` = fp16 on GPUs, bf16 on CPUs with AMX or
+#: AVX-512-BF16, fp32 on other CPUs.
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: Atlases shipped or installed with rtsource (a path to a labelled NIfTI is also valid).
 BundledAtlas = Literal["bn246", "aal3", "hcpex"]
 RegionMode = Literal["magnitude", "signed"]
@@ -50,6 +53,7 @@ INVERSE_METHODS: tuple[str, ...] = get_args(InverseMethod)
 REFINERS: tuple[str, ...] = get_args(Refiner)
 METHODS: tuple[str, ...] = get_args(Method)
 BACKENDS: tuple[str, ...] = get_args(Backend)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 ATLASES: tuple[str, ...] = get_args(BundledAtlas)
 #: User-facing method -> (inverse, refiner or None). The one place where ``piunet`` is
 #: mapped to "eLORETA refined by 3D-PIUNet".
@@ -101,10 +105,16 @@ def _check_literals(obj: Any, section: str) -> None:
                             f"{section}.{f.name}")
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _check_positive(section: str, **values: float | None) -> None:
+    """Each value None (disabled, where allowed) or a finite positive number (not a bool)."""
     for name, v in values.items():
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"Setting {section}.{name} = {v!r} must be a positive number.")
+        if v is not None and not (_is_number(v) and v > 0):
+            raise ValueError(f"Setting {section}.{name} = {v!r} must be a positive number"
+                             + (" (false disables it)." if v is True else "."))
 
 
 def method_stages(method: str) -> tuple[str, str | None]:
@@ -136,6 +146,10 @@ class HeadModelConfig:
     def __post_init__(self) -> None:
         _check_literals(self, "headmodel")
         _check_positive("headmodel", spacing_mm=self.spacing_mm)
+        check_value(self.bem_ico, (3, 4), "headmodel.bem_ico")
+        if not (_is_number(self.mindist_mm) and self.mindist_mm >= 0):
+            raise ValueError(f"Setting headmodel.mindist_mm = {self.mindist_mm!r} must be a "
+                             "number of millimetres >= 0.")
         if len(self.conductivity) != 3 or not all(c > 0 for c in self.conductivity):
             raise ValueError(
                 f"Setting headmodel.conductivity = {self.conductivity!r} must be three positive "
@@ -170,7 +184,15 @@ class InverseConfig:
                 f"[refine] refiner = {self.method!r} with inverse.method = "
                 f"{METHOD_STAGES[self.method][0]!r}.")
         _check_literals(self, "inverse")
-        _check_positive("inverse", lambda2=self.lambda2, noise_std_uv=self.noise_std_uv)
+        _check_positive("inverse", lambda2=self.lambda2, noise_std_uv=self.noise_std_uv,
+                        eloreta_eps=self.eloreta_eps)
+        if self.depth is not None and not (_is_number(self.depth) and self.depth >= 0):
+            raise ValueError(f"Setting inverse.depth = {self.depth!r} must be a number >= 0 "
+                             "(MNE's depth-weighting exponent, 0.8 by default) or false.")
+        if isinstance(self.eloreta_max_iter, bool) or not (
+                isinstance(self.eloreta_max_iter, int) and self.eloreta_max_iter >= 1):
+            raise ValueError(f"Setting inverse.eloreta_max_iter = {self.eloreta_max_iter!r} "
+                             "must be an integer >= 1.")
 
 
 @dataclass(frozen=True)
@@ -226,7 +248,18 @@ class StreamConfig:
         _check_positive("stream", window_s=self.window_s, hop_s=self.hop_s,
                         buffer_s=self.buffer_s, resolve_timeout_s=self.resolve_timeout_s,
                         lost_timeout_s=self.lost_timeout_s, flat_uv=self.flat_uv,
-                        saturation_uv=self.saturation_uv, expected_srate=self.expected_srate)
+                        saturation_uv=self.saturation_uv, expected_srate=self.expected_srate,
+                        highpass_hz=self.highpass_hz, lowpass_hz=self.lowpass_hz,
+                        notch_hz=self.notch_hz)
+        if (self.highpass_hz is not None and self.lowpass_hz is not None
+                and self.highpass_hz >= self.lowpass_hz):
+            raise ValueError(f"Setting stream.highpass_hz = {self.highpass_hz} must be below "
+                             f"stream.lowpass_hz = {self.lowpass_hz} (a band-pass); set one of "
+                             "them to false to disable it.")
+        ec = self.expected_channels
+        if ec is not None and (isinstance(ec, bool) or not isinstance(ec, int) or ec < 1):
+            raise ValueError(f"Setting stream.expected_channels = {ec!r} must be an integer "
+                             ">= 1, or left out.")
         if self.hop_s > self.window_s:
             raise ValueError(f"Setting stream.hop_s = {self.hop_s} s must not exceed "
                              f"stream.window_s = {self.window_s} s.")
@@ -242,6 +275,8 @@ class RefineConfig:
         written by ``rtsource train`` (its ``.sha256`` file must sit beside it).
     backend : inference runtime; "auto" picks TensorRT, then PyTorch CUDA, then the
         compiled PyTorch CPU path.
+    precision : compute precision ("auto": fp16 on GPUs, bf16 on CPUs that have AMX or
+        AVX-512-BF16, else fp32).
     decimate : refine one of every N samples ("auto": every sample when the backend keeps
         up, else one per hop). Unrefined samples are not published: the output's nominal
         rate is the input rate divided by N, declared in the outlet metadata.
@@ -250,6 +285,7 @@ class RefineConfig:
     refiner: Refiner | None = None
     checkpoint: str = "default"
     backend: Backend = "auto"
+    precision: Precision = "auto"
     decimate: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
@@ -289,6 +325,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         return check_value(value, get_args(tp), where)
     if origin is tuple:
+        n = len(get_args(tp))
+        if not isinstance(value, (list, tuple)) or len(value) != n or not all(
+                _is_number(v) for v in value):
+            raise ValueError(f"Setting {where} = {value!r} must be a list of {n} numbers.")
         return tuple(float(v) for v in value)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = [a for a in get_args(tp) if a is not type(None)]
@@ -301,9 +341,14 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             except ValueError as err:
                 errors.append(str(err))
         raise ValueError(" Or: ".join(errors))
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if tp is float:
+        if not _is_number(value):
+            raise ValueError(f"Setting {where} = {value!r} must be a number"
+                             + (" (false disables an optional setting)." if value is True
+                                else "."))
         return float(value)
-    if tp in (int, str, bool) and not isinstance(value, tp):
+    if tp in (int, str, bool) and (not isinstance(value, tp)
+                                   or (tp is int and isinstance(value, bool))):
         raise ValueError(f"Setting {where} = {value!r} must be of type {tp.__name__}.")
     return value
 
@@ -350,7 +395,7 @@ def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:
         warnings.warn(
             f"{where}: [inverse] method = {name!r} is deprecated; write [refine] refiner = "
             f"{name!r} (and [inverse] method = {METHOD_STAGES[name][0]!r}), or pass the method "
-            "on the command line (--method).", DeprecationWarning, stacklevel=3)
+            "on the command line (--method).", FutureWarning, stacklevel=3)
         data = {**data, "inverse": {**inverse, "method": METHOD_STAGES[name][0]},
                 "refine": {**data.get("refine", {}), "refiner": METHOD_STAGES[name][1]}}
     return data
@@ -377,7 +422,11 @@ def load_config(path: str | Path | None = None, *, method: str | None = None,
     """
     data = _migrate(read_toml(path), str(path) if path is not None else "config")
     cfg = from_dict(Config, data)
+    sections = [f.name for f in fields(Config)]
     for section, values in overrides.items():
+        if section not in sections:
+            raise ValueError(f"Unknown config section {section!r}.{close_matches(section, sections)}"
+                             f" Valid sections: {sections}.")
         values = {k: v for k, v in values.items() if v is not None}
         if values:
             current = dataclasses.asdict(getattr(cfg, section))

@@ -105,7 +105,23 @@ def test_config_sections_validate_themselves():
 def test_old_piunet_inverse_setting_still_loads(tmp_path):
     p = tmp_path / "old.toml"
     p.write_text('[inverse]\nmethod = "piunet"\n')
-    with pytest.warns(DeprecationWarning, match="refiner"):
+    with pytest.warns(FutureWarning, match="refiner"):
         cfg = load_config(p)
     assert (cfg.method, cfg.inverse.method, cfg.refine.refiner) == ("piunet", "eloreta",
                                                                      "piunet")
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"stream": {"notch_hz": True}}, r"stream\.notch_hz = True must be a number"),
+    ({"stream": {"highpass_hz": 50, "lowpass_hz": 10}}, "must be below stream.lowpass_hz"),
+    ({"stream": {"lowpass_hz": -5}}, r"stream\.lowpass_hz = -5\.0 must be a positive"),
+    ({"stream": {"notch_hz": "50"}}, r"stream\.notch_hz = '50' must be a number"),
+    ({"stream": {"expected_channels": 0}}, r"expected_channels = 0"),
+    ({"headmodel": {"bem_ico": 7}}, r"headmodel\.bem_ico = 7 is not valid"),
+    ({"headmodel": {"conductivity": [0.3, 0.006]}}, "list of 3 numbers"),
+    ({"inverse": {"depth": -1}}, r"inverse\.depth = -1\.0"),
+    ({"foo": {"a": 1}}, "Unknown config section 'foo'"),
+])
+def test_bad_values_are_refused_when_the_config_loads(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(**overrides)

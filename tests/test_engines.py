@@ -27,6 +27,8 @@ from rtsource.models import PIUNet
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 HAS_CUDA = torch.cuda.is_available()
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed")
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU visible to torch")
 needs_trt = pytest.mark.skipif(
@@ -75,7 +77,7 @@ def test_model_hash_tracks_weights() -> None:
 
 def test_available_backends_format() -> None:
     status = available_backends()
-    assert set(status) == {"tensorrt", "cuda", "onnx", "cpu", "eager"}
+    assert set(status) == {"tensorrt", "cuda", "openvino", "onnx", "cpu", "eager"}
     for name, (ok, reason) in status.items():
         assert isinstance(ok, bool) and isinstance(reason, str) and reason, name
     assert status["eager"][0] and status["onnx"][0]
@@ -105,7 +107,7 @@ def test_engine_validates_input(tiny) -> None:
 def test_cpu_compiled_matches_eager(tiny) -> None:
     net, x, ref = tiny
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    engine = make_engine(net, backend="cpu", batch_sizes=(2,))
+    engine = make_engine(net, backend="cpu", batch_sizes=(2,), precision="fp32")
     assert (engine.name, engine.dtype, engine.device) == ("cpu", "float32", "cpu")
     out = engine(x)  # 3 samples over a prepared batch of 2: one full chunk + one padded
     assert out.shape == x.shape and out.dtype == np.float32
@@ -114,6 +116,45 @@ def test_cpu_compiled_matches_eager(tiny) -> None:
     # Freezing works on the engine's copy: the caller's module is untouched.
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(p.requires_grad for p in net.parameters())
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
+
+
+def test_cpu_bf16_parity_with_fp32_reference(tiny) -> None:
+    """bf16 (autocast, channels-last-3d) against eager float32: relative L2 <= 2e-2."""
+    net, x, ref = tiny
+    engine = make_engine(net, backend="cpu", batch_sizes=(1,), precision="bf16")
+    assert engine.dtype == "bfloat16"
+    out = engine(x)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    assert 0 < rel_l2(out, ref) <= 2e-2  # bf16 really ran (not bit-equal) and stays close
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    from rtsource._util import cpu_features
+    from rtsource.engines.torch_cpu import resolve_cpu_precision
+
+    native = cpu_features()["bf16_native"]
+    assert resolve_cpu_precision("auto") == ("bf16" if native else "fp32")
+    assert resolve_cpu_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="precision = 'fp8'"):
+        resolve_cpu_precision("fp8")
+
+
+@needs_openvino
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-4), ("bf16", 2e-2)])
+def test_openvino_engine_matches_eager(tiny, tmp_path, precision, tol) -> None:
+    net, x, ref = tiny
+    engine = make_engine(net, backend="openvino", batch_sizes=(1, 2), precision=precision,
+                         cache_dir=tmp_path)
+    assert engine.name == "openvino" and engine.dtype == {"fp32": "float32",
+                                                          "bf16": "bfloat16"}[precision]
+    out = engine(x)  # 3 samples over prepared batches of 2 and 1
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert rel_l2(out, ref) <= tol
+    assert rel_l2(engine(x[:1]), ref[:1]) <= tol
 
 
 @pytest.mark.parametrize("batch_sizes", [(1,), (1, 2)])
@@ -145,7 +186,8 @@ def test_onnx_engine_from_static_file(tiny, tmp_path) -> None:
 def test_make_engine_auto(tiny) -> None:
     net, x, ref = tiny
     engine = make_engine(net, backend="auto")
-    expected = "tensorrt" if (HAS_TRT and HAS_CUDA) else "cuda" if HAS_CUDA else "cpu"
+    expected = ("tensorrt" if (HAS_TRT and HAS_CUDA) else "cuda" if HAS_CUDA
+                else "openvino" if HAS_OPENVINO else "cpu")
     assert engine.name == expected
     tol = 1e-4 if engine.dtype == "float32" else 2e-2
     assert rel_err(engine(x), ref) < tol

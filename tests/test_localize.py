@@ -72,7 +72,7 @@ def test_bad_shapes(sphere_model, fast_cfg):
     with pytest.raises(ValueError, match=r"\(128, n_times\).*transposed"):
         rtsource.localize(x.T, ch_names=sphere_model.ch_names, sfreq=SFREQ, config=fast_cfg)
     with pytest.raises(ValueError, match="n_channels, n_times"):
-        rtsource.localize(x[None], ch_names=sphere_model.ch_names, sfreq=SFREQ, config=fast_cfg)
+        rtsource.localize(x[None, None], ch_names=sphere_model.ch_names, sfreq=SFREQ, config=fast_cfg)
     with pytest.raises(ValueError, match="sfreq"):
         rtsource.localize(x, ch_names=sphere_model.ch_names, config=fast_cfg)
     with pytest.raises(ValueError, match="method = 'lcmv' is not valid"):
@@ -132,3 +132,23 @@ def test_cross_model_as_good_as_mne_eloreta(sphere_model, fast_cfg):
     med_ours, med_mne = np.median(err_ours), np.median(err_mne)
     assert med_ours <= med_mne + 1.0, (med_ours, med_mne)
     assert med_ours < 20.0
+
+
+def test_layout_errors_name_the_problem(sphere_model):
+    """Duplicate labels, empty data, a label string, 3-D arrays and epoch-indexed NaN."""
+    names = list(sphere_model.ch_names)
+    x = np.random.default_rng(0).normal(size=(len(names), 20)) * 1e-5
+    cfg = {"headmodel": {"conductor": "sphere"}}  # a dict of sections, as in a TOML file
+    with pytest.raises(ValueError, match=r"\['A1'\] occur more than once"):
+        rtsource.localize(x, names[:-1] + ["A1"], 100.0, config=cfg)
+    with pytest.raises(ValueError, match="no samples"):
+        rtsource.localize(x[:, :0], names, 100.0, config=cfg)
+    with pytest.raises(ValueError, match="must be a list of channel labels"):
+        rtsource.localize(x, "A1", 100.0, config=cfg)
+    epochs = np.stack([x, x])
+    res = rtsource.localize(epochs, names, 100.0, config=cfg)
+    assert res.regions.shape == (2, 20, len(res.region_names))
+    np.testing.assert_array_equal(res.regions[1], res.regions[0])
+    epochs[1, 5, 3] = np.nan
+    with pytest.raises(ValueError, match=f"epoch 1 in 1 channel.*{names[5]}"):
+        rtsource.localize(epochs, names, 100.0, config=cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from ..config import CONDUCTORS, INVERSE_METHODS, HeadModelConfig
+from ..config import BACKENDS, CONDUCTORS, INVERSE_METHODS, PRECISIONS, HeadModelConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="processes for the metrics (the exact EMD dominates the run time)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the networks")
+    p.add_argument("--backend", choices=("eager", *BACKENDS[1:]), default="eager",
+                   help="how the networks run (default eager: plain PyTorch, the reference)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="network precision (default fp32; bf16 on CPUs with AMX/AVX-512-BF16)")
     p.add_argument("--out", default="eval-out", metavar="DIR",
                    help="output folder for CSV, markdown and PNG files (default eval-out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     hm = HeadModelConfig(montage=args.montage, conductor=args.conductor,
                          conductivity=tuple(args.conductivity), bem_ico=args.bem_ico)
     cfg = EvalConfig(headmodel=hm, inverse_from=args.inverse_from, n_samples=args.n_samples,
-                     corr_noise=args.corr_noise, seed=args.seed, workers=args.workers)
+                     corr_noise=args.corr_noise, seed=args.seed, workers=args.workers,
+                     backend=args.backend, precision=args.precision)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InverseCrimeWarning)
         result = evaluate(checkpoints, cfg, conditions={s: conds[s] for s in sweeps},

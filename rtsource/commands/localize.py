@@ -9,10 +9,21 @@ import numpy as np
 from ._common import add_config_args, config_from_args
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1.")
+    return n
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="any recording MNE reads (FIF, EDF/BDF, BrainVision, EEGLAB)")
     add_config_args(p)
-    p.add_argument("--top", type=int, default=10, help="print the N most active regions")
+    p.add_argument("--top", type=_positive_int, default=10,
+                   help="print the N most active regions")
     p.add_argument("--out", metavar="FILE.npz",
                    help="save regions, region_names, times (and positions_mni) to an .npz")
     p.add_argument("--drop-missing", action="store_true",

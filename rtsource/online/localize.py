@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._util import stable_hash
-from ..config import Config, check_value, load_config
+from ..config import Config, check_value, from_dict, load_config
 from ..headmodel.montage import MontageSpec
 from .processing import SourceProcessor
 
@@ -57,7 +57,8 @@ class LocalizeResult:
     provenance: dict[str, str] = field(default_factory=dict)
 
 
-def _check_finite(data: np.ndarray, ch_names: Sequence[str]) -> None:
+def _check_finite(data: np.ndarray, ch_names: Sequence[str], epoch: int | None = None
+                  ) -> None:
     bad = ~np.isfinite(data)
     if bad.any():
         chans = np.where(bad.any(axis=1))[0]
@@ -66,8 +67,9 @@ def _check_finite(data: np.ndarray, ch_names: Sequence[str]) -> None:
             idx = np.where(bad[c])[0]
             shown = ", ".join(str(i) for i in idx[:5]) + (" ..." if len(idx) > 5 else "")
             parts.append(f"{ch_names[c]} (samples {shown})")
+        where = f" in epoch {epoch}" if epoch is not None else ""
         raise ValueError(
-            f"Data contain NaN or Inf in {len(chans)} channel(s): {'; '.join(parts)}"
+            f"Data contain NaN or Inf{where} in {len(chans)} channel(s): {'; '.join(parts)}"
             f"{' ...' if len(chans) > 8 else ''}. Interpolate or drop these channels first.")
 
 
@@ -110,7 +112,15 @@ class Localizer:
                  ch_types: Sequence[str] | None = None, on_missing: str = "raise",
                  progress: bool = False) -> None:
         self.cfg = _config(config, method, atlas)
+        if isinstance(ch_names, str):
+            raise ValueError(f"ch_names = {ch_names!r} must be a list of channel labels, one per "
+                             "row of the data.")
         self.ch_names = list(ch_names)
+        counts = Counter(c.lower() for c in self.ch_names)  # montages match labels by case
+        dups = sorted({c for c in self.ch_names if counts[c.lower()] > 1})
+        if dups:
+            raise ValueError(f"Channel labels {dups} occur more than once in ch_names; every "
+                             "row of the data needs its own label.")
         self.sfreq = float(sfreq)
         self.processor = SourceProcessor(
             self.cfg, self.ch_names, self.sfreq, ch_types=ch_types,
@@ -121,6 +131,21 @@ class Localizer:
     @property
     def method(self) -> str:
         return self.cfg.method
+
+    @staticmethod
+    def check_shape(arr: np.ndarray, ch_names: Sequence[str]) -> None:
+        """Raise a ValueError unless ``arr`` is (n_channels, n_times) or (n_epochs,
+        n_channels, n_times) for ``ch_names`` (a transposed array is named as such)."""
+        if isinstance(ch_names, str):
+            raise ValueError(f"ch_names = {ch_names!r} must be a list of channel labels, one "
+                             "per row of the data.")
+        n = len(ch_names)
+        if arr.ndim not in (2, 3) or arr.shape[-2] != n:
+            hint = (" It looks transposed: pass data.T." if arr.ndim == 2 and arr.shape[1] == n
+                    else "")
+            raise ValueError(f"data must have shape (n_channels, n_times) = ({n}, n_times) "
+                             f"(or (n_epochs, {n}, n_times)) for {n} channel names; got "
+                             f"{arr.shape}.{hint}")
 
     def apply(self, data: np.ndarray, t0: float = 0.0) -> LocalizeResult:
         """Localise ``data`` with the prepared stages (filters start from a fresh state).
@@ -141,17 +166,15 @@ class Localizer:
             For a wrong shape (a transposed array is named as such) or NaN/Inf samples.
         """
         arr = np.asarray(data)
-        n = len(self.ch_names)
+        self.check_shape(arr, self.ch_names)
         epochs_axis = arr.ndim == 3
-        if arr.ndim not in (2, 3) or arr.shape[-2] != n:
-            hint = (" It looks transposed: pass data.T." if arr.ndim == 2 and arr.shape[1] == n
-                    else "")
-            raise ValueError(f"data must have shape (n_channels, n_times) = ({n}, n_times) "
-                             f"(or (n_epochs, {n}, n_times)) for {n} channel names; got "
-                             f"{arr.shape}.{hint}")
+        if arr.shape[-1] == 0:
+            raise ValueError(f"data has no samples (shape {arr.shape}); give at least one.")
+        if np.iscomplexobj(arr):
+            raise ValueError("data are complex; give real-valued EEG in volts.")
         arrays = arr if epochs_axis else arr[None]
-        for a in arrays:
-            _check_finite(a, self.ch_names)
+        for i, a in enumerate(arrays):
+            _check_finite(a, self.ch_names, i if epochs_axis else None)
         proc = self.processor
         n_t = arrays.shape[-1]
         sources = np.empty((len(arrays), n_t, proc.headmodel.n_sources, 3), np.float32)
@@ -168,9 +191,12 @@ class Localizer:
             method=self.method, provenance=proc.provenance())
 
 
-def _config(config: Config | str | Path | None, method: str | None, atlas: str | None
-            ) -> Config:
-    cfg = config if isinstance(config, Config) else load_config(config)
+def _config(config: Config | str | Path | dict | None, method: str | None,
+            atlas: str | None) -> Config:
+    if isinstance(config, dict):  # sections as in a TOML file
+        cfg = from_dict(Config, config)
+    else:
+        cfg = config if isinstance(config, Config) else load_config(config)
     cfg = cfg.with_method(method)
     if atlas is not None:
         cfg = dataclasses.replace(cfg, regions=dataclasses.replace(cfg.regions, atlas=atlas))
@@ -222,9 +248,9 @@ def localize(
 
     Parameters
     ----------
-    data : (n_channels, n_times) array in volts, or an MNE Raw, Epochs or Evoked (EEG
-        channels are picked; positions come from the object's montage unless ``montage``
-        is given).
+    data : (n_channels, n_times) or (n_epochs, n_channels, n_times) array in volts, or an
+        MNE Raw, Epochs or Evoked (EEG channels are picked; positions come from the object's
+        montage unless ``montage`` is given).
     ch_names : channel labels (arrays only).
     sfreq : sampling rate in Hz (arrays only).
     montage : standard montage name, electrode file, DigMontage or (labels, positions).
@@ -267,8 +293,9 @@ def localize(
         arrays = np.asarray(data)
         if ch_names is None or sfreq is None:
             raise ValueError("With an array, pass ch_names=[...] and sfreq=... as well.")
-        if arrays.ndim != 2:
-            raise ValueError(f"data must have shape (n_channels, n_times); got {arrays.shape}.")
+        if isinstance(ch_names, str) or arrays.ndim not in (2, 3) or (
+                arrays.shape[-2] != len(ch_names)):
+            Localizer.check_shape(arrays, ch_names)
     if montage is None:
         montage = cfg.headmodel.montage
     key = stable_hash(dataclasses.asdict(cfg), list(ch_names), float(sfreq),

@@ -68,7 +68,8 @@ class Refiner:
 
     def provenance(self) -> dict[str, str]:
         ck = self.checkpoint
-        out = {"piunet_backend": self.engine.name}
+        out = {"piunet_backend": self.engine.name,
+               "piunet_precision": str(getattr(self.engine, "dtype", "float32"))}
         if ck is not None:
             out.update({"piunet_weights": ck.path.name, "piunet_sha256": ck.sha256,
                         "piunet_width": str(ck.width)})
@@ -98,13 +99,14 @@ def make_refiner(headmodel: HeadModel, cfg: RefineConfig | None = None,
             f"Checkpoint {ckpt.path.name} was trained on a {spacing:g} mm grid but the "
             f"head model uses {headmodel.spacing_mm:g} mm; set headmodel.spacing_mm = "
             f"{spacing:g} or train a network for this grid.")
-    key = (ckpt.sha256, cfg.backend, tuple(batch_sizes))
+    key = (ckpt.sha256, cfg.backend, cfg.precision, tuple(batch_sizes))
     engine = _ENGINES.get(key)
     if engine is None:
         t0 = time.perf_counter()
-        engine = make_engine(ckpt.model, cfg.backend, batch_sizes=tuple(batch_sizes))
-        logger.info("3D-PIUNet width %d on %s ready in %.1f s", ckpt.width, engine.name,
-                    time.perf_counter() - t0)
+        engine = make_engine(ckpt.model, cfg.backend, batch_sizes=tuple(batch_sizes),
+                             precision=cfg.precision)
+        logger.info("3D-PIUNet width %d on %s (%s) ready in %.1f s", ckpt.width, engine.name,
+                    getattr(engine, "dtype", "float32"), time.perf_counter() - t0)
         _ENGINES[key] = engine
         while len(_ENGINES) > _ENGINE_CACHE_SIZE:
             _ENGINES.popitem(last=False)
