@@ -6,6 +6,8 @@ user would otherwise write; a thin driver of :mod:`rtsource.bench` (the code beh
    hop, the amplifier pushing 10-sample blocks; with the MNE baseline in the same run
    (pylsl + ``apply_inverse_raw`` with a prepared operator per hop). Goals: p99 <= 3 ms,
    latency >= 10x lower than the baseline, no drops.
+   ``..._plain_hop`` -- the same with the plain reference hop (``configs/plain-hop.toml``:
+   kernel product, source norms, region weights as separate passes), in the same run.
 2. ``..._push_every_sample_{arrival,hop}`` -- the amplifier pushes every sample on its own:
    the pipeline's two schedules (process on arrival vs. wait for a full hop) side by side,
    latency and CPU.
@@ -43,8 +45,13 @@ from rtsource.bench import (  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+PLAIN = str(Path(__file__).resolve().parents[1] / "configs" / "plain-hop.toml")
 SCENARIOS: dict[str, dict] = {
     "eloreta_128ch_1khz": dict(montage="biosemi128", chunk=10, baseline=True),
+    "eloreta_128ch_1khz_plain_hop": dict(montage="biosemi128", chunk=10, config=PLAIN),
+    "eloreta_128ch_1khz_push_every_sample_arrival_plain_hop": dict(
+        montage="biosemi128", chunk=1, schedule="arrival", config=PLAIN),
+    "eloreta_256ch_1khz_plain_hop": dict(montage="biosemi256", chunk=10, config=PLAIN),
     "eloreta_128ch_1khz_push_every_sample_arrival": dict(montage="biosemi128", chunk=1,
                                                          schedule="arrival"),
     "eloreta_128ch_1khz_push_every_sample_hop": dict(montage="biosemi128", chunk=1,
