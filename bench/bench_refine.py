@@ -39,6 +39,46 @@ from rtsource.models import PIUNET_PRESETS, PIUNet, count_parameters  # noqa: E4
 DEFAULT_ENGINES = ["cpu:fp32", "cpu:bf16", "openvino:fp32", "openvino:bf16", "onnx:fp32"]
 
 
+def parity_shipped(engines: list[str], threads: int, n: int = 16) -> list[dict]:
+    """Relative L2 of each engine against eager float32 with the *shipped* weights on
+    realistic inputs: eLORETA estimates of single dipoles at 10 dB (sphere template,
+    biosemi128), scaled and scattered as the refine stage does."""
+    from rtsource.config import HeadModelConfig, InverseConfig
+    from rtsource.headmodel import build_headmodel
+    from rtsource.inverse import make_inverse
+    from rtsource.models import VolumeMapper
+    from rtsource.models.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint
+
+    hm = build_headmodel(HeadModelConfig(conductor="sphere"), progress=False)
+    inv = make_inverse(hm, InverseConfig())
+    rng = np.random.default_rng(7)
+    src = rng.choice(hm.n_sources, n, replace=False)
+    ori = rng.normal(size=(n, 3))
+    eeg = np.einsum("csk,sk->sc", hm.gain[:, src, :], ori / np.linalg.norm(ori, axis=1)[:, None])
+    eeg += rng.normal(size=eeg.shape) * eeg.std(axis=1, keepdims=True) / np.sqrt(10.0)
+    z = inv.apply_samples(eeg.astype(np.float32))
+    vol, _ = VolumeMapper(hm.vox).to_volume(z)
+    ck = load_checkpoint(SHIPPED_CHECKPOINT)
+    with torch.no_grad():
+        ref = ck.model.eval()(torch.from_numpy(vol)).numpy()
+    rows = []
+    for spec in engines:
+        backend, _, precision = spec.partition(":")
+        try:
+            e = make_engine(ck.model, backend, precision=precision or "auto", threads=threads)
+        except (ImportError, RuntimeError, ValueError) as err:
+            rows.append({"engine": spec, "skipped": str(err)})
+            continue
+        y = np.concatenate([e(vol[i:i + 1]) for i in range(n)])
+        per = [float(np.linalg.norm(y[i] - ref[i]) / np.linalg.norm(ref[i])) for i in range(n)]
+        rows.append({"engine": spec, "dtype": e.dtype, "rel_l2_median": float(np.median(per)),
+                     "rel_l2_max": float(np.max(per)), "n_inputs": n})
+        print(f"shipped w8 {spec:14s}: rel L2 vs eager fp32 median {np.median(per):.1e}, max "
+              f"{np.max(per):.1e}", flush=True)
+        e.close()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32])
@@ -47,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="refine_cpu.json", help="file name in bench/results")
+    ap.add_argument("--parity-only", action="store_true",
+                    help="only the shipped-weights parity check (writes refine_parity.json)")
     args = ap.parse_args(argv)
+    if args.parity_only:
+        rows = parity_shipped(args.engines, args.threads)
+        write("refine_parity_cpu.json", {"benchmark": "bench/bench_refine.py --parity-only",
+                                         "command": " ".join(sys.argv), "results": rows})
+        return 0
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 32, 32, 32)).astype(np.float32)
@@ -91,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             r["speedup_over_cpu_fp32"] = base[r["width"]] / r["ms"]["median"]
     out = {"benchmark": "bench/bench_refine.py", "command": " ".join(sys.argv),
            "threads": args.threads, "load_before": load_before, "results": rows,
+           "parity_shipped_weights": parity_shipped(args.engines, args.threads),
            "input": "(1, 3, 32, 32, 32) float32, standard normal scaled to max |x| = 1"}
     path = write(args.json, out)
     print(f"wrote {path} ({RESULTS})")
