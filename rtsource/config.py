@@ -277,8 +277,9 @@ class RefineConfig:
         compiled PyTorch CPU path.
     precision : compute precision ("auto": fp16 on GPUs, bf16 on CPUs that have AMX or
         AVX-512-BF16, else fp32).
-    decimate : refine one of every N samples ("auto": every sample when the backend keeps
-        up, else one per hop). Unrefined samples are not published: the output's nominal
+    decimate : refine one of every N samples ("auto": the smallest N, a divisor or a
+        multiple of the hop, whose refinement fits in 70 % of real time, timed at
+        start-up). Unrefined samples are not published: the output's nominal
         rate is the input rate divided by N, declared in the outlet metadata.
     """
 

@@ -50,7 +50,8 @@ def test_decimated_refinement_declares_its_rate_and_stamps_capture_times(rand8, 
     try:
         n_dec = pipe.decimate
         hop = pipe.hop
-        assert n_dec >= 1 and (n_dec == 1 or n_dec % hop == 0)  # auto: multiples of the hop
+        # auto: a divisor of the hop (a batch per hop) or a multiple of it (one sample per hop)
+        assert n_dec >= 1 and (hop % n_dec == 0 or n_dec % hop == 0)
         n_total = round(duration * SFREQ)
         phase = n_dec - 1  # published: input samples k with (k + 1) % N == 0
         expected = np.arange(phase, n_total, n_dec)

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="processes for the metrics (the exact EMD dominates the run time)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the networks")
-    p.add_argument("--backend", choices=("eager", *BACKENDS[1:]), default="eager",
+    p.add_argument("--backend", choices=[b for b in BACKENDS if b != "auto"], default="eager",
                    help="how the networks run (default eager: plain PyTorch, the reference)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="network precision (default fp32; bf16 on CPUs with AMX/AVX-512-BF16)")

@@ -19,7 +19,7 @@ from .export import (
     check_onnx_for_tensorrt,
     export_onnx,
 )
-from .factory import BACKENDS, available_backends, make_engine
+from .factory import BACKENDS, available_backends, make_engine, resolve_backend
 
 __all__ = [
     "BACKENDS",
@@ -30,6 +30,7 @@ __all__ = [
     "check_onnx_for_tensorrt",
     "export_onnx",
     "make_engine",
+    "resolve_backend",
     "model_hash",
     "plan_batches",
 ]

@@ -15,7 +15,7 @@ from torch import nn
 from ..config import BACKENDS, Backend, check_value
 from .base import Engine
 
-__all__ = ["BACKENDS", "available_backends", "make_engine"]
+__all__ = ["BACKENDS", "available_backends", "make_engine", "resolve_backend"]
 
 logger = logging.getLogger("rtsource")
 
@@ -72,6 +72,16 @@ def available_backends() -> dict[str, tuple[bool, str]]:
         out["cpu"] = (False, "no C++ compiler found for torch.compile (install g++); use 'eager'")
     out["eager"] = (True, f"torch {torch.__version__} eager (reference; slow at batch 1)")
     return out
+
+
+def resolve_backend(backend: str) -> str:
+    """The backend ``backend`` means here: itself, or for ``"auto"`` the first available of
+    tensorrt, cuda, openvino, cpu (else eager)."""
+    check_value(backend, BACKENDS, "backend")
+    if backend != "auto":
+        return backend
+    status = available_backends()
+    return next((b for b in _AUTO_ORDER if status[b][0]), "eager")
 
 
 def make_engine(

@@ -50,7 +50,7 @@ from ..stream.lslio import (
 from ..stream.outlet import MarkerOutlet, RegionOutlet
 from .inputs import InputSpec, choose_montage, input_units, parse_input
 from .processing import SourceProcessor
-from .refine import choose_decimation
+from .refine import choose_decimation, refine_batch_sizes
 from .scheduler import Event, HopScheduler, StepResult, window_hop
 from .status import PipelineStatus, StageLog
 
@@ -261,7 +261,7 @@ class Pipeline:
                                                       self.cfg.headmodel.montage)
         # window and hop in samples (the hop grid; also the size of the refiner's batches)
         w, h = window_hop(scfg, sfreq)
-        self._refine_batches = _refine_batch_sizes(self.cfg, h)
+        self._refine_batches = refine_batch_sizes(self.cfg.refine, h)
         self.processor = proc = SourceProcessor(
             self.cfg, labels, sfreq, ch_types=types, montage=montage, on_missing="drop",
             progress=self.progress, refine_batch_sizes=self._refine_batches,
@@ -764,23 +764,6 @@ def _full_info(info: pylsl.StreamInfo, timeout: float) -> pylsl.StreamInfo:
         ) from err
     finally:
         del inlet
-
-
-def _refine_batch_sizes(cfg: Config, hop: int) -> tuple[int, ...] | None:
-    """Batch sizes for the refinement engine: (1, hop) on a GPU (a hop is the largest batch
-    the pipeline hands it), else None (batch 1; compiling more sizes on a CPU costs
-    start-up time and gains little)."""
-    if cfg.inverse.method != "piunet" or hop <= 1:
-        return None
-    backend = cfg.refine.backend
-    if backend in ("cuda", "tensorrt"):
-        return (1, hop)
-    if backend == "auto":
-        import torch  # the refiner imports it anyway
-
-        if torch.cuda.is_available():
-            return (1, hop)
-    return None
 
 
 def _backend_name(proc: SourceProcessor) -> str:

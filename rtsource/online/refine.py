@@ -25,11 +25,13 @@ from ..headmodel import HeadModel
 from ..models.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from ..models.volume import VolumeMapper
 
-__all__ = ["Refiner", "choose_decimation", "make_refiner"]
+__all__ = ["Refiner", "choose_decimation", "make_refiner", "refine_batch_sizes"]
 
-#: Refinement may use at most this fraction of real time for decimate = "auto" to refine
-#: every sample (the rest is left to the inverse, LSL and jitter).
-REFINE_BUDGET = 0.5
+#: Refinement may use at most this fraction of real time under decimate = "auto" (the rest
+#: is left to the inverse, LSL and jitter on the same processing thread).
+REFINE_BUDGET = 0.7
+#: Backends for which preparing a second batch size is cheap (no long compilation).
+_BATCHING_BACKENDS = ("tensorrt", "cuda", "openvino")
 #: Engines kept per process (compiling a network costs seconds; each distinct
 #: (weights, backend, batch sizes) compiles once per process).
 _ENGINE_CACHE_SIZE = 4
@@ -115,6 +117,17 @@ def make_refiner(headmodel: HeadModel, cfg: RefineConfig | None = None,
     return Refiner(engine, headmodel.vox, ckpt)
 
 
+def refine_batch_sizes(cfg: RefineConfig, hop: int) -> tuple[int, ...]:
+    """Batch sizes to prepare: (1, hop) where a second size is cheap to prepare (GPUs,
+    OpenVINO; a hop is the largest batch the pipeline hands the refiner), else (1,)
+    (compiling another size with torch.compile costs tens of seconds on a CPU)."""
+    if cfg.refiner is None or hop <= 1:
+        return (1,)
+    from ..engines import resolve_backend
+
+    return (1, hop) if resolve_backend(cfg.backend) in _BATCHING_BACKENDS else (1,)
+
+
 def time_refiner(ref: Refiner, n_sources: int, hop: int, budget_s: float = 0.5
                  ) -> tuple[float, float]:
     """Seconds per volume of ``ref`` at batch 1, and per volume in batches of ``hop``
@@ -144,8 +157,9 @@ def choose_decimation(ref: Refiner, n_sources: int, sfreq: float, hop: int,
     """How many input samples per refined sample the live pipeline can afford.
 
     ``setting = "auto"`` times the engine and takes 1 when refining every sample needs at
-    most :data:`REFINE_BUDGET` of real time, otherwise the smallest multiple of the hop
-    that does; an integer forces it.
+    most :data:`REFINE_BUDGET` of real time, otherwise the smallest divisor of the hop (the
+    hop's kept samples refined as one batch) or multiple of the hop (at most one sample per
+    hop) that fits the budget; an integer forces it.
 
     Returns
     -------
@@ -158,7 +172,17 @@ def choose_decimation(ref: Refiner, n_sources: int, sfreq: float, hop: int,
     t1, t_hop = time_refiner(ref, n_sources, hop)
     per_sample = min(t1, t_hop)  # batches of a hop amortise where the engine has them
     load = sfreq * per_sample  # fraction of real time that refining every sample takes
-    need = 1 if load <= REFINE_BUDGET else hop * math.ceil(sfreq * t1 / (REFINE_BUDGET * hop))
+
+    def cost(n: int) -> float:  # fraction of real time with decimation n
+        if n >= hop:
+            return sfreq / n * t1  # at most one sample per hop: batch 1
+        b = -(-hop // n)  # samples per hop: one batch, padded to a hop if cheaper
+        return sfreq / hop * min(b * t1, hop * t_hop)
+
+    divisors = [n for n in range(1, hop) if hop % n == 0]
+    need = next((n for n in divisors if cost(n) <= REFINE_BUDGET), None)
+    if need is None:
+        need = hop * max(1, math.ceil(sfreq * t1 / (REFINE_BUDGET * hop)))
     timing = (f"refinement takes {t1 * 1e3:.2f} ms per volume at batch 1"
               + (f" ({t_hop * 1e3:.2f} ms per volume in batches of {hop})" if t_hop < t1
                  else "") + f" on {ref.backend}")
@@ -169,7 +193,7 @@ def choose_decimation(ref: Refiner, n_sources: int, sfreq: float, hop: int,
                 + ("every sample is refined." if need == 1 else
                    f"one of every {need} samples is refined and published "
                    f"({sfreq / need:g} Hz; refinement then takes about "
-                   f"{sfreq * t1 / need:.0%} of real time)."))
+                   f"{cost(need):.0%} of real time, at most {REFINE_BUDGET:.0%})."))
     else:
         n = int(setting)
         keeps_up = sfreq * (per_sample if n == 1 else t1) / n <= 1.0
