@@ -5,11 +5,14 @@ arrays of shape (B, 3, 32, 32, 32). Backends:
 
 - ``tensorrt``: TensorRT 10 (ONNX parser, FP16, cached serialized engine) on a CUDA GPU;
 - ``cuda``: PyTorch on CUDA with fp16/bf16 autocast and one CUDA graph per batch size;
+- ``openvino``: OpenVINO's CPU plugin (bf16 where the CPU has AMX or AVX-512-BF16);
 - ``onnx``: ONNX Runtime on the CPU;
-- ``cpu``: PyTorch compiled with Inductor and weight freezing (oneDNN convolutions);
-- ``eager``: plain PyTorch (reference only).
+- ``cpu``: PyTorch compiled with Inductor and weight freezing (oneDNN convolutions; bf16
+  autocast with channels-last-3d where the CPU has it natively);
+- ``eager``: plain PyTorch, float32 (the reference).
 
-GPU and TensorRT modules import their optional dependencies only when used.
+``auto`` takes the first available of tensorrt, cuda, openvino, cpu. GPU, TensorRT and
+OpenVINO modules import their optional dependencies only when used.
 """
 
 from .base import Engine, model_hash, plan_batches
