@@ -7,16 +7,18 @@ pipeline calls them once when it opens a stream.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._util import logger
+from ..config import StreamConfig
 from ..headmodel.montage import MontageSpec, montage_label
 from ..stream.lslio import ChannelInfo, describe_positions, positions_array
 
-__all__ = ["InputSpec", "choose_montage", "input_units", "parse_input"]
+__all__ = ["InputSpec", "check_stream", "choose_montage", "input_units", "parse_input"]
 
 #: Plausible distance (metres) of scalp electrodes from the head-frame origin.
 POSITION_RADIUS_M = (0.04, 0.2)
@@ -119,3 +121,30 @@ def input_units(chans: Sequence[ChannelInfo], used: Sequence[int]
         text += ("; channels without a voltage unit: decided from the first samples "
                  "(median |x| > 0.5 means microvolts)")
     return factors, text
+
+
+def check_stream(name: str, sfreq: float, n_channels: int, cfg: StreamConfig
+                 ) -> tuple[float, int]:
+    """The declared rate and channel count of an input stream, checked against the
+    configuration (``stream.expected_srate``, ``stream.expected_channels``).
+
+    Raises
+    ------
+    ValueError
+        For an irregular stream (rate 0) or a rate or channel count that differs from the
+        configured one; the message names the stream, both values and the setting.
+    """
+    if not sfreq > 0:
+        raise ValueError(
+            f"Input stream {name!r} has an irregular sampling rate (nominal_srate 0); the "
+            "pipeline needs a regularly sampled EEG stream.")
+    if cfg.expected_srate is not None and not math.isclose(sfreq, cfg.expected_srate,
+                                                           rel_tol=1e-6):
+        raise ValueError(
+            f"Input stream {name!r} samples at {sfreq:g} Hz but the configuration expects "
+            f"{cfg.expected_srate:g} Hz (stream.expected_srate).")
+    if cfg.expected_channels is not None and n_channels != cfg.expected_channels:
+        raise ValueError(
+            f"Input stream {name!r} has {n_channels} channels but the configuration expects "
+            f"{cfg.expected_channels} (stream.expected_channels).")
+    return sfreq, n_channels

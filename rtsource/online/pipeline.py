@@ -48,7 +48,7 @@ from ..stream.lslio import (
     stream_summary,
 )
 from ..stream.outlet import MarkerOutlet, RegionOutlet
-from .inputs import InputSpec, choose_montage, input_units, parse_input
+from .inputs import InputSpec, check_stream, choose_montage, input_units, parse_input
 from .processing import SourceProcessor
 from .refine import choose_decimation, refine_batch_sizes
 from .scheduler import Event, HopScheduler, StepResult, window_hop
@@ -231,24 +231,8 @@ class Pipeline:
         """Build the stages and outlets for a stream's full metadata (no subscription)."""
         scfg = self.cfg.stream
         name = info.name()
-        sfreq, n_ch = float(info.nominal_srate()), int(info.channel_count())
-        if not sfreq > 0:
-            raise ValueError(
-                f"Input stream {name!r} has an irregular sampling rate (nominal_srate "
-                "0); the pipeline needs a regularly sampled EEG stream."
-            )
-        if scfg.expected_srate is not None and not math.isclose(
-            sfreq, scfg.expected_srate, rel_tol=1e-6
-        ):
-            raise ValueError(
-                f"Input stream {name!r} samples at {sfreq:g} Hz but the configuration "
-                f"expects {scfg.expected_srate:g} Hz (stream.expected_srate)."
-            )
-        if scfg.expected_channels is not None and n_ch != scfg.expected_channels:
-            raise ValueError(
-                f"Input stream {name!r} has {n_ch} channels but the configuration "
-                f"expects {scfg.expected_channels} (stream.expected_channels)."
-            )
+        sfreq, n_ch = check_stream(name, float(info.nominal_srate()),
+                                   int(info.channel_count()), scfg)
         self.sfreq = sfreq
         source_id = info.source_id()
         chans = parse_channels(info)
@@ -285,43 +269,9 @@ class Pipeline:
         )
         n_dec = self.decimate
         out_rate = sfreq / n_dec
-        prov = dict(proc.provenance())
-        prov.update(
-            {
-                "rtsource_version": __version__,
-                "backend": self.backend,
-                "window_s": repr(w / sfreq),
-                "hop_s": repr(h / sfreq),
-                "window_samples": str(w),
-                "hop_samples": str(h),
-                "schedule": f"{self.schedule}: " + (
-                    "samples are processed as they arrive, at most a hop at a time"
-                    if self.schedule == "arrival" else "samples are processed a hop at a time"),
-                "output_rate_hz": repr(out_rate),
-                "decimate": str(n_dec),
-                "output_samples": (
-                    "one per input sample (each piece publishes its new samples)" if n_dec == 1
-                    else f"one per {n_dec} input samples: input samples k with (k + 1) % "
-                    f"{n_dec} == 0, k counted from the first sample processed (and again "
-                    "after the input returns); the others are filtered, not published"),
-                "processing_delay_s": f"{proc.filter.delay_s:.6f}",
-                "processing_delay": "constant group delay of the causal filters at the pass-band "
-                "centre; each sample is stamped with the capture time of the EEG sample it "
-                "represents",
-                "timestamps": "capture time of the represented EEG sample (input stream clock, "
-                "LSL time-corrected to this host)",
-                "input_name": name,
-                "input_type": info.type(),
-                "input_srate": repr(sfreq),
-                "input_channels": str(n_ch),
-                "positions": self.positions_used,
-                "channel_mapping": proc.mapper.describe(),
-                "bad_data": scfg.bad_data,
-                "ring_overflow": scfg.overflow,
-                "units": self._units_text,
-                "marker_stream": self.marker_name,
-            }
-        )
+        prov = _provenance(proc, info, self.backend, w, h, self.schedule, n_dec, scfg,
+                           positions=self.positions_used, units=self._units_text,
+                           marker_stream=self.marker_name)
         cfg_hash = stable_hash(
             dataclasses.asdict(self.cfg), proc.headmodel.hash, proc.inverse.hash,
         )
@@ -785,3 +735,47 @@ def _region_unit(proc: SourceProcessor) -> str:
         return "dimensionless (noise-normalised)"
     return "A*m (mean current-density magnitude)" if proc.cfg.regions.mode == "magnitude" \
         else "A*m (signed, along the region's dominant orientation)"
+
+
+def _provenance(proc: SourceProcessor, info: pylsl.StreamInfo, backend: str, window: int,
+                hop: int, schedule: str, decimate: int, scfg: Any, *, positions: str,
+                units: str, marker_stream: str) -> dict[str, str]:
+    """The region outlet's ``desc/rtsource`` metadata: every stage, the hop grid, the
+    output rate and sample selection, stamps and delays, the input and its handling."""
+    sfreq = float(info.nominal_srate())
+    prov = dict(proc.provenance())
+    prov.update({
+        "rtsource_version": __version__,
+        "backend": backend,
+        "window_s": repr(window / sfreq),
+        "hop_s": repr(hop / sfreq),
+        "window_samples": str(window),
+        "hop_samples": str(hop),
+        "schedule": f"{schedule}: " + (
+            "samples are processed as they arrive, at most a hop at a time"
+            if schedule == "arrival" else "samples are processed a hop at a time"),
+        "output_rate_hz": repr(sfreq / decimate),
+        "decimate": str(decimate),
+        "output_samples": (
+            "one per input sample (each piece publishes its new samples)" if decimate == 1
+            else f"one per {decimate} input samples: input samples k with (k + 1) % "
+            f"{decimate} == 0, k counted from the first sample processed (and again "
+            "after the input returns); the others are filtered, not published"),
+        "processing_delay_s": f"{proc.filter.delay_s:.6f}",
+        "processing_delay": "constant group delay of the causal filters at the pass-band "
+        "centre; each sample is stamped with the capture time of the EEG sample it "
+        "represents",
+        "timestamps": "capture time of the represented EEG sample (input stream clock, "
+        "LSL time-corrected to this host)",
+        "input_name": info.name(),
+        "input_type": info.type(),
+        "input_srate": repr(sfreq),
+        "input_channels": str(info.channel_count()),
+        "positions": positions,
+        "channel_mapping": proc.mapper.describe(),
+        "bad_data": scfg.bad_data,
+        "ring_overflow": scfg.overflow,
+        "units": units,
+        "marker_stream": marker_stream,
+    })
+    return prov
