@@ -471,37 +471,13 @@ class SimulatedAmplifier(LiveSender):
         LSL stream name; the truth markers go to ``"<name>-truth"``.
     source_id : str | None
         LSL source_id (default: derived from name, montage, rate and seed).
-    conductor : ``"sphere"`` | ``"bem"``
-        Forward model used to project the sources (sphere by default: a different
-        conductor from ``rtsource run``'s default BEM).
-    atlas : str
-        Atlas whose regions are activated (``"bn246"``, ``"aal3"``, ``"hcpex"`` or a path).
-    regions : sequence of str | None
-        Pool of regions that may become active (default: every region of the atlas except
-        amygdala, hippocampus and basal ganglia; the thalamic nuclei are included).
-    n_active : (int, int)
-        Least and most regions active at a time.
-    segment_s : float
-        Seconds between changes of the active set.
-    signal_uv : float
-        Average-referenced scalp RMS of each active region at its envelope's peak (µV).
-    background_uv : float
-        Scalp RMS of the 1/f background (µV).
-    alpha_uv : float
-        Scalp RMS of the occipital alpha rhythm (µV).
-    noise_uv : float
-        Standard deviation of the white sensor noise (µV).
+    conductor, atlas, regions, n_active, segment_s, signal_uv, background_uv, alpha_uv,
+    noise_uv, seed, n_background, headmodel_config
+        The signal's settings: see :class:`AmplifierSignal`.
     chunk_size : int | None
         Samples per push (default: about 10 ms).
-    seed : int
-        Seed of every random choice and noise.
     dtype : ``"float32"`` | ``"double64"``
         LSL channel format.
-    n_background : int
-        Number of random background dipoles.
-    headmodel_config : HeadModelConfig | None
-        Full head-model settings (its ``montage`` and ``conductor`` are replaced by the
-        arguments above).
 
     Attributes
     ----------
