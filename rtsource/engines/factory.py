@@ -15,7 +15,7 @@ from torch import nn
 from ..config import BACKENDS, Backend, check_value
 from .base import Engine
 
-__all__ = ["BACKENDS", "available_backends", "make_engine", "resolve_backend"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "available_backends", "make_engine", "resolve_backend"]
 
 logger = logging.getLogger("rtsource")
 
@@ -25,7 +25,7 @@ logger = logging.getLogger("rtsource")
 #: ``auto`` tries these in order. On the CPU OpenVINO comes first: it ran the width-8
 #: network in bf16 about twice as fast as compiled PyTorch in bf16 on an AVX-512-BF16 EPYC
 #: (bench/bench_refine.py) and compiles in about a second instead of tens of seconds.
-_AUTO_ORDER = ("tensorrt", "cuda", "openvino", "cpu")
+AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "openvino", "cpu")
 
 
 def _cxx_compiler() -> str | None:
@@ -81,7 +81,7 @@ def resolve_backend(backend: str) -> str:
     if backend != "auto":
         return backend
     status = available_backends()
-    return next((b for b in _AUTO_ORDER if status[b][0]), "eager")
+    return next((b for b in AUTO_ORDER if status[b][0]), "eager")
 
 
 def make_engine(
@@ -129,7 +129,7 @@ def make_engine(
     if backend != "auto":
         return _build(backend, model, batch_sizes, cache_dir, precision, threads, device, options)
     status = available_backends()
-    for name in _AUTO_ORDER:
+    for name in AUTO_ORDER:
         ok, reason = status[name]
         if not ok:
             logger.info("backend auto: skipping %s (%s)", name, reason)
