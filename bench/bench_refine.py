@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="refine_cpu.json", help="file name in bench/results")
     ap.add_argument("--parity-only", action="store_true",
-                    help="only the shipped-weights parity check (writes refine_parity.json)")
+                    help="only the shipped-weights parity check (writes "
+                         "refine_parity_cpu.json)")
     args = ap.parse_args(argv)
     if args.parity_only:
         rows = parity_shipped(args.engines, args.threads)

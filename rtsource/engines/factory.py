@@ -163,6 +163,9 @@ def _build(
     options: dict[str, Any],
 ) -> Engine:
     gpu_precision = "fp16" if precision == "auto" else precision
+    if precision == "fp16" and name in ("openvino", "cpu", "eager"):
+        logger.warning("precision 'fp16' is a GPU precision; the %s backend runs 'auto' "
+                       "instead (bf16 where the CPU has AMX or AVX-512-BF16, else fp32).", name)
     if name == "tensorrt":
         from .tensorrt import TensorRTEngine
 
@@ -194,6 +197,11 @@ def _build(
                               cache_dir=cache_dir, **options)
     if name == "onnx":
         from .ort import OnnxRuntimeEngine
+
+        if precision not in ("auto", "fp32"):
+            raise ValueError(f"precision = {precision!r} is not offered by the onnx backend "
+                             "(ONNX Runtime CPU runs float32); use 'auto' or 'fp32', or the "
+                             "openvino backend for bf16.")
 
         return OnnxRuntimeEngine(
             model, batch_sizes=batch_sizes, threads=threads, cache_dir=cache_dir, **options
