@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import types
 import typing
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -96,7 +97,7 @@ def _check_literals(obj: Any, section: str) -> None:
         args = get_args(tp)
         if get_origin(tp) is Literal:
             check_value(value, args, f"{section}.{f.name}")
-        elif get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        elif get_origin(tp) in (typing.Union, getattr(types, "UnionType", None)):
             lits = [a for a in args if get_origin(a) is Literal]
             if lits and value is not None and not any(
                 isinstance(value, a) for a in args if isinstance(a, type)
@@ -331,7 +332,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 _is_number(v) for v in value):
             raise ValueError(f"Setting {where} = {value!r} must be a list of {n} numbers.")
         return tuple(float(v) for v in value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, getattr(types, "UnionType", None)):
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None or value is False or (isinstance(value, str) and value.lower() == "none"):
             return None  # TOML has no null: `false` or "none" disables an optional setting

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .._util import cpu_features
+from ..config import check_value
 from .base import Engine, input_shape_of, pad_batch, prepare_model
 
 #: CPU precisions; ``auto`` = bf16 where the CPU has it natively, else fp32.
@@ -40,9 +41,7 @@ def resolve_cpu_precision(precision: str) -> str:
     ValueError
         For an unknown precision.
     """
-    if precision not in CPU_PRECISIONS:
-        raise ValueError(f"CPU precision = {precision!r} is not valid; choose one of "
-                         f"{list(CPU_PRECISIONS)}.")
+    check_value(precision, CPU_PRECISIONS, "precision")
     if precision == "auto":
         return "bf16" if cpu_features()["bf16_native"] else "fp32"
     return precision

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._util import logger, stable_hash
-from ..config import INVERSE_METHODS, HeadModelConfig, InverseConfig
+from ..config import INVERSE_METHODS, HeadModelConfig, InverseConfig, check_value
 from ..engines import make_engine
 from ..models.checkpoint import load_checkpoint
 from ..models.volume import VolumeMapper
@@ -190,8 +190,7 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
     cfg = cfg or EvalConfig()
     conditions = conditions or default_conditions()
     for b in baselines:
-        if b not in BASELINES:
-            raise ValueError(f"Baseline {b!r} is not valid; choose from {list(BASELINES)}.")
+        check_value(b, BASELINES, "baseline")
     nets: dict[str, Any] = dict(models or {})
     headers: dict[str, dict[str, Any]] = {}
     for name, path in (checkpoints or {}).items():

@@ -21,10 +21,13 @@ regions are linear in the data, and inverse and regions fold into one small
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from ..config import RegionMode, check_value
 from ..inverse import InverseOperator
 from ..regions import RegionMap, RegionReducer
 
@@ -72,15 +75,13 @@ class FusedRegions:
 
     def __init__(self, inverse: InverseOperator, regions: RegionMap,
                  mode: str = "magnitude", max_times: int = 64) -> None:
-        self.mode = mode
+        self.mode = check_value(mode, get_args(RegionMode), "regions.mode")
         self.n_regions = regions.n_regions
         self.n_channels = inverse.n_channels
         if mode == "signed":
             self._kt = np.ascontiguousarray(
                 RegionReducer(regions, "signed").fold(inverse.kernel).T)  # (n_ch, n_reg)
             return
-        if mode != "magnitude":
-            raise ValueError(f"mode = {mode!r} is not valid; choose 'magnitude' or 'signed'.")
         wt = regions.weights.T  # (n_src, n_reg): per source, the regions it belongs to
         nz = wt != 0
         used = np.flatnonzero(nz.any(axis=1))  # sources in no region are never computed

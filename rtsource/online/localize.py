@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._util import stable_hash
-from ..config import Config, check_value, from_dict, load_config
+from ..config import Config, from_dict, load_config
 from ..headmodel.montage import MontageSpec
 from .processing import SourceProcessor
 
@@ -125,7 +125,7 @@ class Localizer:
         self.processor = SourceProcessor(
             self.cfg, self.ch_names, self.sfreq, ch_types=ch_types,
             montage=montage if montage is not None else self.cfg.headmodel.montage,
-            on_missing=check_value(on_missing, ("raise", "drop"), "on_missing"),
+            on_missing=on_missing,
             progress=progress)
 
     @property

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._util import logger
-from ..config import Config
+from ..config import Config, check_value
 from ..headmodel import HeadModel, build_headmodel
 from ..headmodel.montage import MontageSpec
 from ..inverse import InverseOperator, make_inverse
@@ -65,8 +65,7 @@ class SourceProcessor:
                  montage: MontageSpec | None = None, on_missing: str = "raise",
                  progress: bool = True,
                  refine_batch_sizes: Sequence[int] | None = None) -> None:
-        if on_missing not in ("raise", "drop"):
-            raise ValueError(f"on_missing={on_missing!r} is not valid; choose 'raise' or 'drop'.")
+        check_value(on_missing, ("raise", "drop"), "on_missing")
         if not sfreq > 0:
             raise ValueError(f"sfreq = {sfreq!r} must be a positive sampling rate in Hz.")
         self.cfg, self.sfreq = cfg, float(sfreq)
