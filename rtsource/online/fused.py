@@ -81,6 +81,7 @@ class FusedRegions:
         if mode == "signed":
             self._kt = np.ascontiguousarray(
                 RegionReducer(regions, "signed").fold(inverse.kernel).T)  # (n_ch, n_reg)
+            self._src = np.empty((max_times, self.n_regions), np.float32)
             return
         wt = regions.weights.T  # (n_src, n_reg): per source, the regions it belongs to
         nz = wt != 0
@@ -109,8 +110,6 @@ class FusedRegions:
         sources (magnitude mode; a view reused by the next call), or the region values
         themselves (signed mode)."""
         n_t = x.shape[0]
-        if self.mode == "signed":
-            return np.matmul(x, self._kt)
         if n_t > self._src.shape[0]:
             self._src = np.empty((n_t, self._kt.shape[1]), np.float32)
         return np.matmul(x, self._kt, out=self._src[:n_t])
@@ -119,7 +118,7 @@ class FusedRegions:
         """Region values from :meth:`product`'s output: (n_times, n_regions) float32."""
         if out is None:
             out = np.empty((product.shape[0], self.n_regions), np.float32)
-        if self.mode == "signed":
+        if self.mode == "signed":  # the product already is the regions
             out[...] = product
             return out
         _magnitude_to_regions(product, self._indptr, self._reg, self._w, out)

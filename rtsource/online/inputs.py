@@ -20,6 +20,8 @@ from ..stream.lslio import ChannelInfo, describe_positions, positions_array
 
 __all__ = ["InputSpec", "check_stream", "choose_montage", "input_units", "parse_input"]
 
+#: Median |x| above which samples of channels without a unit are taken as microvolts.
+MICROVOLT_GUESS = 0.5
 #: Plausible distance (metres) of scalp electrodes from the head-frame origin.
 POSITION_RADIUS_M = (0.04, 0.2)
 
@@ -119,7 +121,7 @@ def input_units(chans: Sequence[ChannelInfo], used: Sequence[int]
     text = f"input units {', '.join(units)}"
     if any(factors[i] is None for i in used_set):
         text += ("; channels without a voltage unit: decided from the first samples "
-                 "(median |x| > 0.5 means microvolts)")
+                 f"(median |x| > {MICROVOLT_GUESS} means microvolts)")
     return factors, text
 
 

@@ -86,7 +86,6 @@ class SourceProcessor:
         self.regions: RegionMap = region_map(self.headmodel, cfg.regions.atlas,
                                              cfg.regions.sigma_mm)
         self.reducer = RegionReducer(self.regions, cfg.regions.mode)
-        self.fused = FusedRegions(self.inverse, self.regions, cfg.regions.mode)
         self.refiner: Refiner | None = None
         if cfg.refine.refiner == "piunet":
             # imported here: torch loads only when a network is used (optional heavy dep.)
@@ -94,6 +93,10 @@ class SourceProcessor:
 
             self.refiner = make_refiner(self.headmodel, cfg.refine,
                                         batch_sizes=tuple(refine_batch_sizes or (1,)))
+        # inverse + regions in one pass when only regions are asked for (no refiner)
+        self.fused: FusedRegions | None = (
+            FusedRegions(self.inverse, self.regions, cfg.regions.mode)
+            if self.refiner is None and cfg.inverse.fused else None)
         self.times = StageTimes()
         self._src_buf = np.empty((0, self.headmodel.n_sources, 3), np.float32)
         self._reg_buf = np.empty((0, self.regions.n_regions), np.float32)
@@ -132,9 +135,11 @@ class SourceProcessor:
         Both are views of buffers reused by the next call: copy what you keep.
         """
         n_t = chunk.shape[0]
-        if n_t > self._src_buf.shape[0]:
-            self._src_buf = np.empty((n_t, self.headmodel.n_sources, 3), np.float32)
+        fused = self.fused if not sources else None
+        if n_t > self._reg_buf.shape[0]:
             self._reg_buf = np.empty((n_t, self.regions.n_regions), np.float32)
+        if fused is None and n_t > self._src_buf.shape[0]:  # the fused path needs none
+            self._src_buf = np.empty((n_t, self.headmodel.n_sources, 3), np.float32)
         t0 = time.perf_counter()
         x = self.mapper(np.asarray(chunk))
         x = self.filter(x)
@@ -145,10 +150,10 @@ class SourceProcessor:
             if n_t == 0:  # nothing kept: the filters advanced, nothing else to compute
                 self.times = StageTimes(t1 - t0)
                 return (self._src_buf[:0] if sources else None), self._reg_buf[:0]
-        if not sources and self.refiner is None and self.cfg.inverse.fused:
-            prod = self.fused.product(x)
+        if fused is not None:
+            prod = fused.product(x)
             t2 = time.perf_counter()
-            regions = self.fused.reduce(prod, out=self._reg_buf[:n_t])
+            regions = fused.reduce(prod, out=self._reg_buf[:n_t])
             self.times = StageTimes(t1 - t0, t2 - t1, 0.0, time.perf_counter() - t2)
             return None, regions
         src = self.inverse.apply_samples(x, out=self._src_buf[:n_t])

@@ -41,13 +41,12 @@ from numpy.typing import NDArray
 from ..config import Schedule, StreamConfig, check_value
 from ..stream.lslio import INDEX_LABEL, INDEX_MODULO
 from ..stream.ring import RingBuffer
+from .inputs import MICROVOLT_GUESS
 from .preprocess import BadDataCheck, BadDataReport
 from .processing import SourceProcessor, StageTimes
 
 __all__ = ["EVENT_KINDS", "Event", "HopScheduler", "PieceLog", "StepResult", "window_hop"]
 
-#: Median |x| above which samples of channels without a unit are taken as microvolts.
-MICROVOLT_GUESS = 0.5
 #: Seconds of stamps before the measured rate is compared with the declared rate.
 RATE_CHECK_S = 5.0
 #: Relative difference between measured and declared rate that raises a ``rate`` event.
@@ -349,23 +348,24 @@ class HopScheduler:
 
     def _check_index(self, col: NDArray, events: list[Event]) -> None:
         idx = np.asarray(col, dtype=np.int64)
-        prev = self._last_index
-        seq = idx if prev is None else np.concatenate(([prev], idx))
-        if len(seq) > 1:
-            d = np.diff(seq) % INDEX_MODULO
-            bad = d != 1
-            if bad.any():
-                missing = int(np.sum(d[bad & (d > 1) & (d < INDEX_MODULO // 2)] - 1))
-                dup = int(np.count_nonzero(d[bad] == 0))
-                self.n_index_gaps += missing
-                self.n_duplicated += dup
-                events.append(Event(
-                    "input_gap",
-                    f"The input's {INDEX_LABEL} channel skipped {missing} and repeated {dup} "
-                    f"samples ({self.n_index_gaps} skipped, {self.n_duplicated} repeated so "
-                    "far): the sender or the network lost data.",
-                    {"skipped": self.n_index_gaps, "repeated": self.n_duplicated}))
-        self._last_index = int(idx[-1])
+        prev, self._last_index = self._last_index, int(idx[-1])
+        d = np.diff(idx) % INDEX_MODULO
+        first = None if prev is None else (int(idx[0]) - prev) % INDEX_MODULO
+        if (first is None or first == 1) and bool((d == 1).all()):
+            return  # the usual case: consecutive indices
+        if first is not None:
+            d = np.r_[first, d]
+        bad = d != 1
+        missing = int(np.sum(d[bad & (d > 1) & (d < INDEX_MODULO // 2)] - 1))
+        dup = int(np.count_nonzero(d[bad] == 0))
+        self.n_index_gaps += missing
+        self.n_duplicated += dup
+        events.append(Event(
+            "input_gap",
+            f"The input's {INDEX_LABEL} channel skipped {missing} and repeated {dup} "
+            f"samples ({self.n_index_gaps} skipped, {self.n_duplicated} repeated so "
+            "far): the sender or the network lost data.",
+            {"skipped": self.n_index_gaps, "repeated": self.n_duplicated}))
 
     def _check_stamps(self, ts: NDArray, events: list[Event]) -> None:
         prev = self._last_ts
