@@ -252,6 +252,7 @@ class Pipeline:
         )
         self._montage_used = montage
         self._labels, self._types = labels, types
+        self._no_samples = (np.zeros((0, n_ch), np.float32), np.zeros(0))  # flushes
         to_volts, self._units_text = input_units(chans, proc.mapper.mapping.stream_index)
         self.backend = _backend_name(proc)
         note = "no refinement: every sample is published"
@@ -462,12 +463,12 @@ class Pipeline:
         self._last_data_t = time.monotonic()
         self._hop_s = self.hop / self.sfreq
         try:
-            self._process(*self._empty)  # start-up events (decimation) before any data
+            self._process(*self._no_samples)  # start-up events (decimation) before any data
             while not self._stop.is_set():
                 try:
                     data, ts = self.inlet.pull(timeout=self.pull_timeout_s)  # type: ignore[union-attr]
                 except StreamLostError:
-                    self._process(*self._empty, flush=True)
+                    self._process(*self._no_samples, flush=True)
                     if not self._wait_for_return():
                         break
                     continue
@@ -476,7 +477,7 @@ class Pipeline:
                 paused = time.monotonic() - self._last_data_t > self._hop_s
                 self._process(data, ts, flush=paused)
                 self._tick()
-            self._process(*self._empty, flush=True,
+            self._process(*self._no_samples, flush=True,
                           deadline=time.monotonic() + _STOP_DRAIN_S)
             self._tick(force=True)
         except BaseException as err:  # reported by stop() and on the marker stream
@@ -490,10 +491,6 @@ class Pipeline:
                 logger.debug("Could not publish the error marker.", exc_info=True)
         finally:
             self._status_event.set()
-
-    @property
-    def _empty(self) -> tuple[NDArray, NDArray]:
-        return np.zeros((0, len(self._labels)), np.float32), np.zeros(0)
 
     def _process(self, data: NDArray, ts: NDArray, *, flush: bool = False,
                  deadline: float | None = None) -> None:

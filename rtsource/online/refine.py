@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from .._util import logger
 from ..config import RefineConfig
-from ..engines import Engine, make_engine
+from ..engines import Engine, make_engine, resolve_backend
 from ..headmodel import HeadModel
 from ..models.checkpoint import Checkpoint, checkpoint_path, load_checkpoint
 from ..models.volume import VolumeMapper
@@ -123,8 +123,6 @@ def refine_batch_sizes(cfg: RefineConfig, hop: int) -> tuple[int, ...]:
     (compiling another size with torch.compile costs tens of seconds on a CPU)."""
     if cfg.refiner is None or hop <= 1:
         return (1,)
-    from ..engines import resolve_backend
-
     return (1, hop) if resolve_backend(cfg.backend) in _BATCHING_BACKENDS else (1,)
 
 
