@@ -22,7 +22,6 @@ from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch lo
 limit_threads()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -33,6 +32,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, stats_ms, time_calls, write  # noqa: E402
 
+from rtsource.bench.stats import loadavg  # noqa: E402
 from rtsource.engines import make_engine  # noqa: E402
 from rtsource.models import PIUNET_PRESETS, PIUNet, count_parameters  # noqa: E402
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     x = rng.standard_normal((1, 3, 32, 32, 32)).astype(np.float32)
     x /= np.abs(x).max()  # the scaled domain the network sees
     rows = []
-    load_before = os.getloadavg()
+    load_before = loadavg()
     for width in args.widths:
         torch.manual_seed(0)
         model = PIUNet(width=width).eval()
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                    "reference_gflop": getattr(PIUNET_PRESETS.get(width), "reference_gflop",
                                               None),
                    "build_s": round(build_s, 2), "ms": ms, "rel_l2_vs_eager_fp32": rel,
-                   "load_after": os.getloadavg()}
+                   "load_after": loadavg()}
             rows.append(row)
             print(f"width {width:2d} {spec:14s}: median {ms['median']:7.2f} ms, p99 "
                   f"{ms['p99']:7.2f} ms, rel L2 {rel:.1e} (build {build_s:.1f} s, load "
