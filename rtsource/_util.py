@@ -15,6 +15,43 @@ import numpy as np
 
 logger = logging.getLogger("rtsource")
 
+#: Unit strings (lower case) and their factor to volts.
+_UNIT_SCALES: dict[str, float] = {
+    "v": 1.0,
+    "volt": 1.0,
+    "volts": 1.0,
+    "mv": 1e-3,
+    "millivolt": 1e-3,
+    "millivolts": 1e-3,
+    "uv": 1e-6,
+    "µv": 1e-6,
+    "μv": 1e-6,
+    "microvolt": 1e-6,
+    "microvolts": 1e-6,
+    "nv": 1e-9,
+    "nanovolt": 1e-9,
+    "nanovolts": 1e-9,
+}
+
+
+def unit_to_volts(unit: str | None) -> float | None:
+    """Factor converting a channel's values to volts, or None if unknown.
+
+    Accepts XDF-style names (``"microvolts"``), symbols (``"uV"``, ``"µV"``, ``"mV"``,
+    ``"V"``) and mne-lsl's power-of-ten multipliers (``"0"``, ``"-6"``: values are
+    ``10**k`` volts).
+    """
+    if unit is None:
+        return None
+    text = unit.strip().lower()
+    if text in _UNIT_SCALES:
+        return _UNIT_SCALES[text]
+    try:
+        exponent = int(text)
+    except ValueError:
+        return None
+    return 10.0**exponent if -12 <= exponent <= 3 else None
+
 
 def cache_dir() -> Path:
     """Return the cache folder (``$RTSOURCE_CACHE`` or the user's cache dir), created."""

@@ -48,6 +48,7 @@ RegionMode = Literal["magnitude", "signed"]
 BadDataPolicy = Literal["flag", "exclude"]
 Schedule = Literal["arrival", "hop"]
 OverflowPolicy = Literal["error", "drop_oldest"]
+TimestampPolicy = Literal["source", "arrival"]
 
 CONDUCTORS: tuple[str, ...] = get_args(Conductor)
 INVERSE_METHODS: tuple[str, ...] = get_args(InverseMethod)
@@ -240,15 +241,22 @@ class StreamConfig:
     schedule: Schedule = "arrival"
     overflow: OverflowPolicy = "drop_oldest"
     flat_uv: float | None = 0.1
-    saturation_uv: float | None = 5000.0
+    flat_s: float = 0.1
+    clip_s: float | None = 0.05
+    saturation_uv: float | None = None
     expected_srate: float | None = None
     expected_channels: int | None = None
+    units: str = "auto"
+    timestamps: TimestampPolicy = "source"
+    channel_labels: tuple[str, ...] | None = None
+    bads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_literals(self, "stream")
         _check_positive("stream", window_s=self.window_s, hop_s=self.hop_s,
                         buffer_s=self.buffer_s, resolve_timeout_s=self.resolve_timeout_s,
                         lost_timeout_s=self.lost_timeout_s, flat_uv=self.flat_uv,
+                        flat_s=self.flat_s, clip_s=self.clip_s,
                         saturation_uv=self.saturation_uv, expected_srate=self.expected_srate,
                         highpass_hz=self.highpass_hz, lowpass_hz=self.lowpass_hz,
                         notch_hz=self.notch_hz)
@@ -261,6 +269,19 @@ class StreamConfig:
         if ec is not None and (isinstance(ec, bool) or not isinstance(ec, int) or ec < 1):
             raise ValueError(f"Setting stream.expected_channels = {ec!r} must be an integer "
                              ">= 1, or left out.")
+        from ._util import unit_to_volts
+
+        if not isinstance(self.units, str) or (self.units.strip().lower() != "auto"
+                                               and unit_to_volts(self.units) is None):
+            raise ValueError(f"Setting stream.units = {self.units!r} is not valid; give 'auto' "
+                             "(the stream's metadata, else decided from the values) or a voltage "
+                             "unit: 'V', 'mV', 'uV'.")
+        for name in ("channel_labels", "bads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, str) or not all(
+                    isinstance(v, str) and v.strip() for v in value)):
+                raise ValueError(f"Setting stream.{name} = {value!r} must be a list of channel "
+                                 "labels (non-empty strings).")
         if self.hop_s > self.window_s:
             raise ValueError(f"Setting stream.hop_s = {self.hop_s} s must not exceed "
                              f"stream.window_s = {self.window_s} s.")
@@ -326,6 +347,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if origin is Literal:
         return check_value(value, get_args(tp), where)
+    if origin is tuple and get_args(tp) == (str, Ellipsis):
+        if isinstance(value, str):
+            value = [v for v in (p.strip() for p in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"Setting {where} = {value!r} must be a list of strings.")
+        return tuple(value)
     if origin is tuple:
         n = len(get_args(tp))
         if not isinstance(value, (list, tuple)) or len(value) != n or not all(

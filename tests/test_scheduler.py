@@ -86,12 +86,28 @@ def test_hop_boundaries_and_values(cfg, labels):
     rows, stamps, events, pieces = _feed(s, x, ts, [3, 4, 7, 1, 12, 30, 143])
     ref = _proc(cfg, labels)
     _, expect = ref.process(x)
-    np.testing.assert_array_equal(stamps, ts)
-    np.testing.assert_allclose(rows, expect, rtol=1e-5, atol=1e-7 * np.abs(expect).max())
+    # the first sample is not published: the filters start in its steady state (case 9)
+    np.testing.assert_array_equal(stamps, ts[1:])
+    np.testing.assert_allclose(rows, expect[1:], rtol=1e-5,
+                               atol=1e-7 * np.abs(expect).max())
     assert events == []
     assert max(p.n_new for p in pieces[1:]) == s.hop
     assert pieces[0].n_new == s.window  # nothing before the first full window
-    assert (s.n_in, s.n_out, s.n_flagged, s.n_dropped) == (200, 200, 0, 0)
+    assert (s.n_in, s.n_out, s.n_flagged, s.n_dropped) == (200, 199, 1, 0)
+
+
+def test_first_sample_after_a_filter_start_is_not_published(cfg, labels):
+    """With a high-pass, the chain's first output is zero to rounding (the filters start
+    in the first sample's steady state): it represents no data and is never published;
+    without a high-pass it carries the signal and is published."""
+    x, ts = _signal(20)
+    _, expect = _proc(cfg, labels).process(x)
+    assert np.abs(expect[0]).max() < 1e-6 * np.abs(expect[1:]).max()
+    rows, stamps, _, _ = _feed(_sched(cfg, labels), x, ts, [20])
+    assert stamps[0] == ts[1] and np.abs(rows).min(axis=1).max() > 0
+    no_hp = dataclasses.replace(cfg, stream=dataclasses.replace(cfg.stream, highpass_hz=None))
+    _, stamps, _, _ = _feed(_sched(no_hp, labels, proc=_proc(no_hp, labels)), x, ts, [20])
+    np.testing.assert_array_equal(stamps, ts)
 
 
 def test_hop_schedule_waits_for_whole_hops(cfg, labels):
@@ -100,7 +116,7 @@ def test_hop_schedule_waits_for_whole_hops(cfg, labels):
     rows, stamps, _, pieces = _feed(s, x, ts, [12, 6, 5])
     # 10 (first window) + 5 + 5: the last 3 samples wait for the rest of their hop
     assert [p.n_new for p in pieces] == [10, 5, 5]
-    np.testing.assert_array_equal(stamps, ts[:20])
+    np.testing.assert_array_equal(stamps, ts[1:20])
     res = s.step(x[:0], ts[:0], flush=True)  # a pause or a stop flushes the partial hop
     np.testing.assert_array_equal(res.stamps, ts[20:])
 
@@ -131,24 +147,68 @@ def test_bad_data_withheld_then_resumes_with_fresh_filters(cfg, labels):
     withheld = np.setdiff1d(ts, stamps)
     assert ts[40] in withheld and len(withheld) == s.n_flagged
     resume = events[kinds.index("bad_data_end")].fields["t_resume"]
-    assert stamps[stamps >= resume][0] == resume
-    # after the episode the filters restart: values equal a fresh chain from that sample
     i0 = int(np.searchsorted(ts, resume))
+    assert stamps[stamps >= resume][0] == ts[i0 + 1]  # the restart's first sample: no data
+    # after the episode the filters restart: values equal a fresh chain from that sample
     _, expect = _proc(cfg, labels).process(x[i0:])
-    np.testing.assert_allclose(rows[stamps >= resume], expect, rtol=1e-5,
+    np.testing.assert_allclose(rows[stamps >= resume], expect[1:], rtol=1e-5,
                                atol=1e-7 * np.abs(expect).max())
 
 
 def test_flat_and_saturated_channels(cfg, labels):
-    x, ts = _signal(40)
-    x[:, 5] = 1e-3  # flat
-    x[20:, 7] = 0.02  # beyond the 5,000 uV saturation level
+    """The quality rule (rtsource.online.quality): a constant channel is flat once it has
+    lasted stream.flat_s; a channel stuck at its extreme is saturated once it has lasted
+    stream.clip_s; a sample beyond the device's range (stream.saturation_uv) at once."""
+    n = 200  # 0.4 s at 500 Hz
+    x, ts = _signal(n)
+    x[100:, 5] = x[100, 5]  # constant from sample 100: flat from 100 + 0.1 s * 500 - 1
+    x[60:, 7] = x[:, 7].max() + 1e-4  # stuck at its maximum from 60: a rail from 84
+    x[190, 9] = 0.2  # beyond a stated range of +-100 mV
+    s = _sched(cfg, labels, stream={"saturation_uv": 1e5})
+    _, stamps, events, _ = _feed(s, x, ts, [5] * (n // 5))
+    assert _kinds(events)[0] == "bad_data" and labels[7] in events[0].fields["channels"]
+    text = " ".join(e.message for e in events)
+    assert f"flat: {labels[5]}" in text and f"saturated: {labels[7]}" in text
+    assert labels[9] in {c for e in events for c in e.fields.get("channels", [])}
+    assert stamps.max() < ts[60 + 25 - 1]  # nothing published from the rail's detection on
+    assert np.all(np.isin(ts[1:80], stamps))  # before it, everything
+
+
+def test_dc_offsets_are_not_saturation(cfg, labels):
+    """Case 1 of issue 12: DC-coupled amplifiers stream steady offsets of millivolts."""
+    x, ts = _signal(400)
+    x[:, :N_EEG] += np.linspace(-5400e-6, -800e-6, N_EEG, dtype=np.float32)
     s = _sched(cfg, labels)
-    _, stamps, events, _ = _feed(s, x, ts, [40])
-    assert len(stamps) == 0 and s.n_flagged == 40
-    flagged = {c for e in events for c in e.fields["channels"]}
-    assert _kinds(events) == ["bad_data"] * len(events)
-    assert {labels[5], labels[7]} <= flagged
+    _, stamps, events, _ = _feed(s, x, ts, [5] * 80)
+    assert events == [] and len(stamps) == 399 and s.n_flagged == 1
+
+
+def test_zero_channel_is_the_reference_and_kept(cfg, labels):
+    x, ts = _signal(200)
+    x[:, 4] = 0.0  # the reference electrode, exported as zeros
+    s = _sched(cfg, labels)
+    _, stamps, events, _ = _feed(s, x, ts, [5] * 40)
+    assert _kinds(events) == ["reference_channel"]
+    assert events[0].fields["channels"] == [labels[4]] and len(stamps) == 199
+
+
+def test_quantised_device_is_not_flat(cfg, labels):
+    """A 12-bit-like device: 0.5 uV steps at 128 Hz; quiet channels stay good, a channel
+    toggling by one step for 0.2 s is flat (the tolerance follows the step)."""
+    sfreq = 128.0
+    c = dataclasses.replace(cfg, stream=dataclasses.replace(cfg.stream, notch_hz=None))
+    proc = SourceProcessor(c, labels, sfreq, montage=c.headmodel.montage, on_missing="drop")
+    rng = np.random.default_rng(4)
+    n = 512
+    x = rng.normal(size=(n, N_EEG)) * 3e-6  # a quiet 3 uV rms
+    x[300:, 2] = 0.0
+    x[300:, 2] += (np.arange(n - 300) % 2) * 0.5e-6  # one step up and down
+    x = (np.round(x / 0.5e-6) * 0.5e-6).astype(np.float32)
+    s = HopScheduler(proc, labels, sfreq, c.stream)
+    _, _, events, _ = _feed(s, x, 100 + np.arange(n) / sfreq, [8] * (n // 8))
+    bad = [e for e in events if e.kind == "bad_data"]
+    assert bad and {ch for e in bad for ch in e.fields["channels"]} == {labels[2]}
+    assert bad[0].fields["t_start"] >= 100 + 300 / sfreq
 
 
 def test_exclude_rebuilds_the_chain_without_the_channel(cfg, labels):
@@ -166,7 +226,8 @@ def test_exclude_rebuilds_the_chain_without_the_channel(cfg, labels):
     assert built == [[labels[2]]]
     assert _kinds(events)[:2] == ["channel_excluded", "kernel_ready"]
     assert s.excluded == [labels[2]] and s.processor.mapper.n_used == N_EEG - 1
-    assert np.isfinite(rows).all() and len(stamps) == 80 and s.n_flagged == 0
+    # not published: the first sample, and the first of the new chain (a filter start)
+    assert np.isfinite(rows).all() and len(stamps) == 78 and s.n_flagged == 2
 
 
 def test_exclude_refused_when_too_few_channels_remain(cfg, labels):
@@ -210,7 +271,7 @@ def test_timestamps_backwards_and_gaps(cfg, labels):
     kinds = _kinds(events)
     assert "timestamps_backwards" in kinds and "timestamp_gap" in kinds
     assert s.n_backwards == 1 and s.n_ts_gaps == 2  # 18->20 jump back, then +0.5 s
-    np.testing.assert_array_equal(stamps, ts)  # samples keep their own capture times
+    np.testing.assert_array_equal(stamps, ts[1:])  # samples keep their own capture times
 
 
 def test_declared_rate_differs_from_delivered(cfg, labels):
@@ -233,7 +294,8 @@ def test_units_decided_from_the_first_samples(cfg, labels):
     rows, _, events, _ = _feed(s, xu, ts, [30])
     assert _kinds(events) == ["units"] and events[0].fields["factor"] == 1e-6
     _, expect = _proc(cfg, labels).process(x)
-    np.testing.assert_allclose(rows, expect, rtol=1e-4, atol=1e-6 * np.abs(expect).max())
+    np.testing.assert_allclose(rows, expect[1:], rtol=1e-4,
+                               atol=1e-6 * np.abs(expect).max())
 
 
 def test_overflow_drops_oldest(cfg, labels):
@@ -241,7 +303,7 @@ def test_overflow_drops_oldest(cfg, labels):
     s = _sched(cfg, labels, stream={"buffer_s": 0.5, "schedule": "hop"})  # 250 samples
     res = s.step(x, ts)  # one huge pull: the ring keeps the newest 250
     assert "overflow" in _kinds(res.events) and s.ring.n_dropped == 350
-    np.testing.assert_array_equal(res.stamps, ts[350:])
+    np.testing.assert_array_equal(res.stamps, ts[351:])
 
 
 def test_nonfinite_output_is_never_published(cfg, labels):
@@ -304,4 +366,4 @@ def test_max_pieces_hands_back_a_backlog_piece_by_piece(cfg, labels):
         res = s.step(x[:0], ts[:0], max_pieces=1)
         got.append(res.stamps.copy())
         assert len(res.pieces) <= 1
-    np.testing.assert_array_equal(np.concatenate(got), ts)
+    np.testing.assert_array_equal(np.concatenate(got), ts[1:])

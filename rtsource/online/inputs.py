@@ -16,12 +16,71 @@ import numpy as np
 from .._util import logger
 from ..config import StreamConfig
 from ..headmodel.montage import MontageSpec, montage_label
-from ..stream.lslio import ChannelInfo, describe_positions, positions_array
+from ..stream.lslio import ChannelInfo, describe_positions, positions_array, unit_to_volts
 
-__all__ = ["InputSpec", "check_stream", "choose_montage", "input_units", "parse_input"]
+__all__ = ["InputSpec", "check_stream", "choose_montage", "data_units", "guess_volts_factor",
+           "input_units", "parse_input"]
 
-#: Median |x| above which samples of channels without a unit are taken as microvolts.
+#: Median |x| above which samples without a unit are taken as microvolts: no EEG in volts
+#: comes near half a volt, and EEG in microvolts (even high-passed) stays above it.
 MICROVOLT_GUESS = 0.5
+#: Median |x| in volts that EEG can have: from 1 nV (below any amplifier's noise) to 0.5 V.
+PLAUSIBLE_VOLTS = (1e-9, MICROVOLT_GUESS)
+
+
+def guess_volts_factor(x: np.ndarray) -> tuple[float, float]:
+    """Factor to volts for samples without a stated unit, and the median |x| it rests on.
+
+    The rule (one for the live and the offline path): median |x| over the finite samples
+    above :data:`MICROVOLT_GUESS` means microvolts (factor 1e-6), else volts (1.0).
+    """
+    vals = np.abs(np.asarray(x, np.float64))
+    finite = vals[np.isfinite(vals)]
+    med = float(np.median(finite)) if finite.size else 0.0
+    return (1e-6 if med > MICROVOLT_GUESS else 1.0), med
+
+
+def data_units(units: str | None, x: np.ndarray, setting: str = "units") -> tuple[float, str]:
+    """Factor converting ``x`` to volts, and a sentence for the provenance.
+
+    Parameters
+    ----------
+    units : ``"auto"`` or None (decide with :func:`guess_volts_factor`) or a voltage unit
+        (``"V"``, ``"mV"``, ``"uV"``, ``"µV"``, ``"nV"``, ``"microvolts"``...).
+    x : the data (any shape).
+    setting : the setting's name for messages.
+
+    Raises
+    ------
+    ValueError
+        For a unit that is not a voltage, or a stated unit that the values contradict
+        (median |x| in volts outside :data:`PLAUSIBLE_VOLTS`); the message gives the
+        factor the values suggest and the setting to change.
+    """
+    if units is None or str(units).strip().lower() == "auto":
+        factor, med = guess_volts_factor(x)
+        if factor == 1.0:
+            return 1.0, "volts"
+        return factor, (f"microvolts, decided from the values (median |x| = {med:.3g}); "
+                        "converted to volts")
+    factor = unit_to_volts(str(units))
+    if factor is None:
+        raise ValueError(f"{setting} = {units!r} is not a voltage unit; use 'V', 'mV', 'uV' or "
+                         "'auto'.")
+    vals = np.abs(np.asarray(x, np.float64))
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    if vals.size:
+        med = float(np.median(vals)) * factor
+        lo, hi = PLAUSIBLE_VOLTS
+        if not lo <= med <= hi:
+            guess, raw_med = guess_volts_factor(vals)
+            hint = ("'uV'" if guess == 1e-6 else "'V'")
+            raise ValueError(
+                f"{setting} = {units!r} makes the data's median |x| {med:.3g} V, which no EEG "
+                f"has (median |x| = {raw_med:.3g} as given). They look like "
+                f"{'microvolts' if guess == 1e-6 else 'volts'}: pass {setting}={hint} (a "
+                f"factor of {factor / guess:g} from what was stated), or 'auto'.")
+    return factor, f"{units} (stated), converted to volts"
 #: Plausible distance (metres) of scalp electrodes from the head-frame origin.
 POSITION_RADIUS_M = (0.04, 0.2)
 
@@ -109,16 +168,32 @@ def choose_montage(chans: Sequence[ChannelInfo], given: MontageSpec | None,
     )
 
 
-def input_units(chans: Sequence[ChannelInfo], used: Sequence[int]
+def input_units(chans: Sequence[ChannelInfo], used: Sequence[int], units: str = "auto"
                 ) -> tuple[list[float | None], str]:
     """Per-column factors to volts (1 for columns not used, None where a used column has no
-    voltage unit) and a sentence for the provenance."""
+    voltage unit) and a sentence for the provenance.
+
+    ``units`` (``stream.units``): ``"auto"`` reads each channel's unit from the stream's
+    metadata; a voltage unit (``"uV"``, ...) overrides the metadata for every used column.
+
+    Raises
+    ------
+    ValueError
+        For a ``units`` that is not a voltage unit.
+    """
     used_set = {int(i) for i in used}
+    if units.strip().lower() != "auto":
+        factor = unit_to_volts(units)
+        if factor is None:
+            raise ValueError(f"Setting stream.units = {units!r} is not a voltage unit; use "
+                             "'auto', 'V', 'mV' or 'uV'.")
+        return ([factor if i in used_set else 1.0 for i in range(len(chans))],
+                f"input units {units} (stream.units; the stream's metadata is ignored)")
     factors: list[float | None] = [
         chans[i].to_volts if i in used_set else 1.0 for i in range(len(chans))
     ]
-    units = sorted({chans[i].unit or "none" for i in used_set})
-    text = f"input units {', '.join(units)}"
+    units_seen = sorted({chans[i].unit or "none" for i in used_set})
+    text = f"input units {', '.join(units_seen)}"
     if any(factors[i] is None for i in used_set):
         text += ("; channels without a voltage unit: decided from the first samples "
                  f"(median |x| > {MICROVOLT_GUESS} means microvolts)")

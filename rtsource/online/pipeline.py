@@ -253,7 +253,8 @@ class Pipeline:
         self._montage_used = montage
         self._labels, self._types = labels, types
         self._no_samples = (np.zeros((0, n_ch), np.float32), np.zeros(0))  # flushes
-        to_volts, self._units_text = input_units(chans, proc.mapper.mapping.stream_index)
+        to_volts, self._units_text = input_units(chans, proc.mapper.mapping.stream_index,
+                                                 scfg.units)
         self.backend = _backend_name(proc)
         note = "no refinement: every sample is published"
         if proc.refiner is not None:

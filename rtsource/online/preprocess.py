@@ -438,6 +438,12 @@ class CausalFilter:
         """Forget the filter state (the next chunk starts afresh)."""
         self._zi: NDArray[np.float64] | None = None
 
+    @property
+    def first_output_empty(self) -> bool:
+        """True when the first output after a (re)start carries no signal: a high-pass
+        started in the first sample's steady state outputs zero (to rounding) there."""
+        return self.init == "first_sample" and self.highpass is not None and bool(len(self.sos))
+
     def __call__(self, x: NDArray, out: NDArray | None = None) -> NDArray:
         """Filter one chunk.
 

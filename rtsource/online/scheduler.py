@@ -14,16 +14,19 @@ events that happened (:meth:`HopScheduler.step`). It owns
   are processed as soon as they arrive, cut at hop ends (a hop is the largest piece);
   with ``"hop"`` a partial hop waits for the rest (or for ``flush``). Both publish the same
   values: the filters carry their state, so each piece publishes exactly its new samples;
-* **the context window**: each piece is checked for bad data together with the samples
-  before it, up to a window;
-* **the bad-data policy**: a window with NaN/Inf, flat or saturated channels is withheld
+* **signal quality**: every sample passes :class:`~.quality.SignalCheck` (NaN/Inf, flat
+  runs, saturation; the same rule ``localize`` applies), which carries its state across
+  pieces;
+* **the bad-data policy**: a piece with NaN/Inf, flat or saturated channels is withheld
   (``"flag"``), or its channels are excluded for the rest of the run and the chain rebuilt
   without them (``"exclude"``, through the ``exclude`` callable handed in); publishing
   resumes with fresh filter state once the data are good again;
 * **the decimation phase**: with ``decimate = N`` only the samples with
   ``(k + 1) % N == 0`` are refined and published (every sample is filtered).
 
-It never publishes a row that is not finite. Events are :class:`Event` records; the
+It never publishes a row that is not finite, nor the row of the first sample after a
+filter (re)start when the filters include a high-pass (they start in that sample's steady
+state, so it carries no signal: zero to rounding). Events are :class:`Event` records; the
 pipeline turns them into markers and log lines.
 """
 
@@ -41,9 +44,9 @@ from numpy.typing import NDArray
 from ..config import Schedule, StreamConfig, check_value
 from ..stream.lslio import INDEX_LABEL, INDEX_MODULO
 from ..stream.ring import RingBuffer
-from .inputs import MICROVOLT_GUESS
-from .preprocess import BadDataCheck, BadDataReport
+from .inputs import guess_volts_factor
 from .processing import SourceProcessor, StageTimes
+from .quality import BadDataReport, SignalCheck
 
 __all__ = ["EVENT_KINDS", "Event", "HopScheduler", "PieceLog", "StepResult", "window_hop"]
 
@@ -61,11 +64,12 @@ EVENT_KINDS: tuple[str, ...] = (
     "timestamps_backwards",  # a stamp earlier than its predecessor
     "rate_mismatch",  # the measured input rate differs from the declared rate
     "overflow",  # the input buffer dropped its oldest samples
-    "bad_data",  # a window held bad data: its new samples are withheld
+    "bad_data",  # a piece held bad data: its samples are withheld
     "bad_data_end",  # data are good again; publishing resumes (filters restarted)
     "channel_excluded",  # bad channels excluded; the chain is rebuilt without them
     "kernel_ready",  # the rebuilt chain is ready
-    "exclude_failed",  # the exclusion could not be done; the window is withheld instead
+    "exclude_failed",  # the exclusion could not be done; the piece is withheld instead
+    "reference_channel",  # a channel exactly zero since the start: kept as the reference
     "nonfinite_output",  # the chain produced NaN/Inf: withheld, never published
     "stop_discarded",  # buffered samples discarded at a stop deadline
 )
@@ -190,10 +194,7 @@ class HopScheduler:
         n_ch = len(self.labels)
         self.window, self.hop = window_hop(cfg, self.sfreq)
         self.ring = RingBuffer.from_config(cfg, self.sfreq, n_ch, overflow=cfg.overflow)
-        w = self.window
-        self._ctx = np.zeros((w, n_ch), np.float32)
-        self._ctx_ts = np.zeros(w)
-        n_win = max(w, self.hop_end(0) + 1)
+        n_win = max(self.window, self.hop_end(0) + 1)
         self._win = np.zeros((n_win, n_ch), np.float32)
         self._win_ts = np.zeros(n_win)
         n_reg = processor.regions.n_regions
@@ -223,8 +224,10 @@ class HopScheduler:
         context, filter state, index and stamp continuity; the hop grid and the decimation
         restart at the next sample. Counters are kept."""
         self.ring.clear()
-        self._ctx_n = 0
+        self._check.reset()
+        self._references: set[str] = set()
         self.k = 0
+        self._restart_k: int | None = 0  # first sample after a filter (re)start
         self.processor.reset()
         self._need_reset = False
         self._episode_flagged = 0
@@ -251,11 +254,9 @@ class HopScheduler:
     def _setup_checks(self) -> None:
         cfg = self.cfg
         self._check_cols = np.asarray(self._used_cols(), np.intp)
-        self._check = BadDataCheck(
-            [self.labels[i] for i in self._check_cols],
-            flat_v=None if cfg.flat_uv is None else cfg.flat_uv * 1e-6,
-            saturation_v=None if cfg.saturation_uv is None else cfg.saturation_uv * 1e-6,
-        )
+        self._check = SignalCheck(
+            [self.labels[i] for i in self._check_cols], self.sfreq, flat_uv=cfg.flat_uv,
+            flat_s=cfg.flat_s, clip_s=cfg.clip_s, range_uv=cfg.saturation_uv)
 
     # -- the step -------------------------------------------------------------------------
     def step(self, samples: NDArray, stamps: NDArray, *, flush: bool = False,
@@ -408,45 +409,48 @@ class HopScheduler:
 
     def _guess_units(self, samples: NDArray, events: list[Event]) -> None:
         cols = self._unknown
-        vals = np.abs(np.asarray(samples[:, cols], np.float64))
-        med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else 0.0
-        factor = 1e-6 if med > MICROVOLT_GUESS else 1.0
+        factor, med = guess_volts_factor(samples[:, cols])
         self._scale[cols] = factor
         self._apply_scale = bool(np.any(self._scale != 1.0))
         self._unknown = np.zeros(0, np.intp)
         what = "microvolts" if factor == 1e-6 else "volts"
         events.append(Event(
             "units", f"{len(cols)} EEG channels carry no voltage unit; the first samples "
-            f"(median |x| = {med:.3g}) look like {what}, so they are taken as {what}.",
+            f"(median |x| = {med:.3g}) look like {what}, so they are taken as {what}; set "
+            "stream.units to state them.",
             {"factor": factor, "n_channels": len(cols)}))
+
+    def _report_references(self, events: list[Event]) -> None:
+        refs = [c for c in self._check.reference_channels if c not in self._references]
+        if refs:
+            self._references.update(refs)
+            events.append(Event(
+                "reference_channel",
+                f"Channel(s) {', '.join(refs)} have been exactly zero since the start: taken "
+                "as the recording reference and kept (the average reference includes them). "
+                "If they are broken instead, list them in stream.bads.",
+                {"channels": refs}))
 
     def _piece(self, n: int, n_out: int, events: list[Event]
                ) -> tuple[int, PieceLog | None, int]:
-        """Read ``n`` new samples and handle them with the preceding context; returns the
-        rows appended at ``n_out``, the piece's log (None when withheld) and the number
-        of samples withheld."""
-        keep = max(0, min(self._ctx_n, self.window - n))
-        m = keep + n
-        win, wts = self._win[:m], self._win_ts[:m]
-        if keep:
-            win[:keep] = self._ctx[self._ctx_n - keep: self._ctx_n]
-            wts[:keep] = self._ctx_ts[self._ctx_n - keep: self._ctx_n]
-        self.ring.read(n, win[keep:], wts[keep:])
+        """Read ``n`` new samples, check them and process them; returns the rows appended
+        at ``n_out``, the piece's log (None when withheld) and the number of samples
+        withheld."""
+        new, new_ts = self._win[:n], self._win_ts[:n]
+        self.ring.read(n, new, new_ts)
         k0 = self.k
         self.k += n
-        c = min(m, len(self._ctx))  # context for the next piece
-        self._ctx[:c] = win[-c:]
-        self._ctx_ts[:c] = wts[-c:]
-        self._ctx_n = c
-        new, new_ts = win[-n:], wts[-n:]
-        report = self._check(win[:, self._check_cols])
+        report = self._check(new[:, self._check_cols])
         if not report.ok and self.cfg.bad_data == "exclude" and self._exclude(report, events):
-            report = self._check(win[:, self._check_cols])
+            self._restart_k = k0  # a new chain: its filters start here
+            report = self._check(new[:, self._check_cols])
+        self._report_references(events)
         if not report.ok:
             return 0, None, self._withhold(report.message(), report.bad_channels, new_ts, events)
         proc = self.processor
         if self._need_reset:
             proc.reset()
+            self._restart_k = k0
             self._need_reset = False
             events.append(Event(
                 "bad_data_end", f"Data are good again; publishing resumes at {new_ts[0]:.6f} "
@@ -464,6 +468,14 @@ class HopScheduler:
             fl = self._withhold("The processing chain produced non-finite values (overflow?).",
                                 [], new_ts, events, kind="nonfinite_output")
             return 0, None, fl
+        n_zero = 0
+        if self._restart_k == k0:  # the first sample after a filter (re)start
+            self._restart_k = None
+            if got and proc.filter.first_output_empty and (sel is None or sel[0] == 0):
+                regions, new_ts = regions[1:], new_ts[1:]  # it represents no data
+                got -= 1
+                n_zero = 1
+                self.n_flagged += 1
         if n_out + got > len(self._out):
             size = max(n_out + got, 2 * len(self._out))
             out, out_ts = np.zeros((size, self._out.shape[1]), np.float32), np.zeros(size)
@@ -472,8 +484,7 @@ class HopScheduler:
         self._out[n_out: n_out + got] = regions
         self._out_ts[n_out: n_out + got] = new_ts
         self.n_out += got
-        return got, PieceLog(n, got, float(new_ts[-1]) if got else float(wts[-1]),
-                             proc.times), 0
+        return got, PieceLog(n, got, float(self._win_ts[n - 1]), proc.times), n_zero
 
     def _withhold(self, what: str, channels: list[str], ts: NDArray, events: list[Event],
                   kind: str = "bad_data") -> int:

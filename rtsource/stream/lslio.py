@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike, NDArray
 from pylsl.util import LostError as _PylslLostError
 from pylsl.util import TimeoutError as _PylslTimeoutError
 
-from .._util import close_matches, logger
+from .._util import close_matches, logger, unit_to_volts
 
 #: Channel types (lower case) treated as EEG. Anything else that is non-empty is skipped
 #: by preprocessing; untyped channels are used only if their label matches the head model.
@@ -92,22 +92,6 @@ _FORMAT_DTYPES: dict[int, Any] = {
 _FORMAT_NAMES: dict[int, str] = {**_NUMERIC_FORMATS, pylsl.cf_string: "string", 0: "undefined"}
 
 #: Unit strings (lower case) -> factor converting the value to volts.
-_UNIT_SCALES: dict[str, float] = {
-    "v": 1.0,
-    "volt": 1.0,
-    "volts": 1.0,
-    "mv": 1e-3,
-    "millivolt": 1e-3,
-    "millivolts": 1e-3,
-    "uv": 1e-6,
-    "µv": 1e-6,
-    "μv": 1e-6,
-    "microvolt": 1e-6,
-    "microvolts": 1e-6,
-    "nv": 1e-9,
-    "nanovolt": 1e-9,
-    "nanovolts": 1e-9,
-}
 
 
 class StreamNotFoundError(TimeoutError):
@@ -173,25 +157,6 @@ class ChannelInfo:
     def is_untyped(self) -> bool:
         """True when the stream gives no type for this channel."""
         return self.type is None
-
-
-def unit_to_volts(unit: str | None) -> float | None:
-    """Factor converting a channel's values to volts, or None if unknown.
-
-    Accepts XDF-style names (``"microvolts"``), symbols (``"uV"``, ``"µV"``, ``"mV"``,
-    ``"V"``) and mne-lsl's power-of-ten multipliers (``"0"``, ``"-6"``: values are
-    ``10**k`` volts).
-    """
-    if unit is None:
-        return None
-    text = unit.strip().lower()
-    if text in _UNIT_SCALES:
-        return _UNIT_SCALES[text]
-    try:
-        exponent = int(text)
-    except ValueError:
-        return None
-    return 10.0**exponent if -12 <= exponent <= 3 else None
 
 
 def _text(elem: Any, name: str) -> str | None:
