@@ -17,8 +17,6 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   python -m pip install --quiet --disable-pip-version-check --upgrade pip
   # The constraints file pins the CPU build of torch (an unpinned torch pulls CUDA wheels).
   python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,viewer,train,openvino]"
-  # BN246 atlas files: the atlaspy 0.0.8 wheel, without its heavy declared dependencies.
-  python -m pip install --quiet --disable-pip-version-check --no-deps "atlaspy==0.0.8"
   echo "$want" > "$stamp"
 fi
 # Two cores: LSL, BLAS and torch threads together must not oversubscribe them.
