@@ -2,9 +2,11 @@
 
 import logging
 
+from ._logging import FallbackHandler
 from ._version import __version__
 
-logging.getLogger("rtsource").addHandler(logging.NullHandler())
+# warnings reach users who configured no logging (once each); silent once they do
+logging.getLogger("rtsource").addHandler(FallbackHandler())
 
 __all__ = ["LocalizeResult", "Localizer", "__version__", "localize"]
 

@@ -15,6 +15,7 @@ import numpy as np
 
 logger = logging.getLogger("rtsource")
 
+
 #: Unit strings (lower case) and their factor to volts.
 _UNIT_SCALES: dict[str, float] = {
     "v": 1.0,

@@ -44,7 +44,7 @@ def test_localize_command(tmp_path, capsys):
     names = ["Fp1", "Fz", "Cz", "Pz", "O1", "O2", "C3", "C4", "T7", "T8", "P3", "P4"]
     raw = mne.io.RawArray(np.random.default_rng(0).normal(size=(12, 500)) * 1e-5,
                           mne.create_info(names, 250.0, "eeg"))
-    raw.set_montage("standard_1005")
+    raw.set_montage("colin27_1005")
     path = tmp_path / "x_raw.fif"
     raw.save(path)
     out_npz = tmp_path / "res.npz"

@@ -222,19 +222,25 @@ def test_published_regions_equal_localize(tmp_path: Path, lsl):
     player.start()
     pipe, reader, markers = lsl.open_pipeline(cfg)
     try:
-        assert reader.wait_for(n, timeout=60.0), reader.n
+        assert reader.wait_for(n - 1, timeout=60.0), reader.n  # the first: no data
         assert "positions" in pipe.provenance and "from MNE loc" in pipe.positions_used
     finally:
         lsl.close_all(pipe, reader, markers)
         player.stop()
-    res = rtsource.localize(mne.io.read_raw_fif(path, verbose="error"), config=cfg)
+    # the same filter settings on both paths (offline filters only when asked for)
+    res = rtsource.localize(mne.io.read_raw_fif(path, verbose="error"), config=cfg,
+                            filters=True)
     assert res.region_names == list(pipe.processor.regions.names)
     assert res.provenance["inverse_hash"] == pipe.provenance["inverse_hash"]
     assert res.provenance["headmodel_hash"] == pipe.provenance["headmodel_hash"]
+    assert res.provenance["filters_applied"] == pipe.provenance["filters"] != "none"
     live = reader.data
-    assert live.shape == res.regions.shape == (n, 246)
+    # live never publishes the filters' first sample (zero to rounding); offline keeps
+    # every time point
+    assert live.shape == res.regions[1:].shape == (n - 1, 246)
     scale = np.abs(res.regions).max()
-    np.testing.assert_allclose(live, res.regions, rtol=1e-4, atol=1e-6 * scale)
+    assert np.abs(res.regions[0]).max() < 1e-6 * scale
+    np.testing.assert_allclose(live, res.regions[1:], rtol=1e-4, atol=1e-6 * scale)
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -375,7 +381,7 @@ def test_bad_channel_excluded_and_kernel_recomputed(lsl):
     x[300:, labels.index("C3")] = np.nan  # the electrode falls off for good
     pusher, pipe, reader, markers, ts = _bad_stream(lsl, "exclude", x, labels)
     try:
-        assert reader.wait_for(n, timeout=60.0), reader.n
+        assert reader.wait_for(n - 1, timeout=60.0), reader.n  # the first: no data
         markers.wait_for("kernel_ready", timeout=5.0)
     finally:
         lsl.close_all(pipe, reader, markers)

@@ -25,7 +25,7 @@ def _write_fif(path, n_times: int = 250, sfreq: float = 250.0):
     data[len(EEG)] = np.arange(n_times)  # sample index: proves no drop / duplicate
     data[len(EEG) + 1, ::50] = 3
     raw = mne.io.RawArray(data, info, verbose="error")
-    raw.set_montage("standard_1005", verbose="error")
+    raw.set_montage("colin27_1005", verbose="error")
     fname = path / "rec_raw.fif"
     raw.save(fname, verbose="error")
     return fname, mne.io.read_raw_fif(fname, preload=True, verbose="error")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from rtsource.online.preprocess import (
-    BadDataCheck,
     CausalFilter,
     ChannelMapper,
     average_reference,
     normalize_label,
 )
+from rtsource.online.quality import SignalCheck
 
 
 def test_channel_mapper_aliases_case_and_non_eeg(caplog):
@@ -144,16 +144,17 @@ def test_average_reference_in_place():
     np.testing.assert_allclose(x, orig - orig[:, :4].mean(axis=1, keepdims=True), atol=1e-6)
 
 
-def test_bad_data_check_names_channels_and_samples():
+def test_signal_check_names_channels_and_samples():
     rng = np.random.default_rng(3)
     names = ["Fp1", "Fz", "Cz", "Pz", "Oz"]
-    x = (rng.standard_normal((20, 5)) * 1e-5).astype(np.float32)
-    check = BadDataCheck(names, flat_v=1e-7, saturation_v=5e-3)
+    x = (rng.standard_normal((200, 5)) * 1e-5).astype(np.float32)
+    check = SignalCheck(names, 500.0, range_uv=5000.0)
     assert check(x).ok and check(x).message() == ""
+    check.reset()
     x[3:5, 1] = np.nan
     x[9, 1] = np.inf
-    x[:, 2] = 1e-6  # flat
-    x[7, 3] = 0.01  # saturated
+    x[:, 2] = 1e-6  # flat (lasts more than flat_s = 0.1 s = 50 samples)
+    x[7, 3] = 0.01  # beyond the stated range
     x[8, 3] = -0.02
     rep = check(x)
     assert not rep.ok
@@ -163,6 +164,22 @@ def test_bad_data_check_names_channels_and_samples():
     assert rep.bad_channels == ["Fz", "Cz", "Pz"]
     msg = rep.message()
     assert "Fz (samples 3-4, 9)" in msg and "flat: Cz" in msg and "Pz (samples 7-8)" in msg
+
+
+def test_signal_check_piece_by_piece_equals_whole():
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((600, 4)) * 1e-5).astype(np.float32)
+    x[100:300, 1] = x[100, 1]
+    x[400:, 2] = x[:, 2].max()
+    whole = SignalCheck(list("abcd"), 1000.0)(x)
+    check = SignalCheck(list("abcd"), 1000.0)
+    flat, sat = set(), {}
+    for i in range(0, 600, 7):
+        rep = check(x[i:i + 7])
+        flat |= set(rep.flat)
+        for k, v in rep.saturated.items():
+            sat.setdefault(k, []).extend(j + i for j in v)
+    assert flat == set(whole.flat) == {"b"} and sat == whole.saturated and list(sat) == ["c"]
 
 
 def test_filter_from_config_disables_edges_above_nyquist(caplog):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
 import mne
 import numpy as np
 
-from .._util import close_matches
+from .._util import logger
 
 MontageSpec = str | Path | mne.channels.DigMontage | tuple[Sequence[str], np.ndarray]
 
@@ -20,7 +21,7 @@ def get_montage(spec: MontageSpec) -> mne.channels.DigMontage:
     ----------
     spec : str | Path | DigMontage | (labels, positions)
         An MNE standard montage name (``biosemi128``, ``GSN-HydroCel-129``,
-        ``standard_1005``, ...), a path to an electrode file MNE reads
+        ``colin27_1005``, ...; MNE's former names such as ``standard_1020`` too), a path to an electrode file MNE reads
         (.elc, .sfp, .loc, .locs, .eloc, .csd, .elp, .bvef, .txt, .hpts, ...), a DigMontage, or a tuple
         of labels and an (n, 3) array of positions in metres in the fsaverage-aligned
         head frame.
@@ -47,6 +48,12 @@ def get_montage(spec: MontageSpec) -> mne.channels.DigMontage:
     lower = {b.lower(): b for b in builtin}
     if spec_str.lower() in lower:
         return mne.channels.make_standard_montage(lower[spec_str.lower()])
+    renamed = {k.lower(): v for k, v in renamed_montages().items()}
+    if spec_str.lower() in renamed and renamed[spec_str.lower()] in builtin:
+        new = renamed[spec_str.lower()]
+        logger.info("Montage %r is MNE's former name of %r (renamed in MNE 1.13); using %r.",
+                    spec_str, new, new)
+        return mne.channels.make_standard_montage(new)
     path = Path(spec_str).expanduser()
     if path.exists():
         try:
@@ -58,8 +65,40 @@ def get_montage(spec: MontageSpec) -> mne.channels.DigMontage:
             ) from err
     raise ValueError(
         f"Unknown montage {spec_str!r}: it is neither an MNE standard montage nor an existing "
-        f"file.{close_matches(spec_str, builtin)} Standard montages: {', '.join(builtin)}."
+        f"file.{_suggest(spec_str, builtin)} Standard montages: {', '.join(builtin)}."
     )
+
+
+#: MNE's former names of its template montages (MNE 1.13 renamed them; the old names are
+#: still accepted by MNE 1.13 with a FutureWarning and by rtsource after MNE drops them).
+RENAMED_MONTAGES: dict[str, str] = {
+    "standard_1005": "colin27_1005",
+    "standard_1020": "colin27_1020",
+    "standard_alphabetic": "colin27_alphabetic",
+    "standard_postfixed": "colin27_postfixed",
+    "standard_prefixed": "colin27_prefixed",
+    "standard_primed": "colin27_primed",
+}
+
+
+def renamed_montages() -> dict[str, str]:
+    """Former montage name -> current name: MNE's own table where it has one, else
+    :data:`RENAMED_MONTAGES`."""
+    from mne.channels import montage as _mne_montage
+
+    return {**RENAMED_MONTAGES,
+            **getattr(_mne_montage, "_DEPRECATED_STANDARD_MONTAGES", {})}
+
+
+def _suggest(name: str, builtin: list[str]) -> str:
+    """Close matches, a former name's replacement first (never a montage whose positions
+    differ, such as fsaverage_1020 for standard_1020, ahead of the real one)."""
+    renamed = renamed_montages()
+    old = difflib.get_close_matches(name, list(renamed), n=1, cutoff=0.6)
+    items = [f"{renamed[old[0]]!r} (formerly {old[0]!r})"] if old else []
+    items += [repr(m) for m in difflib.get_close_matches(name, builtin, n=4, cutoff=0.6)
+              if not old or m != renamed[old[0]]]
+    return f" Did you mean {', '.join(items)}?" if items else ""
 
 
 def montage_label(spec: MontageSpec) -> str:

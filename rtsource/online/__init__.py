@@ -2,7 +2,7 @@
 
 Each stage is a constructor that precomputes everything and a pure call:
 :class:`~rtsource.online.preprocess.ChannelMapper`, :class:`~.preprocess.CausalFilter`,
-:class:`~.preprocess.BadDataCheck`, the inverse (:mod:`rtsource.inverse`),
+:class:`~.quality.SignalCheck` (the same rule live and offline), the inverse (:mod:`rtsource.inverse`),
 :class:`~.refine.Refiner` (a network on an engine handed in), the regions
 (:mod:`rtsource.regions`); :class:`~.processing.SourceProcessor` chains them and
 :class:`~.scheduler.HopScheduler` decides, without threads or sockets, what to publish.

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from .._util import stable_hash
+from .._util import close_matches, logger, stable_hash, unit_to_volts
 from ..config import Config, from_dict, load_config
 from ..headmodel.montage import MontageSpec
+from .inputs import MICROVOLT_GUESS, data_units
 from .processing import SourceProcessor
+from .quality import SignalCheck
 
 __all__ = ["LocalizeResult", "Localizer", "clear_cache", "localize"]
 
@@ -87,17 +89,35 @@ class Localizer:
     method : ``"eloreta"``, ``"sloreta"``, ``"dspm"``, ``"mne"`` or ``"piunet"`` (eLORETA
         refined by 3D-PIUNet; Morik et al., IEEE TMI 2025). None: the config's.
     atlas : ``"bn246"`` (default), ``"aal3"``, ``"hcpex"`` or a labelled NIfTI path.
-    config : a Config or TOML path; ``method``/``atlas``/``montage`` override it. Its
-        filter settings apply here as in the live pipeline (set them to None to disable).
+    config : a Config, TOML path or dict of sections; ``method``/``atlas``/``montage``
+        override it.
     ch_types : channel types (None: all EEG).
     on_missing : ``"raise"`` or ``"drop"`` EEG channels that are not in the montage.
+    exclude : channels left out (bad channels), as MNE's ``info["bads"]``; recorded in
+        the provenance.
+    units : ``"auto"`` (default: volts, unless the values can only be microvolts, median
+        |x| > 0.5, which are converted with a warning) or the data's unit (``"V"``,
+        ``"mV"``, ``"uV"``); a stated unit the values contradict raises.
+    filters : apply the config's ``[stream]`` band-pass and notch (the live path's causal
+        filters, from the first sample's steady state) to each array. Default False: data
+        given offline are usually filtered already (MNE Raw/Epochs/Evoked); filtering a
+        short window from a fresh state distorts it. A warning says when the data are
+        too short for the high-pass to settle.
     progress : progress bars while a head model or kernel is built the first time.
 
     Raises
     ------
     ValueError
-        For an invalid method, atlas or setting (the message names it), or channels missing
-        from the montage with ``on_missing="raise"``.
+        For an invalid method, atlas, unit or setting (the message names it), excluded
+        channels that are not in ``ch_names``, or channels missing from the montage with
+        ``on_missing="raise"``.
+
+    Notes
+    -----
+    Every array passes the live path's signal check (:class:`~.quality.SignalCheck`: flat
+    runs, channels stuck at a rail, the device range ``stream.saturation_uv``). Bad
+    channels raise a ValueError naming them and the times, unless
+    ``config["stream"]["bad_data"] == "exclude"``, which leaves them out with a warning.
 
     Examples
     --------
@@ -108,10 +128,14 @@ class Localizer:
 
     def __init__(self, ch_names: Sequence[str], sfreq: float,
                  montage: MontageSpec | None = None, method: str | None = None,
-                 atlas: str | None = None, *, config: Config | str | Path | None = None,
+                 atlas: str | None = None, *, config: Config | str | Path | dict | None = None,
                  ch_types: Sequence[str] | None = None, on_missing: str = "raise",
+                 exclude: Sequence[str] = (), units: str = "auto", filters: bool = False,
                  progress: bool = False) -> None:
-        self.cfg = _config(config, method, atlas)
+        if not isinstance(filters, bool):
+            raise ValueError(f"filters = {filters!r} must be True or False.")
+        self.cfg = _config(config, method, atlas, filters)
+        self.filters = filters
         if isinstance(ch_names, str):
             raise ValueError(f"ch_names = {ch_names!r} must be a list of channel labels, one per "
                              "row of the data.")
@@ -121,12 +145,40 @@ class Localizer:
         if dups:
             raise ValueError(f"Channel labels {dups} occur more than once in ch_names; every "
                              "row of the data needs its own label.")
+        if isinstance(exclude, str):
+            raise ValueError(f"exclude = {exclude!r} must be a list of channel labels.")
+        lower = {c.lower(): c for c in self.ch_names}
+        unknown = [c for c in exclude if c.lower() not in lower]
+        if unknown:
+            raise ValueError(f"exclude names {unknown}, which are not in ch_names; give labels "
+                             f"of the data's rows.{close_matches(unknown[0], self.ch_names)}")
+        self.exclude = [lower[c.lower()] for c in exclude]
+        if not (isinstance(units, str) and (units.strip().lower() == "auto"
+                                            or unit_to_volts(units) is not None)):
+            raise ValueError(f"units = {units!r} is not valid; give 'auto' or a voltage unit "
+                             "('V', 'mV', 'uV').")
+        self.units = units
         self.sfreq = float(sfreq)
-        self.processor = SourceProcessor(
-            self.cfg, self.ch_names, self.sfreq, ch_types=ch_types,
-            montage=montage if montage is not None else self.cfg.headmodel.montage,
-            on_missing=on_missing,
-            progress=progress)
+        self._types = list(ch_types) if ch_types is not None else ["eeg"] * len(self.ch_names)
+        self._montage = montage if montage is not None else self.cfg.headmodel.montage
+        self._on_missing = on_missing
+        self._progress = progress
+        self._procs: dict[frozenset[str], SourceProcessor] = {}
+        self.processor = self._processor(frozenset(self.exclude))
+        if self.exclude:
+            logger.info("Channels left out (bad): %s.", ", ".join(self.exclude))
+
+    def _processor(self, excluded: frozenset[str]) -> SourceProcessor:
+        """The chain without the ``excluded`` channels (built once per set)."""
+        proc = self._procs.get(excluded)
+        if proc is None:
+            types = ["bad" if c in excluded else t
+                     for c, t in zip(self.ch_names, self._types, strict=True)]
+            proc = SourceProcessor(self.cfg, self.ch_names, self.sfreq, ch_types=types,
+                                   montage=self._montage, on_missing=self._on_missing,
+                                   progress=self._progress)
+            self._procs[excluded] = proc
+        return proc
 
     @property
     def method(self) -> str:
@@ -148,12 +200,12 @@ class Localizer:
                              f"{arr.shape}.{hint}")
 
     def apply(self, data: np.ndarray, t0: float = 0.0) -> LocalizeResult:
-        """Localise ``data`` with the prepared stages (filters start from a fresh state).
+        """Localise ``data`` with the prepared stages (each array or epoch on its own).
 
         Parameters
         ----------
-        data : (n_channels, n_times) or (n_epochs, n_channels, n_times) float array in
-            volts, rows in the order of ``ch_names``.
+        data : (n_channels, n_times) or (n_epochs, n_channels, n_times) real array, rows
+            in the order of ``ch_names``, in volts (or the ``units`` given).
         t0 : time of the first sample in seconds (for ``times``).
 
         Returns
@@ -163,7 +215,9 @@ class Localizer:
         Raises
         ------
         ValueError
-            For a wrong shape (a transposed array is named as such) or NaN/Inf samples.
+            For a wrong shape (a transposed array is named as such), NaN/Inf samples,
+            units the values contradict, or flat or saturated channels (named, with
+            times; see the class notes).
         """
         arr = np.asarray(data)
         self.check_shape(arr, self.ch_names)
@@ -173,10 +227,21 @@ class Localizer:
         if np.iscomplexobj(arr):
             raise ValueError("data are complex; give real-valued EEG in volts.")
         arrays = arr if epochs_axis else arr[None]
-        for i, a in enumerate(arrays):
-            _check_finite(a, self.ch_names, i if epochs_axis else None)
         proc = self.processor
+        used = proc.mapper.mapping.stream_index
+        for i, a in enumerate(arrays):
+            _check_finite(a[used], [self.ch_names[c] for c in used], i if epochs_axis else None)
+        factor, units_text = data_units(self.units, arrays[:, used], "units")
+        if factor != 1.0:
+            arrays = arrays * factor
+            if self.units.strip().lower() == "auto":
+                logger.warning("The data look like microvolts, not volts (median |x| > %g); "
+                               "they are converted (x 1e-6). Pass units='uV' to say so, or "
+                               "units='V' if they really are volts.", MICROVOLT_GUESS)
+        proc, quality = self._checked(arrays, proc, t0)
         n_t = arrays.shape[-1]
+        if self.filters:
+            self._warn_short(n_t)
         sources = np.empty((len(arrays), n_t, proc.headmodel.n_sources, 3), np.float32)
         regions = np.empty((len(arrays), n_t, proc.regions.n_regions), np.float32)
         for i, a in enumerate(arrays):
@@ -185,14 +250,74 @@ class Localizer:
             sources[i], regions[i] = s, r
         if not epochs_axis:
             sources, regions = sources[0], regions[0]
+        excluded = sorted(set(self.ch_names) - {self.ch_names[c] for c in
+                                                 proc.mapper.mapping.stream_index}
+                          & (set(self.exclude) | set(quality.get("excluded", []))))
+        prov = {**proc.provenance(), "units": units_text,
+                "filters_applied": (proc.provenance()["filters"] if self.filters else
+                                    "none (offline default; filters=True applies the config's)"),
+                "excluded_channels": ", ".join(excluded) or "none",
+                "signal_check": quality["text"]}
         return LocalizeResult(
             sources=sources, positions_mni=proc.headmodel.src_pos_mni, regions=regions,
             region_names=list(proc.regions.names), times=t0 + np.arange(n_t) / self.sfreq,
-            method=self.method, provenance=proc.provenance())
+            method=self.method, provenance=prov)
+
+    def _checked(self, arrays: np.ndarray, proc: SourceProcessor, t0: float
+                 ) -> tuple[SourceProcessor, dict[str, Any]]:
+        """The live path's signal check on every array; bad channels raise or (policy
+        ``exclude``) are left out."""
+        used = proc.mapper.mapping.stream_index
+        names = [self.ch_names[c] for c in used]
+        check = SignalCheck(names, self.sfreq, flat_uv=self.cfg.stream.flat_uv,
+                            flat_s=self.cfg.stream.flat_s, clip_s=self.cfg.stream.clip_s,
+                            range_uv=self.cfg.stream.saturation_uv)
+        bad: dict[str, str] = {}
+        refs: set[str] = set()
+        for i, a in enumerate(arrays):
+            check.reset()
+            rep = check(np.ascontiguousarray(a[used].T))
+            refs.update(check.reference_channels)
+            where = f" (epoch {i})" if len(arrays) > 1 else ""
+            for ch in rep.flat:
+                bad.setdefault(ch, f"{ch} flat{where}")
+            for ch, idx in rep.saturated.items():
+                bad.setdefault(ch, f"{ch} saturated{where} at {t0 + idx[0] / self.sfreq:.3f}-"
+                               f"{t0 + idx[-1] / self.sfreq:.3f} s")
+        text = "ok" if not bad else "bad: " + "; ".join(bad.values())
+        if refs:
+            logger.info("Channels %s are exactly zero: taken as the recording reference and "
+                        "kept.", ", ".join(sorted(refs)))
+            text += f"; reference (all zero, kept): {', '.join(sorted(refs))}"
+        if not bad:
+            return proc, {"text": text}
+        if self.cfg.stream.bad_data != "exclude":
+            raise ValueError(
+                f"Bad channels (the live path's rule; stream.flat_s, stream.clip_s, "
+                f"stream.saturation_uv): {'; '.join(bad.values())}. Leave them out with "
+                f"exclude={sorted(bad)!r} (or mark them in info['bads']), or set "
+                "config={'stream': {'bad_data': 'exclude'}} to leave such channels out "
+                "automatically.")
+        logger.warning("Leaving out bad channels (stream.bad_data = 'exclude'): %s.",
+                       "; ".join(bad.values()))
+        return (self._processor(frozenset(self.exclude) | frozenset(bad)),
+                {"text": text + " (left out)", "excluded": list(bad)})
+
+    def _warn_short(self, n_t: int) -> None:
+        hp = self.cfg.stream.highpass_hz
+        if hp is None:
+            return
+        settle_s = 3.0 / hp  # a few time constants of the high-pass
+        if n_t / self.sfreq < settle_s:
+            logger.warning(
+                "filters=True on %.3g s of data: the %g Hz high-pass needs about %.3g s to "
+                "settle, so the output carries the filter's start-up. Filter the whole "
+                "recording first (e.g. MNE's raw.filter) and pass filters=False.",
+                n_t / self.sfreq, hp, settle_s)
 
 
 def _config(config: Config | str | Path | dict | None, method: str | None,
-            atlas: str | None) -> Config:
+            atlas: str | None, filters: bool = True) -> Config:
     if isinstance(config, dict):  # sections as in a TOML file
         cfg = from_dict(Config, config)
     else:
@@ -200,6 +325,9 @@ def _config(config: Config | str | Path | dict | None, method: str | None,
     cfg = cfg.with_method(method)
     if atlas is not None:
         cfg = dataclasses.replace(cfg, regions=dataclasses.replace(cfg.regions, atlas=atlas))
+    if not filters:
+        cfg = dataclasses.replace(cfg, stream=dataclasses.replace(
+            cfg.stream, highpass_hz=None, lowpass_hz=None, notch_hz=None))
     return cfg
 
 
@@ -234,9 +362,12 @@ def localize(
     method: str | None = None,
     atlas: str | None = None,
     *,
-    config: Config | str | Path | None = None,
+    config: Config | str | Path | dict | None = None,
     ch_types: Sequence[str] | None = None,
     on_missing: str = "raise",
+    exclude: Sequence[str] | str = "bads",
+    units: str = "auto",
+    filters: bool = False,
     progress: bool = False,
 ) -> LocalizeResult:
     """Localise EEG offline with exactly the stages ``rtsource run`` uses, minus LSL.
@@ -248,19 +379,27 @@ def localize(
 
     Parameters
     ----------
-    data : (n_channels, n_times) or (n_epochs, n_channels, n_times) array in volts, or an
-        MNE Raw, Epochs or Evoked (EEG channels are picked; positions come from the object's
-        montage unless ``montage`` is given).
+    data : (n_channels, n_times) or (n_epochs, n_channels, n_times) array in volts (or
+        ``units``), or an MNE Raw, Epochs or Evoked (EEG channels are picked; positions
+        come from the object's montage unless ``montage`` is given).
     ch_names : channel labels (arrays only).
     sfreq : sampling rate in Hz (arrays only).
     montage : standard montage name, electrode file, DigMontage or (labels, positions).
     method : "eloreta", "sloreta", "dspm", "mne" or "piunet" (eLORETA refined by
         3D-PIUNet). None: the config's (default eloreta).
     atlas : "bn246" (default), "aal3", "hcpex" or a labelled NIfTI path.
-    config : a Config or TOML path; ``method``/``atlas``/``montage`` override it. Its
-        filter settings apply here as in the live pipeline (set them to None to disable).
+    config : a Config, TOML path or dict of sections; ``method``/``atlas``/``montage``
+        override it.
     ch_types : channel types (arrays only; None: all EEG).
     on_missing : "raise" or "drop" EEG channels that are not in the montage.
+    exclude : ``"bads"`` (default: an MNE object's ``info["bads"]`` are left out, as MNE
+        does), ``()`` to keep every channel, or a list of labels to leave out.
+    units : "auto" (arrays: volts unless the values can only be microvolts, converted
+        with a warning; MNE objects: volts, MNE's unit) or the data's unit ("V", "mV",
+        "uV"); a stated unit the values contradict raises, naming the factor.
+    filters : apply the config's ``[stream]`` causal band-pass and notch, as the live path
+        does (default False: offline data are filtered by the user, e.g. MNE's
+        ``raw.filter``). The provenance says what was applied.
     progress : progress bars while a head model or kernel is built the first time.
 
     Returns
@@ -270,25 +409,30 @@ def localize(
     Raises
     ------
     ValueError
-        For invalid settings (named), a wrong shape, NaN/Inf samples, or channels missing
-        from the montage.
+        For invalid settings (named), a wrong shape, NaN/Inf samples, units the values
+        contradict, flat or saturated channels (named, with times: leave them out with
+        ``exclude``), or channels missing from the montage.
     """
-    cfg = _config(config, method, atlas)
     t0 = 0.0
+    if isinstance(exclude, str) and exclude != "bads":
+        raise ValueError(f"exclude = {exclude!r} must be 'bads', () or a list of labels.")
     if hasattr(data, "info") and hasattr(data, "get_data"):
-        import mne
-
         inst = data.copy().pick("eeg")
         if montage is None:
             dig = inst.get_montage()
             if dig is None:
                 raise ValueError("The MNE object has no electrode positions; pass montage=... "
-                                 "(e.g. 'standard_1005' or an electrode file).")
+                                 "(e.g. 'colin27_1005', MNE's 10-05 template, or an "
+                                 "electrode file).")
             montage = dig
         ch_names, sfreq = inst.ch_names, inst.info["sfreq"]
-        arrays = inst.get_data() if isinstance(inst, mne.BaseEpochs) else inst.get_data()
+        arrays = inst.get_data()
         t0 = float(inst.times[0])
         ch_types = None
+        excluded = list(inst.info["bads"]) if exclude == "bads" else list(exclude)
+        units = "V" if units == "auto" else units  # MNE stores volts
+        if filters:
+            _warn_refilter(inst.info, config)
     else:
         arrays = np.asarray(data)
         if ch_names is None or sfreq is None:
@@ -296,18 +440,30 @@ def localize(
         if isinstance(ch_names, str) or arrays.ndim not in (2, 3) or (
                 arrays.shape[-2] != len(ch_names)):
             Localizer.check_shape(arrays, ch_names)
+        excluded = [] if exclude == "bads" else list(exclude)
+    cfg = _config(config, method, atlas, filters)
     if montage is None:
         montage = cfg.headmodel.montage
     key = stable_hash(dataclasses.asdict(cfg), list(ch_names), float(sfreq),
                       list(ch_types) if ch_types is not None else None,
-                      _montage_key(montage), on_missing)
+                      _montage_key(montage), on_missing, sorted(excluded), units, filters)
     loc = _CACHE.get(key)
     if loc is None:
         loc = Localizer(ch_names, float(sfreq), montage, config=cfg, ch_types=ch_types,
-                        on_missing=on_missing, progress=progress)
+                        on_missing=on_missing, exclude=excluded, units=units, filters=filters,
+                        progress=progress)
         _CACHE[key] = loc
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     else:
         _CACHE.move_to_end(key)
     return loc.apply(arrays, t0=t0)
+
+
+def _warn_refilter(info: Any, config: Any) -> None:
+    """Warn when ``filters=True`` filters an MNE object a second time."""
+    hp, lp = float(info.get("highpass") or 0.0), float(info.get("lowpass") or 0.0)
+    if hp > 0 or (lp and lp < info["sfreq"] / 2 - 1e-6):
+        logger.warning("filters=True filters data that are already filtered (info['highpass'] "
+                       "= %g Hz, info['lowpass'] = %g Hz) a second time; pass filters=False "
+                       "to use them as they are.", hp, lp)

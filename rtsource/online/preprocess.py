@@ -7,7 +7,6 @@ Each stage precomputes in its constructor and has a cheap call:
 * :class:`CausalFilter`: Butterworth band-pass and notch as second-order sections whose
   state carries across chunks (chunked output equals whole-signal output).
 * :func:`average_reference`: in-place common average reference.
-* :class:`BadDataCheck`: NaN/Inf, flat and saturated channels in a window.
 """
 
 from __future__ import annotations
@@ -34,18 +33,59 @@ DEFAULT_ALIASES: dict[str, str] = {
 
 _PREFIX = re.compile(r"^(eeg)[\s_\-:]+", re.IGNORECASE)
 _SUFFIX = re.compile(r"[\s_\-]+(ref|le|ar|avg|a1a2|a1|a2|m1m2|m1|m2|cz)$", re.IGNORECASE)
+_ANY_SUFFIX = re.compile(r"^(.+?)[\s_]*-[\s_]*([A-Za-z0-9]+)$")
+
+
+def _clean(label: str) -> str:
+    """Surrounding space and EDF's padding dots removed (``"Fc5."`` -> ``"Fc5"``)."""
+    return label.strip().rstrip(".").strip()
 
 
 def normalize_label(label: str) -> str:
-    """Canonical lower-case key for a channel label.
+    """Canonical lower-case key for one channel label.
 
-    Strips surrounding space, an ``"EEG "`` prefix and a reference suffix such as
-    ``"-REF"`` or ``"-LE"`` (as EDF exports write ``"EEG Fp1-REF"``). A label that would
-    become empty is kept as it is.
+    Strips surrounding space, trailing dots (EDF files pad labels with them: ``"Fc5."``,
+    ``"Cz.."``), an ``"EEG "`` prefix and a reference suffix such as ``"-REF"``, ``"-LE"``,
+    ``"-A1"`` or ``"-Cz"`` (as EDF exports write ``"EEG Fp1-REF"``). A label that would
+    become empty is kept as it is. :func:`normalize_labels` also strips a reference suffix
+    that all the labels share (``"EEG Fp1-CPz"``).
     """
-    text = label.strip()
+    text = _clean(label)
     stripped = _SUFFIX.sub("", _PREFIX.sub("", text)).strip()
     return (stripped or text).lower()
+
+
+def common_reference_suffix(labels: Sequence[str]) -> str | None:
+    """The ``"-X"`` suffix shared by at least two thirds of ``labels`` (and at least two),
+    taken as the recording reference (``"EEG Fp1-CPz"``, ``"EEG C3-CPz"``...), or None.
+
+    Bipolar derivations (``"Fp1-F7"``, ``"F7-T7"``...) have varied suffixes: None.
+    """
+    suffixes: dict[str, int] = {}
+    for lab in labels:
+        m = _ANY_SUFFIX.match(_PREFIX.sub("", _clean(lab)))
+        if m:
+            key = m.group(2).lower()
+            suffixes[key] = suffixes.get(key, 0) + 1
+    if not suffixes:
+        return None
+    key, count = max(suffixes.items(), key=lambda kv: kv[1])
+    return key if count >= 2 and count >= 2 * len(labels) / 3 else None
+
+
+def normalize_labels(labels: Sequence[str]) -> list[str]:
+    """Canonical keys for a stream's or file's labels (:func:`normalize_label`, plus the
+    shared reference suffix of :func:`common_reference_suffix` removed)."""
+    ref = common_reference_suffix(labels)
+    out = []
+    for lab in labels:
+        text = _PREFIX.sub("", _clean(lab))
+        if ref is not None:
+            m = _ANY_SUFFIX.match(text)
+            if m and m.group(2).lower() == ref:
+                text = m.group(1)
+        out.append(normalize_label(text) if text else normalize_label(lab))
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,12 +190,15 @@ class ChannelMapper:
         unmapped: list[str] = []
         skipped: list[tuple[str, str | None]] = []
         duplicates: list[str] = []
+        eeg_like = [lab for lab, typ in zip(stream_labels, stream_types, strict=True)
+                    if (typ or "").strip().lower() in ("", *EEG_TYPES)]
+        keys = dict(zip(eeg_like, normalize_labels(eeg_like), strict=True))
         for i, (lab, typ) in enumerate(zip(stream_labels, stream_types, strict=True)):
             t = (typ or "").strip().lower() or None
             if t is not None and t not in EEG_TYPES:
                 skipped.append((lab, t))
                 continue
-            key = normalize_label(lab) if lab else ""
+            key = keys.get(lab, normalize_label(lab)) if lab else ""
             j = model_keys.get(key)
             if j is None and key in both:
                 j = model_keys.get(both[key])
@@ -501,142 +544,3 @@ def average_reference(x: NDArray, good: NDArray[np.bool_] | None = None) -> NDAr
         mean = x[:, good].mean(axis=1, keepdims=True, dtype=np.float64)
     x -= mean.astype(x.dtype, copy=False)
     return x
-
-
-# -- bad data -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BadDataReport:
-    """What :class:`BadDataCheck` found in one window.
-
-    Attributes
-    ----------
-    nonfinite : dict of str to list of int
-        Channel -> sample indices (within the window) holding NaN or ±Inf.
-    flat : list of str
-        Channels whose peak-to-peak amplitude is below the flat threshold.
-    saturated : dict of str to list of int
-        Channel -> sample indices at or beyond the saturation level.
-    """
-
-    nonfinite: dict[str, list[int]]
-    flat: list[str]
-    saturated: dict[str, list[int]]
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing was flagged."""
-        return not (self.nonfinite or self.flat or self.saturated)
-
-    @property
-    def bad_channels(self) -> list[str]:
-        """Every flagged channel, each once, in flag order."""
-        seen: dict[str, None] = {}
-        for name in (*self.nonfinite, *self.flat, *self.saturated):
-            seen[name] = None
-        return list(seen)
-
-    def message(self, max_items: int = 8) -> str:
-        """A sentence naming the channels and samples (empty when :attr:`ok`)."""
-        if self.ok:
-            return ""
-
-        def idx(d: dict[str, list[int]]) -> str:
-            items = [f"{k} (samples {_ranges(v)})" for k, v in list(d.items())[:max_items]]
-            more = f" and {len(d) - max_items} more" if len(d) > max_items else ""
-            return ", ".join(items) + more
-
-        parts = []
-        if self.nonfinite:
-            parts.append(f"NaN/Inf in {idx(self.nonfinite)}")
-        if self.flat:
-            more = f" and {len(self.flat) - max_items} more" if len(self.flat) > max_items else ""
-            parts.append(f"flat: {', '.join(self.flat[:max_items])}{more}")
-        if self.saturated:
-            parts.append(f"saturated: {idx(self.saturated)}")
-        return "Bad data: " + "; ".join(parts) + "."
-
-
-def _ranges(indices: Sequence[int], max_ranges: int = 4) -> str:
-    """Compact '0-4, 9, 12-13' rendering of sorted indices."""
-    out: list[str] = []
-    start = prev = None
-    for i in indices:
-        if start is None:
-            start = prev = i
-        elif i == prev + 1:  # type: ignore[operator]
-            prev = i
-        else:
-            out.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = i
-    if start is not None:
-        out.append(f"{start}" if start == prev else f"{start}-{prev}")
-    if len(out) > max_ranges:
-        return ", ".join(out[:max_ranges]) + ", ..."
-    return ", ".join(out)
-
-
-class BadDataCheck:
-    """Flag NaN/Inf, flat and saturated channels in a window.
-
-    Parameters
-    ----------
-    ch_names : sequence of str
-        Channel names (window columns).
-    flat_v : float | None
-        Peak-to-peak amplitude (volts) below which a channel is flat (default 0.1 µV);
-        None disables.
-    saturation_v : float | None
-        Absolute amplitude (volts) at or above which a sample counts as saturated
-        (default 5 mV, suited to filtered EEG; give the amplifier's range for raw
-        DC-coupled data); None disables.
-    scale : float
-        Factor converting the window's values to volts (1e-6 for microvolt streams).
-    """
-
-    def __init__(
-        self,
-        ch_names: Sequence[str],
-        flat_v: float | None = 1e-7,
-        saturation_v: float | None = 5e-3,
-        scale: float = 1.0,
-    ) -> None:
-        self.ch_names = list(ch_names)
-        self.flat = None if flat_v is None else float(flat_v) / scale
-        self.saturation = None if saturation_v is None else float(saturation_v) / scale
-
-    def __call__(self, x: NDArray) -> BadDataReport:
-        """Check one window.
-
-        Parameters
-        ----------
-        x : array, shape (n_samples, n_channels)
-
-        Returns
-        -------
-        report : BadDataReport
-        """
-        if x.ndim != 2 or x.shape[1] != len(self.ch_names):
-            raise ValueError(
-                f"Expected a window of shape (n_samples, {len(self.ch_names)}), got {x.shape}."
-            )
-        finite = np.isfinite(x)
-        nonfinite: dict[str, list[int]] = {}
-        if not finite.all():
-            for c in np.flatnonzero(~finite.all(axis=0)):
-                nonfinite[self.ch_names[c]] = np.flatnonzero(~finite[:, c]).tolist()
-        flat: list[str] = []
-        if self.flat is not None and x.shape[0] > 1:
-            with np.errstate(invalid="ignore"):
-                ptp = np.ptp(np.where(finite, x, 0.0), axis=0) if nonfinite else np.ptp(x, axis=0)
-            for c in np.flatnonzero(ptp < self.flat):
-                if self.ch_names[c] not in nonfinite:
-                    flat.append(self.ch_names[c])
-        saturated: dict[str, list[int]] = {}
-        if self.saturation is not None:
-            with np.errstate(invalid="ignore"):
-                sat = np.abs(x) >= self.saturation
-                sat &= finite
-            if sat.any():
-                for c in np.flatnonzero(sat.any(axis=0)):
-                    saturated[self.ch_names[c]] = np.flatnonzero(sat[:, c]).tolist()
-        return BadDataReport(nonfinite=nonfinite, flat=flat, saturated=saturated)

@@ -182,8 +182,9 @@ class SourceProcessor:
             "method": self.method, "inverse_method": inv.method,
             "lambda2": f"{inv.lambda2:g}",
             "inverse_hash": inv.hash,
-            "filters": f"highpass {f.highpass} Hz, lowpass {f.lowpass} Hz, notch {f.notch} Hz "
-                       "(causal Butterworth/IIR)",
+            "filters": (f"highpass {f.highpass} Hz, lowpass {f.lowpass} Hz, notch {f.notch} Hz "
+                        "(causal Butterworth/IIR, started in the first sample's steady state)"
+                        if len(f.sos) else "none"),
             "filter_delay_s": f"{f.delay_s:.4f}",
             "reference": "average (projector folded into the inverse kernel)",
             **(self.refiner.provenance() if self.refiner is not None else {}),
