@@ -32,9 +32,10 @@ from .library import LibraryConfig, WaveformLibrary, build_library, detect_spike
 from .neuralmass import DT_MS, BrainModel, NodeParams, Stimulus
 from .nodes import THALAMIC_NUCLEI, BrainNodes, brain_nodes
 from .regimes import REGIMES, DynamicsConfig, RegimeSimulation
+from .stream import DynamicAmplifier, DynamicSignal
 
 __all__ = [
-    "DT_MS", "EDR_LAMBDA_PER_MM", "NOISE_KINDS", "REGIMES", "THALAMIC_NUCLEI",
+    "DT_MS", "EDR_LAMBDA_PER_MM", "DynamicAmplifier", "DynamicSignal", "NOISE_KINDS", "REGIMES", "THALAMIC_NUCLEI",
     "THALAMOCORTICAL_TARGETS", "VELOCITY_MM_PER_MS", "BrainModel", "BrainNodes", "Connectome",
     "DynamicComposer", "DynamicSample", "DynamicsConfig", "LibraryConfig", "NodeParams",
     "RegimeSimulation", "RegionProjector", "Stimulus", "WaveformLibrary", "brain_nodes",
