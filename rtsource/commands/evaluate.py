@@ -42,10 +42,70 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="eval-out", metavar="DIR",
                    help="output folder for CSV, markdown and PNG files (default eval-out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = p.add_argument_group("dynamic sweeps (brain model: region time courses per regime)")
+    d.add_argument("--dynamic", action="store_true",
+                   help="run the dynamic sweep instead: every method (eloreta, sloreta, dspm, mne, "
+                        "piunet) on windows composed from the brain model's regimes; region "
+                        "precision, recall, localisation error and |r|, cortical and thalamic")
+    d.add_argument("--regimes", default="spontaneous,evoked,interictal,ictal",
+                   help="comma-separated regimes (spontaneous, evoked, interictal, ictal)")
+    d.add_argument("--snrs", default="5,10,20", help="comma-separated sensor SNRs in dB")
+    d.add_argument("--windows", type=int, default=20, metavar="N",
+                   help="windows per regime and SNR (default 20)")
+    d.add_argument("--window-s", type=float, default=0.5, metavar="S",
+                   help="window length (default 0.5 s)")
+    d.add_argument("--methods", default="eloreta,sloreta,dspm,mne,piunet",
+                   help="comma-separated methods (default all five)")
+    d.add_argument("--noise", choices=["white", "correlated", "real"], default="white",
+                   help="sensor noise (real: DeepSIF's resting EEG interpolated to the montage)")
+    d.add_argument("--library-runs", type=int, default=6, metavar="N",
+                   help="simulations per regime in the cached library (default 6)")
+    d.add_argument("--library-s", type=float, default=20.0, metavar="S",
+                   help="seconds per library simulation (default 20)")
+    d.add_argument("--piunet-every", type=int, default=2, metavar="K",
+                   help="score every K-th sample of a window (3D-PIUNet runs per sample; "
+                        "default 2)")
+
+
+def _run_dynamic(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+
+    import torch
+
+    from ..evaluate.dynamic import DynamicEvalConfig, dynamic_markdown, evaluate_dynamic
+    from ..evaluate.dynamic import write_dynamic_report as write
+
+    torch.set_num_threads(args.threads)
+    hm = HeadModelConfig(montage=args.montage, conductor=args.conductor,
+                         conductivity=tuple(args.conductivity), bem_ico=args.bem_ico)
+    try:
+        snrs = tuple(float(x) for x in args.snrs.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--snrs {args.snrs!r} must be comma-separated numbers (dB), "
+                         "e.g. 5,10,20.") from None
+    cfg = DynamicEvalConfig(
+        headmodel=hm, inverse_from=args.inverse_from,
+        regimes=tuple(r.strip() for r in args.regimes.split(",") if r.strip()),
+        snr_db=snrs, n_windows=args.windows, window_s=args.window_s, noise=args.noise,
+        library_runs=args.library_runs, library_s=args.library_s, seed=args.seed,
+        piunet_every=args.piunet_every, backend=args.backend, precision=args.precision)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    checkpoint = args.checkpoint[0].rpartition("=")[2] if args.checkpoint else None
+    result = evaluate_dynamic(cfg, methods=methods, checkpoint=checkpoint,
+                              progress=not args.no_progress)
+    command = "rtsource " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    files = write(result, args.out, command=command)
+    print(dynamic_markdown(result))
+    print("Wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
+
+    if args.dynamic:
+        return _run_dynamic(args)
 
     from ..evaluate import (
         EvalConfig,

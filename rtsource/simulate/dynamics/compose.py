@@ -9,9 +9,9 @@
   the region's dominant lead-field orientation (:class:`~rtsource.regions.RegionMap`).
   Thalamic nuclei have free orientation: a random unit vector per sample. The moment of a
   node is its activity (mV) times its volume (cm³) times ``moment_nam_per_mv_cm3`` nA·m.
-* **Spread** (:func:`spread_weights`): as DeepSIF grows source patches, a focus' waveform
-  may also drive neighbouring nodes with a Gaussian fall-off of the centroid distance,
-  half amplitude at ``half_mm``.
+* **Spread** (:func:`spread_weights`): as DeepSIF grows source patches, a cortical focus'
+  waveform may also drive neighbouring cortical nodes with a Gaussian fall-off of the
+  centroid distance, half amplitude at ``half_mm`` (thalamic nuclei do not spread).
 * **Sensor noise** (:func:`sensor_noise`): white, spatially correlated (exp(−d/ℓ) between
   electrodes) or real resting EEG (``../shared/data/deepsif-resting``: 75 channels, 500 Hz,
   interpolated to the montage by MNE's spherical splines, resampled to the rate).
@@ -145,18 +145,22 @@ class RegionProjector:
 
 
 def spread_weights(nodes: BrainNodes, centres: list[int], half_mm: float) -> np.ndarray:
-    """Gaussian spread of focus waveforms over neighbouring nodes of the same kind.
+    """Gaussian spread of cortical focus waveforms over neighbouring cortical nodes.
 
     Returns
     -------
     S : array, shape (n_nodes, len(centres))
-        S[i, k] = exp(−ln2 · (d(i, c_k) / half_mm)²), 1 at the centre; half amplitude at
-        ``half_mm``; zero for nodes of another kind (cortex does not spread into thalamus).
+        S[i, k] = exp(−ln2 · (d(i, c_k) / half_mm)²) for a cortical centre c_k and a
+        cortical node i: 1 at the centre, half amplitude at ``half_mm``. A thalamic (or
+        other subcortical) centre does not spread: its column is 1 at the centre only (the
+        nuclei are separate structures a few millimetres apart).
     """
+    centres = list(centres)
     d = nodes.distances_mm()[:, centres]
     S = np.exp(-np.log(2.0) * (d / max(half_mm, 1e-9)) ** 2) if half_mm > 0 else (d == 0) * 1.0
-    same = nodes.kinds[:, None] == nodes.kinds[centres][None, :]
-    return np.where(same, S, 0.0)
+    cortical_pair = nodes.cortical[:, None] & nodes.cortical[centres][None, :]
+    centre = np.arange(nodes.n_nodes)[:, None] == np.asarray(centres)[None, :]
+    return np.where(cortical_pair, S, centre * 1.0)
 
 
 @lru_cache(maxsize=4)
