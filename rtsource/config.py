@@ -250,6 +250,7 @@ class StreamConfig:
     timestamps: TimestampPolicy = "source"
     channel_labels: tuple[str, ...] | None = None
     bads: tuple[str, ...] = ()
+    stream_bads: bool = True
 
     def __post_init__(self) -> None:
         _check_literals(self, "stream")

@@ -106,26 +106,28 @@ def _end_to_end(lsl, montage: str, sfreq: float, duration_s: float, chunk: int) 
     cfg = load_config(headmodel={"montage": montage, "conductor": "sphere"},
                       stream={"input": name, "output": out})
     pipe, reader, markers = lsl.open_pipeline(cfg)
+    n_out = n_total - 1  # the filters' first sample carries no data: not published
     try:
-        assert reader.wait_for(n_total, timeout=duration_s * 3 + 30), (reader.n, n_total)
+        assert reader.wait_for(n_out, timeout=duration_s * 3 + 30), (reader.n, n_out)
         reader.poll(timeout=0.5)  # nothing more may arrive
     finally:
         lsl.close_all(pipe, reader, markers)
         amp.stop()
     st = pipe.status()  # final counts, after the processing thread ended
     ts = reader.ts
-    assert len(ts) == n_total == amp.n_pushed
+    assert len(ts) == n_out and amp.n_pushed == n_total
     # Every output sample maps to exactly one input sample, in order: none dropped, none
     # duplicated (the input's sample_index channel was checked by the pipeline as well).
     pos = (ts - amp.t0) * sfreq
-    np.testing.assert_array_equal(np.round(pos), np.arange(n_total))
+    np.testing.assert_array_equal(np.round(pos), np.arange(1, n_total))
     # ... and carries that sample's capture time (up to LSL's same-host clock offset)
-    np.testing.assert_allclose(ts, amp.t0 + np.arange(n_total) / sfreq, rtol=0, atol=2e-4)
-    assert st.n_in == st.n_out == n_total
-    assert st.n_dropped == st.n_duplicated == st.n_flagged == 0
+    np.testing.assert_allclose(ts, amp.t0 + np.arange(1, n_total) / sfreq, rtol=0,
+                               atol=2e-4)
+    assert st.n_in == n_total and st.n_out == n_out and st.n_flagged == 1
+    assert st.n_dropped == st.n_duplicated == 0
     assert st.n_ts_gaps == 0 and st.n_backwards == 0
     data = reader.data
-    assert data.shape == (n_total, len(pipe.processor.regions.names))
+    assert data.shape == (n_out, len(pipe.processor.regions.names))
     assert np.isfinite(data).all() and (data >= 0).all() and data.max() > 0
 
 
@@ -290,17 +292,18 @@ def test_input_disappears_then_returns_with_the_same_source_id(lsl):
     pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out"), lost_timeout_s=30.0))
     second = None
     try:
-        assert reader.wait_for(250, timeout=20.0)
+        assert reader.wait_for(249, timeout=20.0)  # the filters' first sample: no data
         first.stop()  # the amplifier app quits
         lost = markers.wait_for("stream_lost", timeout=10.0)
         assert lost and sid in lost[0]["message"]
         assert lsl.wait_until(lambda: pipe.status().state == "waiting", timeout=5.0)
         second = Pusher(name, sid, [*labels, INDEX_LABEL], types, x[250:], ts[250:]).start()
         assert markers.wait_for("stream_returned", timeout=15.0)
-        assert reader.wait_for(500, timeout=20.0), reader.n
+        assert reader.wait_for(498, timeout=20.0), reader.n
         st = pipe.status()
         assert st.state == "running" and st.n_reconnects == 1
-        np.testing.assert_allclose(reader.ts, ts, atol=2e-4)  # all 500, in order
+        # all, in order, but the first sample of each segment (the filters restart there)
+        np.testing.assert_allclose(reader.ts, np.r_[ts[1:250], ts[251:]], atol=2e-4)
     finally:
         lsl.close_all(pipe, reader, markers)
         if second is not None:
@@ -316,7 +319,7 @@ def test_input_gone_for_good_stops_with_a_clear_message(lsl):
                     10.0 + np.arange(100) / SFREQ).start()
     pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out"), lost_timeout_s=1.0))
     try:
-        assert reader.wait_for(100, timeout=20.0)
+        assert reader.wait_for(99, timeout=20.0)
         pusher.stop()
         assert markers.wait_for("stream_lost", timeout=10.0)
         assert pipe.wait(timeout=15.0)  # the processing thread ends by itself
@@ -344,8 +347,8 @@ def test_bad_data_flagged_and_withheld(lsl):
     n = 750
     labels, x = sim_data(n, seed=6)
     x[200:203, labels.index("C3")] = np.nan
-    x[350:420, labels.index("Pz")] = x[350, labels.index("Pz")]  # flat
-    x[550, labels.index("O1")] = 0.02  # 20 mV: saturated
+    x[350:420, labels.index("Pz")] = x[350, labels.index("Pz")]  # flat (from 374: 0.1 s)
+    x[500:530, labels.index("O1")] = x[:, labels.index("O1")].max()  # a rail (from 512)
     x[600, labels.index("O2")] = np.inf
     pusher, pipe, reader, markers, ts = _bad_stream(lsl, "flag", x, labels)
     try:
@@ -368,9 +371,9 @@ def test_bad_data_flagged_and_withheld(lsl):
     published = np.round((reader.ts - 50.0) * SFREQ).astype(int)
     assert len(np.unique(published)) == len(published) == st.n_out
     assert st.n_out + st.n_flagged == n and st.n_flagged > 0
-    for bad_samples in (range(200, 203), range(356, 420), [550], [600]):
+    for bad_samples in (range(200, 203), range(374, 420), range(512, 530), [600]):
         assert not set(bad_samples) & set(published.tolist())
-    assert set(range(0, 190)) <= set(published.tolist())  # clean data flows
+    assert set(range(1, 190)) <= set(published.tolist())  # clean data flows
     assert np.isfinite(reader.data).all()
 
 
@@ -381,7 +384,8 @@ def test_bad_channel_excluded_and_kernel_recomputed(lsl):
     x[300:, labels.index("C3")] = np.nan  # the electrode falls off for good
     pusher, pipe, reader, markers, ts = _bad_stream(lsl, "exclude", x, labels)
     try:
-        assert reader.wait_for(n - 1, timeout=60.0), reader.n  # the first: no data
+        # not published: the first sample and the new chain's first (filters start there)
+        assert reader.wait_for(n - 2, timeout=60.0), reader.n
         markers.wait_for("kernel_ready", timeout=5.0)
     finally:
         lsl.close_all(pipe, reader, markers)
@@ -391,8 +395,10 @@ def test_bad_channel_excluded_and_kernel_recomputed(lsl):
     assert len(excl) == 1 and excl[0]["channels"] == ["C3"]
     assert markers.of("kernel_ready")
     assert st.excluded == ["C3"] and st.n_channels == 31
-    assert st.n_out == n and st.n_flagged == 0  # nothing withheld
-    np.testing.assert_allclose(reader.ts, ts, atol=2e-4)
+    assert st.n_out == n - 2 and st.n_flagged == 2  # nothing withheld for the bad channel
+    published = np.round((reader.ts - 50.0) * SFREQ).astype(int)
+    missing = sorted(set(range(n)) - set(published.tolist()))
+    assert missing[0] == 0 and 300 - pipe.hop < missing[1] <= 300 and len(missing) == 2
     assert np.isfinite(reader.data).all()
     assert "C3" not in pipe.processor.mapper.mapping.used_labels
 
@@ -407,12 +413,12 @@ def test_timestamps_jumping_backwards_are_reported_and_kept(lsl):
     pusher = Pusher(name, name, [*labels, INDEX_LABEL], ["eeg"] * 32 + ["misc"], x, ts).start()
     pipe, reader, markers = lsl.open_pipeline(small_cfg(name, lsl.unique("out")))
     try:
-        assert reader.wait_for(n, timeout=30.0), reader.n
+        assert reader.wait_for(n - 1, timeout=30.0), reader.n
         back = markers.wait_for("timestamps_backwards", timeout=5.0)
     finally:
         lsl.close_all(pipe, reader, markers)
         pusher.stop()
     st = pipe.status()  # final counts, after the processing thread ended
     assert back and "backwards" in back[0]["message"] and back[0]["count"] >= 1
-    assert st.n_backwards >= 1 and st.n_out == n and st.n_dropped == 0
-    np.testing.assert_allclose(reader.ts, ts, atol=2e-4)  # each keeps its capture time
+    assert st.n_backwards >= 1 and st.n_out == n - 1 and st.n_dropped == 0
+    np.testing.assert_allclose(reader.ts, ts[1:], atol=2e-4)  # each keeps its capture time

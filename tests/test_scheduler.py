@@ -284,6 +284,43 @@ def test_declared_rate_differs_from_delivered(cfg, labels):
     assert len(rate) == 1
     assert rate[0].fields["declared_hz"] == SFREQ
     assert abs(rate[0].fields["measured_hz"] - SFREQ / 2) < 1.0
+    assert rate[0].fields["adopted_hz"] == SFREQ / 2 and s.measured_hz == SFREQ / 2
+    assert "500 Hz" in rate[0].message and "250 Hz" in rate[0].message
+
+
+def test_rate_within_tolerance_is_not_a_mismatch(cfg, labels):
+    x, _ = _signal(3000)
+    ts = 100.0 + np.arange(3000) / (SFREQ * 1.01)  # a 1 % fast clock
+    s = _sched(cfg, labels)
+    _, _, events, _ = _feed(s, x, ts, [100] * 30)
+    assert "rate_mismatch" not in _kinds(events) and s.measured_hz is None
+
+
+def test_unix_time_stamps_are_a_foreign_clock(cfg, labels):
+    """Case 4 of issue 12: samples stamped with time.time() (~1.8e9 s) on a host whose LSL
+    clock reads 5,000 s: said once; output stamps stay the input's ("source")."""
+    x, _ = _signal(40)
+    ts = 1.8e9 + np.arange(40) / SFREQ
+    s = _sched(cfg, labels)
+    rows, stamps, events, _ = _feed(s, x, ts, [20, 20], now=5000.0)
+    assert _kinds(events) == ["foreign_clock"] and s.foreign_clock
+    assert "time.time()" in events[0].message and "stream.timestamps" in events[0].message
+    np.testing.assert_array_equal(stamps, ts[1:])
+    lsl = _sched(cfg, labels)  # LSL stamps a few ms old: nothing said
+    _, _, events, _ = _feed(lsl, x, 4999.9 + np.arange(40) / SFREQ, [40], now=5000.0)
+    assert events == [] and not lsl.foreign_clock
+
+
+def test_arrival_stamps_replace_a_foreign_clock(cfg, labels):
+    x, _ = _signal(40)
+    s = _sched(cfg, labels, stream={"timestamps": "arrival"})
+    res1 = s.step(x[:20], 1.8e9 + np.arange(20) / SFREQ, now=5000.0)
+    first = res1.stamps.copy()  # a view, valid until the next step
+    res2 = s.step(x[20:], 1.8e9 + np.arange(20, 40) / SFREQ, now=5000.04)
+    stamps = np.r_[first, res2.stamps]
+    assert not s.foreign_clock and res1.events == res2.events == []
+    assert stamps[-1] == pytest.approx(5000.04) and np.all(np.diff(stamps) > 0)
+    np.testing.assert_allclose(np.diff(stamps), 1 / SFREQ)
 
 
 def test_units_decided_from_the_first_samples(cfg, labels):

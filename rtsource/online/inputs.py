@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._util import logger
+from .._util import close_matches, logger
 from ..config import StreamConfig
-from ..headmodel.montage import MontageSpec, montage_label
+from ..headmodel.montage import MontageSpec, get_montage, montage_label
 from ..stream.lslio import ChannelInfo, describe_positions, positions_array, unit_to_volts
 
-__all__ = ["InputSpec", "check_stream", "choose_montage", "data_units", "guess_volts_factor",
-           "input_units", "parse_input"]
+__all__ = ["InputSpec", "bad_channels", "channel_labels", "check_stream", "choose_montage",
+           "data_units", "guess_volts_factor", "input_units", "parse_input"]
 
 #: Median |x| above which samples without a unit are taken as microvolts: no EEG in volts
 #: comes near half a volt, and EEG in microvolts (even high-passed) stays above it.
@@ -225,3 +225,75 @@ def check_stream(name: str, sfreq: float, n_channels: int, cfg: StreamConfig
             f"Input stream {name!r} has {n_channels} channels but the configuration expects "
             f"{cfg.expected_channels} (stream.expected_channels).")
     return sfreq, n_channels
+
+
+def channel_labels(name: str, chans: Sequence[ChannelInfo], cfg: StreamConfig,
+                   montage: MontageSpec) -> tuple[list[ChannelInfo], str]:
+    """The stream's channels with the labels to use, and a sentence for the provenance.
+
+    ``stream.channel_labels`` (``--channel-labels``) gives labels by order: one per
+    channel, or one per channel except a trailing sample-index channel; ``["montage"]``
+    takes the montage's own channel order (the stream must have as many channels). They
+    replace the stream's labels. Without them the stream's labels are used.
+
+    Raises
+    ------
+    ValueError
+        When the stream carries no labels and none are given (plainly, with the fix), or
+        when the given labels do not fit the channel count.
+    """
+    given = cfg.channel_labels
+    n = len(chans)
+    if given is None:
+        if n and all(not c.label for c in chans):
+            raise ValueError(
+                f"Input stream {name!r} carries no channel labels ({n} channels, all "
+                "unlabelled), so its channels cannot be matched to electrode positions. Give "
+                "the labels in stream order: --channel-labels Fp1,Fp2,... (or stream."
+                "channel_labels = [...] in the config), or --channel-labels montage to take "
+                "the montage's order.")
+        return list(chans), "channel labels from the stream"
+    labels = list(given)
+    source = "stream.channel_labels"
+    if len(labels) == 1 and labels[0].lower() == "montage":
+        labels = list(get_montage(montage).ch_names)
+        source = f"the montage {montage_label(montage)}'s channel order"
+        if len(labels) not in (n, n - 1):
+            raise ValueError(
+                f"--channel-labels montage: the montage {montage_label(montage)} has "
+                f"{len(labels)} channels but input stream {name!r} has {n}; give the labels "
+                "one by one instead.")
+    if len(labels) not in (n, n - 1):
+        raise ValueError(
+            f"{len(labels)} channel labels given ({source}) but input stream {name!r} has {n} "
+            "channels; give one label per channel, in stream order.")
+    out = [dataclasses.replace(c, label=labels[i]) if i < len(labels) else c
+           for i, c in enumerate(chans)]
+    return out, f"channel labels from {source}"
+
+
+def bad_channels(chans: Sequence[ChannelInfo], cfg: StreamConfig) -> tuple[list[str], str]:
+    """Channels to leave out: those the stream marks bad (``<bad>true</bad>``, as ``rtsource
+    play`` writes MNE's ``info["bads"]``; ``stream.stream_bads = false`` keeps them) and
+    ``stream.bads`` (``--bads``).
+
+    Raises
+    ------
+    ValueError
+        For a name in ``stream.bads`` that is not one of the stream's labels.
+    """
+    labels = {c.label.lower(): c.label for c in chans}
+    unknown = [b for b in cfg.bads if b.lower() not in labels]
+    if unknown:
+        raise ValueError(
+            f"stream.bads names {unknown}, which are not channels of the input stream."
+            f"{close_matches(unknown[0], list(labels.values()))}")
+    from_stream = [c.label for c in chans if c.bad] if cfg.stream_bads else []
+    given = [labels[b.lower()] for b in cfg.bads]
+    bads = list(dict.fromkeys(from_stream + given))
+    parts = []
+    if from_stream:
+        parts.append(f"{', '.join(from_stream)} (marked bad in the stream's metadata)")
+    if given:
+        parts.append(f"{', '.join(given)} (stream.bads)")
+    return bads, ("bad channels left out: " + "; ".join(parts)) if parts else "none"

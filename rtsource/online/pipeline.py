@@ -48,7 +48,15 @@ from ..stream.lslio import (
     stream_summary,
 )
 from ..stream.outlet import MarkerOutlet, RegionOutlet
-from .inputs import InputSpec, check_stream, choose_montage, input_units, parse_input
+from .inputs import (
+    InputSpec,
+    bad_channels,
+    channel_labels,
+    check_stream,
+    choose_montage,
+    input_units,
+    parse_input,
+)
 from .processing import SourceProcessor
 from .refine import choose_decimation, refine_batch_sizes
 from .scheduler import Event, HopScheduler, StepResult, window_hop
@@ -65,7 +73,8 @@ _MARKER_INTERVAL_S = {"input_gap": 1.0, "timestamps_backwards": 1.0, "overflow":
                       "timestamp_gap": 10.0, "exclude_failed": 1.0}
 #: Marker kinds logged at INFO (others at WARNING).
 _INFO_KINDS = frozenset({"started", "stopped", "stream_returned", "status", "rate",
-                         "decimation", "caught_up", "kernel_ready", "bad_data_end", "units"})
+                         "decimation", "caught_up", "kernel_ready", "bad_data_end", "units",
+                         "reference_channel"})
 
 
 # -- the pipeline ----------------------------------------------------------------------
@@ -172,6 +181,9 @@ class Pipeline:
         self._status = PipelineStatus(method=self.cfg.method)
         self._status_event = threading.Event()
         self._last_marker: dict[str, float] = {}
+        self._pending_rate: tuple[float, str] | None = None
+        if self.cfg.stream.timestamps == "arrival":
+            self._status.clock = "arrival"
         self._opened = False
         self._closed = False
 
@@ -204,7 +216,8 @@ class Pipeline:
             self._setup(full)
             self.inlet = EEGInlet(info, max_chunk=self._max_chunk,
                                   max_buffered_s=scfg.buffer_s, clock_correction=True)
-            if (self.inlet.labels, self.inlet.sfreq) != (self._labels, self.sfreq):
+            if (self.inlet.labels, self.inlet.sfreq) != (self._stream_labels,
+                                                         self.declared_sfreq):
                 raise ValueError(
                     f"Input stream {full.name()!r} changed while the pipeline was being built "
                     "(channel labels or rate differ); start again."
@@ -228,33 +241,60 @@ class Pipeline:
         return self
 
     def _setup(self, info: pylsl.StreamInfo) -> None:
-        """Build the stages and outlets for a stream's full metadata (no subscription)."""
+        """Read a stream's full metadata (labels, bad channels, positions, units) and build
+        the stages and outlets for it (no subscription)."""
         scfg = self.cfg.stream
         name = info.name()
         sfreq, n_ch = check_stream(name, float(info.nominal_srate()),
                                    int(info.channel_count()), scfg)
-        self.sfreq = sfreq
+        self.declared_sfreq = sfreq
+        self._info = info
         source_id = info.source_id()
-        chans = parse_channels(info)
+        stream_chans = parse_channels(info)
+        self._stream_labels = [c.label for c in stream_chans]
+        chans, self._labels_text = channel_labels(name, stream_chans, scfg,
+                                                  self.montage or self.cfg.headmodel.montage)
+        bads, self._bads_text = bad_channels(chans, scfg)
+        if bads:
+            logger.info("Leaving out bad channels: %s.", self._bads_text)
         labels = [c.label for c in chans]
-        types = [c.type for c in chans]
-        index_col = next(
+        bad_keys = {b.lower() for b in bads}
+        types = ["bad" if c.label.lower() in bad_keys else c.type for c in chans]
+        self._index_col = next(
             (c.index for c in chans if c.label.lower() == INDEX_LABEL and not c.is_eeg), None
         )
-        montage, self.positions_used = choose_montage(chans, self.montage,
-                                                      self.cfg.headmodel.montage)
+        montage, self.positions_used = choose_montage(
+            [c for c in chans if c.label.lower() not in bad_keys], self.montage,
+            self.cfg.headmodel.montage)
+        self._montage_used = montage
+        self._labels, self._types, self._chans = labels, types, chans
+        self._no_samples = (np.zeros((0, n_ch), np.float32), np.zeros(0))  # flushes
+        if not source_id:
+            logger.warning(
+                "Input stream %r has no source_id: if it disappears, its return cannot be "
+                "recognised.", name,
+            )
+        self._build(sfreq, None)
+        assert self.outlet is not None
+        self.markers = MarkerOutlet(self.marker_name, f"{self.outlet.source_id}-markers")
+        with self._lock:
+            self._status.declared_hz = sfreq
+
+    def _build(self, sfreq: float, to_volts: list[float | None] | None) -> None:
+        """The chain, scheduler and region outlet for the input at ``sfreq`` Hz (the
+        declared rate, or the measured one after a rate mismatch). ``to_volts``: unit
+        factors already decided (None: from the metadata)."""
+        scfg, info = self.cfg.stream, self._info
+        self.sfreq = sfreq
         # window and hop in samples (the hop grid; also the size of the refiner's batches)
         w, h = window_hop(scfg, sfreq)
         self._refine_batches = refine_batch_sizes(self.cfg.refine, h)
         self.processor = proc = SourceProcessor(
-            self.cfg, labels, sfreq, ch_types=types, montage=montage, on_missing="drop",
-            progress=self.progress, refine_batch_sizes=self._refine_batches,
+            self.cfg, self._labels, sfreq, ch_types=self._types, montage=self._montage_used,
+            on_missing="drop", progress=self.progress, refine_batch_sizes=self._refine_batches,
         )
-        self._montage_used = montage
-        self._labels, self._types = labels, types
-        self._no_samples = (np.zeros((0, n_ch), np.float32), np.zeros(0))  # flushes
-        to_volts, self._units_text = input_units(chans, proc.mapper.mapping.stream_index,
-                                                 scfg.units)
+        meta_volts, self._units_text = input_units(
+            self._chans, proc.mapper.mapping.stream_index, scfg.units)
         self.backend = _backend_name(proc)
         note = "no refinement: every sample is published"
         if proc.refiner is not None:
@@ -262,42 +302,63 @@ class Pipeline:
                 proc.refiner, proc.headmodel.n_sources, sfreq, h, self.cfg.refine.decimate)
         self._decimation_note = note
         self.scheduler = HopScheduler(
-            proc, labels, sfreq, scfg, decimate=self.decimate,
+            proc, self._labels, sfreq, scfg, decimate=self.decimate,
             decimation_note=note if proc.refiner is not None else "",
             refine_ms_per_volume=None if self.refine_s_per_volume is None
             else self.refine_s_per_volume * 1e3,
-            schedule=self.schedule, index_col=index_col, to_volts=to_volts,
+            schedule=self.schedule, index_col=self._index_col,
+            to_volts=to_volts if to_volts is not None else meta_volts,
             exclude=self._rebuild_without,
         )
         n_dec = self.decimate
-        out_rate = sfreq / n_dec
-        prov = _provenance(proc, info, self.backend, w, h, self.schedule, n_dec, scfg,
+        prov = _provenance(proc, info, sfreq, self.backend, w, h, self.schedule, n_dec, scfg,
                            positions=self.positions_used, units=self._units_text,
                            marker_stream=self.marker_name)
+        prov["channel_labels"] = self._labels_text
+        prov["bad_channels"] = self._bads_text
         cfg_hash = stable_hash(
             dataclasses.asdict(self.cfg), proc.headmodel.hash, proc.inverse.hash,
         )
         self.config_hash = cfg_hash
-        if not source_id:
-            logger.warning(
-                "Input stream %r has no source_id: if it disappears, its return cannot be "
-                "recognised.", name,
-            )
         if proc.refiner is not None:
             prov["decimation"] = note
             if self.refine_s_per_volume is not None:
                 prov["refine_ms_per_volume"] = f"{self.refine_s_per_volume * 1e3:.3f}"
+        if self.outlet is not None:  # re-declared at a new rate: same name and source_id
+            self.outlet.close()
         self.outlet = RegionOutlet(
-            self.output_name, proc.regions.names, out_rate, prov, source_id, cfg_hash,
-            unit=_region_unit(proc), channel_type="region",
+            self.output_name, proc.regions.names, sfreq / n_dec, prov, info.source_id(),
+            cfg_hash, unit=_region_unit(proc), channel_type="region",
         )
-        self.provenance = {**prov, "input_source_id": source_id, "config_hash": cfg_hash}
-        self.markers = MarkerOutlet(self.marker_name, f"{self.outlet.source_id}-markers")
+        self.provenance = {**prov, "input_source_id": info.source_id(), "config_hash": cfg_hash}
+        self._hop_s = h / sfreq
         with self._lock:
             self._status.method = proc.method
             self._status.backend = self.backend
             self._status.n_channels = proc.mapper.n_used
             self._status.decimate = n_dec
+            self._status.sfreq = sfreq
+
+    def _adopt_rate(self, rate: float, message: str) -> None:
+        """The input delivers ``rate`` Hz, not what it declares: process what is buffered,
+        then rebuild filters, hop grid and outlet for ``rate`` (the outlet keeps its name
+        and source_id, so subscribers reconnect)."""
+        old = self.scheduler
+        assert old is not None
+        res = old.step(*self._no_samples, flush=True)
+        self._publish_step(res, 0.0, pylsl.local_clock())
+        n_in, n_out, n_flagged = old.n_in, old.n_out, old.n_flagged
+        self._build(rate, [float(f) for f in old._scale])
+        new = self.scheduler
+        assert new is not None
+        new.n_in, new.n_out, new.n_flagged = n_in, n_out, n_flagged
+        with self._lock:
+            self._status.warnings.append(message)
+        self._marker("rate_adopted",
+                     f"Now processing at {rate:g} Hz (declared {self.declared_sfreq:g} Hz): "
+                     f"filters redesigned and the region stream re-declared at "
+                     f"{rate / self.decimate:g} Hz.", force=True,
+                     declared_hz=self.declared_sfreq, adopted_hz=rate)
 
     # -- running ------------------------------------------------------------------------
     def start(self, wait_for_consumer_s: float | None = None) -> Pipeline:
@@ -349,7 +410,8 @@ class Pipeline:
     def status(self) -> PipelineStatus:
         """The current status: counters are live, rates and latency refresh once a second."""
         with self._lock:
-            st = dataclasses.replace(self._status, excluded=list(self._status.excluded))
+            st = dataclasses.replace(self._status, excluded=list(self._status.excluded),
+                                     warnings=list(self._status.warnings))
         if self._thread is not None:  # counters are plain ints, safe to read while running
             self._fill_counters(st)
         return st
@@ -447,8 +509,7 @@ class Pipeline:
         if not force and now - self._last_marker.get(key, -math.inf) < min_interval_s:
             return
         self._last_marker[key] = now
-        level = logger.info if kind in ("started", "stopped", "stream_returned", "status",
-                                        "rate", "decimation", "caught_up") else logger.warning
+        level = logger.info if kind in _INFO_KINDS else logger.warning
         level("[%s] %s", kind, message)
         if self.markers is not None:
             self.markers.push(message, kind=kind, timestamp=pylsl.local_clock(), **fields)
@@ -460,6 +521,8 @@ class Pipeline:
         self._lat: list[float] = []
         self._lag: list[float] = []
         self._behind_since: float | None = None
+        self._prev_lag: float | None = None
+        self._tick_flagged = 0
         self._in_bad_episode = False
         self._last_data_t = time.monotonic()
         self._hop_s = self.hop / self.sfreq
@@ -505,8 +568,14 @@ class Pipeline:
             t_start = pylsl.local_clock()
             # one piece per step: a backlog is published, reported and interruptible piece
             # by piece (a slow refiner can take long over a pull's worth of samples)
-            res = sched.step(data, ts, flush=flush, deadline=deadline, max_pieces=1)
+            res = sched.step(data, ts, flush=flush, deadline=deadline, max_pieces=1,
+                             now=t_start)
             self._publish_step(res, t_pulled, t_start)
+            if self._pending_rate is not None:  # the input delivers another rate
+                rate, message = self._pending_rate
+                self._pending_rate = None
+                self._adopt_rate(rate, message)
+                return
             if not res.more or (self._stop.is_set() and deadline is None):
                 return
             data, ts = data[:0], ts[:0]
@@ -517,13 +586,16 @@ class Pipeline:
         assert sched is not None and self.outlet is not None
         rec = self.stage_log is not None
         t_push = 0.0
-        for piece in res.pieces:  # how far processing trails the input
-            self._lag.append(t_start - piece.newest_ts)
+        lsl_clock = not sched.foreign_clock  # else latency and lag cannot be measured
+        if lsl_clock:
+            for piece in res.pieces:  # how far processing trails the input
+                self._lag.append(t_start - piece.newest_ts)
         if len(res.stamps):
             t0 = time.perf_counter()
             self.outlet.push(res.regions, res.stamps)
             t_push = time.perf_counter() - t0
-            self._lat.append(pylsl.local_clock() - float(res.stamps[-1]))
+            if lsl_clock:
+                self._lat.append(pylsl.local_clock() - float(res.stamps[-1]))
         if rec:
             t_pushed = pylsl.local_clock()
             for j, piece in enumerate(res.pieces):
@@ -552,6 +624,12 @@ class Pipeline:
             return
         if kind == "bad_data_end":
             self._in_bad_episode = False
+        if kind == "rate_mismatch":
+            self._pending_rate = (float(ev.fields["adopted_hz"]), ev.message)
+        if kind == "foreign_clock":
+            with self._lock:
+                self._status.clock = "foreign"
+                self._status.warnings.append(ev.message)
         interval = _MARKER_INTERVAL_S.get(kind)
         self._marker(kind, ev.message, min_interval_s=interval or 0.0,
                      force=interval is None, **ev.fields)
@@ -606,10 +684,10 @@ class Pipeline:
                 break
         else:
             return False
-        if not math.isclose(inlet.sfreq, self.sfreq, rel_tol=1e-6):
+        if not math.isclose(inlet.sfreq, self.declared_sfreq, rel_tol=1e-6):
             raise ValueError(
                 f"Input stream {inlet.name!r} came back at {inlet.sfreq:g} Hz but was "
-                f"{self.sfreq:g} Hz; restart the pipeline for the new rate."
+                f"{self.declared_sfreq:g} Hz; restart the pipeline for the new rate."
             )
         # a new segment: buffered samples, context, filter state, index and stamp
         # continuity are forgotten; the hop grid and the decimation restart
@@ -636,12 +714,22 @@ class Pipeline:
         lag = max(self._lag) if self._lag else math.nan
         self._lag = []
         # behind: processing trails the input by more than a quarter second (or 5 hops)
+        # for two refreshes in a row without working the backlog off. Not at start-up
+        # (the input buffered while the pipeline waited for a subscriber is drained within
+        # a second), nor while data are withheld or the chain is rebuilt (explained lag).
         threshold = max(0.25, 5 * self._hop_s)
         was_behind = self._behind_since is not None
         sched = self.scheduler
         assert sched is not None
-        behind = lag > threshold if not math.isnan(lag) else (
-            was_behind and sched.ring.n_available > 0)
+        high = not math.isnan(lag) and lag > threshold
+        withheld = sched.n_flagged != self._tick_flagged
+        if was_behind:
+            behind = high or (math.isnan(lag) and sched.ring.n_available > 0)
+        else:
+            behind = (high and self._prev_lag is not None and not withheld
+                      and lag >= 0.8 * self._prev_lag)
+        self._prev_lag = lag if high else None
+        self._tick_flagged = sched.n_flagged
         with self._lock:
             st = self._status
             st.elapsed_s = now - self._t_start
@@ -656,7 +744,7 @@ class Pipeline:
             st.lag_ms = lag * 1e3
             st.behind = behind
             self._fill_counters(st)
-            snap = dataclasses.replace(st, excluded=list(st.excluded))
+            snap = dataclasses.replace(st, excluded=list(st.excluded), warnings=list(st.warnings))
         self._tick_t, self._tick_in, self._tick_out = now, sched.n_in, sched.n_out
         self._report_rate(snap, behind, was_behind, now, threshold)
         self._status_event.set()
@@ -735,12 +823,13 @@ def _region_unit(proc: SourceProcessor) -> str:
         else "A*m (signed, along the region's dominant orientation)"
 
 
-def _provenance(proc: SourceProcessor, info: pylsl.StreamInfo, backend: str, window: int,
-                hop: int, schedule: str, decimate: int, scfg: Any, *, positions: str,
-                units: str, marker_stream: str) -> dict[str, str]:
+def _provenance(proc: SourceProcessor, info: pylsl.StreamInfo, sfreq: float, backend: str,
+                window: int, hop: int, schedule: str, decimate: int, scfg: Any, *,
+                positions: str, units: str, marker_stream: str) -> dict[str, str]:
     """The region outlet's ``desc/rtsource`` metadata: every stage, the hop grid, the
-    output rate and sample selection, stamps and delays, the input and its handling."""
-    sfreq = float(info.nominal_srate())
+    output rate and sample selection, stamps and delays, the input and its handling.
+    ``sfreq``: the rate the chain runs at (the declared one unless the input delivers
+    another)."""
     prov = dict(proc.provenance())
     prov.update({
         "rtsource_version": __version__,
@@ -763,11 +852,14 @@ def _provenance(proc: SourceProcessor, info: pylsl.StreamInfo, backend: str, win
         "processing_delay": "constant group delay of the causal filters at the pass-band "
         "centre; each sample is stamped with the capture time of the EEG sample it "
         "represents",
-        "timestamps": "capture time of the represented EEG sample (input stream clock, "
-        "LSL time-corrected to this host)",
         "input_name": info.name(),
         "input_type": info.type(),
         "input_srate": repr(sfreq),
+        "input_declared_srate": repr(float(info.nominal_srate())),
+        "timestamps": ("capture time of the represented EEG sample (input stream clock, "
+                       "LSL time-corrected to this host)" if scfg.timestamps == "source" else
+                       "arrival time at rtsource (LSL clock), spaced at the rate "
+                       "(stream.timestamps = 'arrival')"),
         "input_channels": str(info.channel_count()),
         "positions": positions,
         "channel_mapping": proc.mapper.describe(),

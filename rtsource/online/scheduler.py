@@ -48,12 +48,22 @@ from .inputs import guess_volts_factor
 from .processing import SourceProcessor, StageTimes
 from .quality import BadDataReport, SignalCheck
 
-__all__ = ["EVENT_KINDS", "Event", "HopScheduler", "PieceLog", "StepResult", "window_hop"]
+__all__ = ["EVENT_KINDS", "Event", "HopScheduler", "PieceLog", "StepResult", "measured_rate",
+           "window_hop"]
 
 #: Seconds of stamps before the measured rate is compared with the declared rate.
 RATE_CHECK_S = 5.0
 #: Relative difference between measured and declared rate that raises a ``rate`` event.
-RATE_TOLERANCE = 0.05
+RATE_TOLERANCE = 0.03
+#: How far (seconds) the newest stamp may lie ahead of the LSL clock, and behind it beyond
+#: the input buffer, before the input's clock is taken as not LSL's (Unix time, a clock
+#: starting at zero...).
+CLOCK_AHEAD_S = 10.0
+CLOCK_BEHIND_EXTRA_S = 60.0
+#: Nominal rates amplifiers use: a measured rate within 1 % of one is taken as it.
+COMMON_RATES = (100.0, 125.0, 128.0, 160.0, 200.0, 250.0, 256.0, 300.0, 500.0, 512.0,
+                600.0, 1000.0, 1024.0, 2000.0, 2048.0, 4000.0, 4096.0, 5000.0, 8192.0,
+                10000.0, 16384.0)
 
 #: Every kind of :class:`Event` the scheduler emits.
 EVENT_KINDS: tuple[str, ...] = (
@@ -63,6 +73,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "timestamp_gap",  # stamps further apart than 2.5 sample periods
     "timestamps_backwards",  # a stamp earlier than its predecessor
     "rate_mismatch",  # the measured input rate differs from the declared rate
+    "foreign_clock",  # input stamps far from the LSL clock: latency unknown
     "overflow",  # the input buffer dropped its oldest samples
     "bad_data",  # a piece held bad data: its samples are withheld
     "bad_data_end",  # data are good again; publishing resumes (filters restarted)
@@ -122,6 +133,15 @@ class StepResult:
     pieces: list[PieceLog]
     n_flagged: int = 0
     more: bool = False
+
+
+def measured_rate(measured: float) -> float:
+    """The rate to adopt for a measured one: a common amplifier rate within 1 %, else the
+    measurement rounded to 0.1 Hz."""
+    for r in COMMON_RATES:
+        if abs(measured - r) <= 0.01 * r:
+            return r
+    return round(measured, 1)
 
 
 def window_hop(cfg: StreamConfig, sfreq: float) -> tuple[int, int]:
@@ -236,6 +256,9 @@ class HopScheduler:
         self._rate_t0: float | None = None
         self._rate_n = 0
         self._rate_checked = False
+        self.foreign_clock = False
+        self._clock_checked = False
+        self.measured_hz: float | None = None
 
     @property
     def n_dropped(self) -> int:
@@ -261,7 +284,8 @@ class HopScheduler:
     # -- the step -------------------------------------------------------------------------
     def step(self, samples: NDArray, stamps: NDArray, *, flush: bool = False,
              deadline: float | None = None, max_pieces: int | None = None,
-             clock: Callable[[], float] | None = None) -> StepResult:
+             clock: Callable[[], float] | None = None,
+             now: float | None = None) -> StepResult:
         """Take the samples that arrived; return what to publish.
 
         Parameters
@@ -276,6 +300,9 @@ class HopScheduler:
             caller can publish, report and check for a stop between pieces of a backlog;
             ``StepResult.more`` says whether more were ready. None: all.
         clock : the clock ``deadline`` refers to (default ``time.monotonic``).
+        now : the LSL clock (``pylsl.local_clock()``) when the samples were pulled: the
+            stamps are checked against it (``foreign_clock``), and ``stream.timestamps =
+            "arrival"`` re-stamps the samples from it. None: neither.
 
         Returns
         -------
@@ -294,7 +321,12 @@ class HopScheduler:
         if samples.shape[0] != n:
             raise ValueError(f"{samples.shape[0]} samples but {n} stamps.")
         if n:
-            samples = self._ingest(samples, np.asarray(stamps, np.float64), events)
+            stamps = np.asarray(stamps, np.float64)
+            if self.cfg.timestamps == "arrival" and now is not None:
+                stamps = self._arrival_stamps(n, now)
+            elif now is not None and not self._clock_checked:
+                self._check_clock(float(stamps[-1]), now, events)
+            samples = self._ingest(samples, stamps, events)
             dropped = self.ring.write(samples, stamps)
             self.n_in += n
             if dropped:
@@ -347,6 +379,32 @@ class HopScheduler:
             return out
         return samples
 
+    def _arrival_stamps(self, n: int, now: float) -> NDArray:
+        """Stamps for ``n`` samples that arrived at ``now``: the newest at ``now``, the others
+        back at the rate, never before the previous sample (``stream.timestamps =
+        "arrival"``)."""
+        period = 1.0 / self.sfreq
+        first = now - (n - 1) * period
+        if self._last_ts is not None:
+            first = max(first, self._last_ts + period)
+        return first + np.arange(n) * period
+
+    def _check_clock(self, newest: float, now: float, events: list[Event]) -> None:
+        """Is the input stamped with the LSL clock? (Checked on a segment's first samples.)"""
+        self._clock_checked = True
+        offset = now - newest  # how old the newest sample is
+        if -CLOCK_AHEAD_S <= offset <= self.cfg.buffer_s + CLOCK_BEHIND_EXTRA_S:
+            return
+        self.foreign_clock = True
+        events.append(Event(
+            "foreign_clock",
+            f"Input timestamps are {abs(offset):.4g} s {'behind' if offset > 0 else 'ahead of'} "
+            "the LSL clock (stamped with another clock, such as Unix time from time.time()): "
+            "latency cannot be measured and is shown as unknown, and the output's stamps "
+            "follow the input's clock. Set stream.timestamps = 'arrival' (--timestamps "
+            "arrival) to re-stamp samples on arrival with the LSL clock.",
+            {"offset_s": offset, "newest_stamp": newest, "lsl_clock": now}))
+
     def _check_index(self, col: NDArray, events: list[Event]) -> None:
         idx = np.asarray(col, dtype=np.int64)
         prev, self._last_index = self._last_index, int(idx[-1])
@@ -396,16 +454,21 @@ class HopScheduler:
             self._rate_t0, self._rate_n = float(ts[0]), 0
         self._rate_n += len(ts)
         span = float(ts[-1]) - self._rate_t0
-        if not self._rate_checked and span >= RATE_CHECK_S and self._rate_n > 1:
+        if (not self._rate_checked and span >= RATE_CHECK_S and self._rate_n > 1
+                and self.cfg.timestamps != "arrival"):
             self._rate_checked = True
             measured = (self._rate_n - 1) / span
             if abs(measured - self.sfreq) > RATE_TOLERANCE * self.sfreq:
+                rate = measured_rate(measured)
+                self.measured_hz = rate
                 events.append(Event(
-                    "rate_mismatch", f"The input declares {self.sfreq:g} Hz but its timestamps advance "
-                    f"at {measured:.4g} samples/s over {span:.1f} s. Filters are designed for "
-                    "the declared rate and the output declares rates derived from it; fix the "
-                    "sender's rate, or its timestamps.",
-                    {"declared_hz": self.sfreq, "measured_hz": measured}))
+                    "rate_mismatch", f"The input declares {self.sfreq:g} Hz but delivers "
+                    f"{measured:.4g} samples/s (its timestamps over {span:.1f} s). Filters "
+                    f"designed for {self.sfreq:g} Hz would pass the wrong band and the output "
+                    f"would declare a rate it does not produce: rtsource continues at "
+                    f"{rate:g} Hz (filters redesigned, the output re-declared; filter state "
+                    "restarts). Fix the sender's declared rate.",
+                    {"declared_hz": self.sfreq, "measured_hz": measured, "adopted_hz": rate}))
 
     def _guess_units(self, samples: NDArray, events: list[Event]) -> None:
         cols = self._unknown

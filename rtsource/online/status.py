@@ -59,6 +59,18 @@ class PipelineStatus:
         EEG channels used by the inverse.
     excluded : list of str
         Channels excluded because of bad data (``bad_data = "exclude"``).
+    sfreq : float
+        The input rate the chain runs at: the declared rate, or the measured one after a
+        ``rate_mismatch`` (filters and the outlet then follow the measured rate).
+    declared_hz : float
+        The rate the input stream declares.
+    clock : str
+        ``"lsl"``; ``"foreign"`` when the input's stamps are far from the LSL clock
+        (latency is then unknown and shown as such); ``"arrival"`` when samples are
+        re-stamped on arrival (``stream.timestamps = "arrival"``).
+    warnings : list of str
+        Lasting conditions a user should know about (rate mismatch, foreign clock), each
+        once.
     """
 
     state: str = "created"
@@ -82,13 +94,20 @@ class PipelineStatus:
     backend: str = ""
     n_channels: int = 0
     excluded: list[str] = field(default_factory=list)
+    sfreq: float = math.nan
+    declared_hz: float = math.nan
+    clock: str = "lsl"
+    warnings: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One status line for a terminal."""
         med, p95, mx = self.latency_ms
-        lat = "latency    -   " if math.isnan(med) else (
-            f"latency {med:5.1f} ms (p95 {p95:5.1f}, max {mx:6.1f})"
-        )
+        if self.clock == "foreign":
+            lat = "latency unknown (input clock is not LSL's)"
+        elif math.isnan(med):
+            lat = "latency    -   "
+        else:
+            lat = f"latency {med:5.1f} ms (p95 {p95:5.1f}, max {mx:6.1f})"
         extra = f" excluded {','.join(self.excluded)}" if self.excluded else ""
         dec = f" (1/{self.decimate} refined)" if self.decimate > 1 else ""
         by = "" if math.isnan(self.lag_ms) else f" by {self.lag_ms / 1e3:.2f} s"

@@ -138,6 +138,9 @@ class ChannelInfo:
     position_source : ``"loc"`` | ``"location"`` | None
         Where the position came from: MNE's ``loc/R0*`` (metres) or XDF's
         ``location/{X,Y,Z}`` (millimetres, converted).
+    bad : bool
+        The sender marked the channel bad (``<bad>true</bad>`` in its ``channel``
+        element, as ``rtsource play`` writes MNE's ``info["bads"]``).
     """
 
     index: int
@@ -147,6 +150,7 @@ class ChannelInfo:
     to_volts: float | None
     position: tuple[float, float, float] | None
     position_source: str | None
+    bad: bool = False
 
     @property
     def is_eeg(self) -> bool:
@@ -218,6 +222,7 @@ def parse_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
                 "unit": _text(ch, "unit"),
                 "loc": _floats(ch.child("loc"), ("R0x", "R0y", "R0z")),
                 "location": _floats(ch.child("location"), ("X", "Y", "Z")),
+                "bad": (_text(ch, "bad") or "").lower() in ("true", "1", "yes"),
             }
         )
         ch = ch.next_sibling("channel")
@@ -229,7 +234,8 @@ def parse_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
             n_channels,
         )
     while len(raw) < n_channels:
-        raw.append({"label": "", "type": None, "unit": None, "loc": None, "location": None})
+        raw.append({"label": "", "type": None, "unit": None, "loc": None, "location": None,
+                    "bad": False})
 
     xdf = [r["location"] for r in raw if r["location"] is not None]
     xdf_scale = 1e-3
@@ -258,6 +264,7 @@ def parse_channels(info: pylsl.StreamInfo) -> list[ChannelInfo]:
                 to_volts=unit_to_volts(r["unit"]),
                 position=pos,  # type: ignore[arg-type]
                 position_source=src,
+                bad=r["bad"],
             )
         )
     return channels

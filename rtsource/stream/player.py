@@ -55,7 +55,8 @@ def _unit(ch: dict, ch_type: str) -> str:
 def raw_stream_info(
     raw: Any, name: str, source_id: str, dtype: str = "float32", stype: str = "EEG"
 ) -> pylsl.StreamInfo:
-    """Build an LSL StreamInfo describing an ``mne.io.Raw`` (labels, types, units, loc).
+    """Build an LSL StreamInfo describing an ``mne.io.Raw`` (labels, types, units, loc,
+    and ``<bad>true</bad>`` for the channels in ``info["bads"]``).
 
     Parameters
     ----------
@@ -76,11 +77,14 @@ def raw_stream_info(
     types = raw.get_channel_types()
     chans = desc.append_child("channels")
     n_pos = 0
+    bads = set(raw.info["bads"])
     for ch, ch_type in zip(raw.info["chs"], types, strict=True):
         el = chans.append_child("channel")
         el.append_child_value("label", ch["ch_name"])
         el.append_child_value("type", ch_type)
         el.append_child_value("unit", _unit(ch, ch_type))
+        if ch["ch_name"] in bads:  # MNE's info["bads"]: `rtsource run` leaves them out
+            el.append_child_value("bad", "true")
         loc = np.asarray(ch["loc"], dtype=np.float64)
         if np.all(np.isfinite(loc[:3])) and np.any(loc[:3] != 0):
             n_pos += 1
