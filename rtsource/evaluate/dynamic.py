@@ -166,7 +166,7 @@ def region_metrics(est: np.ndarray, true: np.ndarray, truth: np.ndarray, kinds: 
             continue
         hit = (t & e).sum()
         prec = hit / e.sum() if e.any() else math.nan
-        le = float(d[np.ix_(e, t)].min(1).mean()) if e.any() else math.nan
+        le = float(d[np.ix_(e, truth)].min(1).mean()) if e.any() else math.nan
         cors = []
         for i in np.flatnonzero(t):
             x, y = est[i] - est[i].mean(), true[i] - true[i].mean()

@@ -3,9 +3,10 @@
 * **Region lead fields** (:class:`RegionProjector`): a node's activity is a current spread
   over its source-grid points with rtsource's partial-volume weights
   (:func:`rtsource.regions.region_map`). Cortical points point along the cortex normal where
-  the atlas volume shows one: the outward normal of the grey-matter boundary, the negative
-  gradient of the BN246 brain mask smoothed with a Gaussian of σ = 3 mm (scipy.ndimage) at
-  the point, used where that gradient is at least a fifth of its largest value; elsewhere
+  the atlas volume shows one: the outward normal of the brain's surface, the negative
+  gradient of the BN246 brain mask (sulci closed with a 4 mm ball, white matter filled,
+  smoothed with a Gaussian of σ = 3 mm; scipy.ndimage) at the point, used where that
+  gradient is at least a tenth of its largest value; elsewhere
   the region's dominant lead-field orientation (:class:`~rtsource.regions.RegionMap`).
   Thalamic nuclei have free orientation: a random unit vector per sample. The moment of a
   node is its activity (mV) times its volume (cm³) times ``moment_nam_per_mv_cm3`` nA·m.
@@ -49,7 +50,13 @@ REAL_NOISE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" 
 @lru_cache(maxsize=1)
 def _mask_gradient() -> tuple[np.ndarray, np.ndarray]:
     at = load_atlas("bn246")
-    mask = ndimage.gaussian_filter((at.labels > 0).astype(np.float32), 3.0)
+    # BN246 labels grey matter only: close the sulci and fill the white matter so that the
+    # boundary left is the brain's outer surface (and the medial wall)
+    r = 4
+    g = np.mgrid[-r:r + 1, -r:r + 1, -r:r + 1]
+    ball = (g**2).sum(0) <= r * r
+    solid = ndimage.binary_fill_holes(ndimage.binary_closing(at.labels > 0, ball))
+    mask = ndimage.gaussian_filter(solid.astype(np.float32), 3.0)
     grad = np.stack(np.gradient(mask), -1)  # per voxel axis
     return grad, at.affine
 
@@ -114,7 +121,7 @@ class RegionProjector:
         normals_mni, strength = cortex_normals(headmodel.src_pos_mni)
         n_head = normals_mni @ np.linalg.inv(M).T
         n_head /= np.maximum(np.linalg.norm(n_head, axis=1, keepdims=True), 1e-12)
-        ok = strength >= 0.2
+        ok = strength >= 0.1
         dom = rmap.orientations[rows]  # (n_nodes, 3)
         owner = W.argmax(0)  # node with most weight at each grid point
         ori = np.where(ok[:, None], n_head, dom[owner])

@@ -107,10 +107,10 @@ class DynamicSignal:
         eeg -= eeg.mean(1, keepdims=True)
         rms = float(np.sqrt(np.mean(eeg**2)))
         self._L = L * (background_uv * 1e-6 / max(rms, 1e-30)) * gain[None, :]
-        self._offset = None
         self.noise_uv = float(noise_uv)
         self._rng_noise = np.random.default_rng(np.random.SeedSequence([self.seed, 8]))
-        self.sim.run(round(0.5 * sfreq))  # settle the regime's own transient
+        # settle the regime's own transient; its mean is each node's resting offset
+        self._offset = self.sim.run(round(0.5 * sfreq)).mean(0).astype(np.float64)
         self.n_generated = 0
 
     @property
@@ -125,8 +125,6 @@ class DynamicSignal:
         if out is None:
             out = np.empty((n, self.n_channels))
         v = self.sim.run(n).astype(np.float64)
-        if self._offset is None:
-            self._offset = v.mean(0)
         eeg = (v - self._offset) @ self._L.T
         eeg += self._rng_noise.standard_normal(eeg.shape) * (self.noise_uv * 1e-6)
         out[:, :self.n_eeg] = eeg
