@@ -50,15 +50,20 @@ REAL_NOISE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" 
 @lru_cache(maxsize=1)
 def _mask_gradient() -> tuple[np.ndarray, np.ndarray]:
     at = load_atlas("bn246")
-    # BN246 labels grey matter only: close the sulci and fill the white matter so that the
-    # boundary left is the brain's outer surface (and the medial wall)
-    r = 4
+    # on a 2 mm grid (the 1 mm one costs 8x more for nothing at 7 mm source spacing)
+    step = 2
+    brain = at.labels[::step, ::step, ::step] > 0
+    affine = at.affine.copy()
+    affine[:3, :3] *= step
+    # BN246 labels grey matter only: close the sulci (4 mm ball) and fill the white matter,
+    # so that the boundary left is the brain's outer surface (and the medial wall)
+    r = 4 // step
     g = np.mgrid[-r:r + 1, -r:r + 1, -r:r + 1]
     ball = (g**2).sum(0) <= r * r
-    solid = ndimage.binary_fill_holes(ndimage.binary_closing(at.labels > 0, ball))
-    mask = ndimage.gaussian_filter(solid.astype(np.float32), 3.0)
+    solid = ndimage.binary_fill_holes(ndimage.binary_closing(brain, ball))
+    mask = ndimage.gaussian_filter(solid.astype(np.float32), 3.0 / step)
     grad = np.stack(np.gradient(mask), -1)  # per voxel axis
-    return grad, at.affine
+    return grad, affine
 
 
 def cortex_normals(points_mni: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
