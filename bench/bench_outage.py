@@ -6,7 +6,9 @@ outlet with a source_id and the ``sample_index`` channel) feeds a
 :class:`~rtsource.online.pipeline.Pipeline` (``stream.lost_timeout_s`` raised above the
 gap). After ``--before-s`` seconds the amplifier stops (its outlet is destroyed, as when
 the app quits); ``--gap-s`` seconds later a new amplifier with the same name and
-source_id starts (its sample index restarts at 0) and streams ``--after-s`` seconds. The
+source_id starts (its sample index restarts at 0) and streams ``--after-s`` seconds,
+pushing at once as a real amplifier does (``--return-waits-for-consumer``: only once the
+pipeline's inlet is connected). The
 region stream and the marker stream are read throughout, and the pipeline's status every
 0.5 s.
 
@@ -119,7 +121,8 @@ def outage(args: argparse.Namespace) -> dict[str, Any]:
               flush=True)
         watch(t_gone + args.gap_s)
         status_in_gap = dataclasses.asdict(pipe.status())
-        second.start(wait_for_consumer_s=60.0)
+        # a real amplifier pushes as soon as it is back, whether anyone listens or not
+        second.start(wait_for_consumer_s=60.0 if args.return_waits_for_consumer else None)
         t_back = pylsl.local_clock()
         print("Amplifier back with the same source_id.", flush=True)
         while second.t0 is None:
@@ -159,7 +162,8 @@ def outage(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {"montage": args.montage, "rate_hz": args.rate, "chunk": args.chunk,
                      "conductor": args.conductor, "gap_s": args.gap_s,
                      "before_s": args.before_s, "after_s": args.after_s,
-                     "lost_timeout_s": cfg.stream.lost_timeout_s},
+                     "lost_timeout_s": cfg.stream.lost_timeout_s,
+                     "return_waits_for_consumer": args.return_waits_for_consumer},
         "times_note": "seconds of LSL time relative to the moment the first amplifier's "
                       "outlet was destroyed (t = 0)",
         "first_run": {"samples_pushed": first.n_pushed,
@@ -203,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1000.0)
     p.add_argument("--chunk", type=int, default=10)
     p.add_argument("--conductor", default="sphere")
+    p.add_argument("--return-waits-for-consumer", action="store_true",
+                   help="the returning amplifier waits for an inlet before its first push "
+                        "(default: it pushes at once, as a real amplifier does)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.out is None:

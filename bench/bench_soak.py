@@ -300,7 +300,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {"minutes": args.minutes, "montage": args.montage, "rate_hz": rate,
                      "push_chunk": args.chunk, "conductor": args.conductor,
                      "method": "eloreta", "atlas": "bn246", "warmup_s": args.warmup_s,
-                     "seed": args.seed,
+                     "seed": args.seed, "niceness": os.nice(0),
                      "latency": "amplifier push_chunk returned -> subscriber holds the "
                                 "region sample (every output sample)"},
     }
