@@ -219,13 +219,66 @@ class MarkerReader:
 
 
 
+class StreamSender:
+    """Push prepared samples with their own stamps on a real LSL outlet, from a thread,
+    once a consumer is connected (paced at ``speed`` times real time by the rate).
+
+    ``info`` is any StreamInfo (labels, units, bad marks, odd rates...); :meth:`stop`
+    destroys the outlet (an inlet sees the stream lost).
+    """
+
+    def __init__(self, info, data, stamps, *, chunk: int = 5, speed: float = 4.0,
+                 wait_for_consumer_s: float = 30.0):
+        self.info = info
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.stamps = np.asarray(stamps, np.float64)
+        self.chunk, self.speed = chunk, speed
+        self.wait_for_consumer_s = wait_for_consumer_s
+        self.n_pushed = 0
+        self.error = None
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> StreamSender:
+        self._outlet = _pylsl().StreamOutlet(self.info, chunk_size=0, max_buffered=60)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            deadline = time.monotonic() + self.wait_for_consumer_s
+            while not self._outlet.have_consumers() and time.monotonic() < deadline:
+                if self._stop.wait(0.005):
+                    return
+            rate = self.info.nominal_srate() or 100.0
+            t0 = time.monotonic()
+            for k in range(0, len(self.data), self.chunk):
+                due = t0 + k / (rate * self.speed)
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    return
+                self._outlet.push_chunk(self.data[k:k + self.chunk],
+                                        self.stamps[k:k + self.chunk])
+                self.n_pushed = min(len(self.data), k + self.chunk)
+        except BaseException as err:  # surfaced by stop()
+            self.error = err
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+        del self._outlet
+        assert self.error is None, self.error
+
+
 LSLHelpers.RegionReader = RegionReader
 LSLHelpers.MarkerReader = MarkerReader
+LSLHelpers.StreamSender = StreamSender
 
 
 @pytest.fixture(scope="session")
 def lsl() -> LSLHelpers:
     """Real-LSL test helpers: ``lsl.unique()``, ``lsl.wait_until()``, ``lsl.make_info()``,
-    ``lsl.pull_until()``, ``lsl.open_pipeline()``, ``lsl.close_all()``, and the readers
-    ``lsl.RegionReader`` / ``lsl.MarkerReader``."""
+    ``lsl.pull_until()``, ``lsl.open_pipeline()``, ``lsl.close_all()``, the readers
+    ``lsl.RegionReader`` / ``lsl.MarkerReader`` and the sender ``lsl.StreamSender``."""
     return LSLHelpers()

@@ -28,6 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="save regions, region_names, times (and positions_mni) to an .npz")
     p.add_argument("--drop-missing", action="store_true",
                    help="ignore EEG channels that are not in the montage instead of failing")
+    p.add_argument("--units", metavar="auto|V|mV|uV", default="auto",
+                   help="unit of the file's EEG values (default: volts, MNE's unit; files "
+                        "written with the wrong unit say so)")
+    p.add_argument("--bads", metavar="CH,CH",
+                   help="channels to leave out (default: the file's bad channels, as MNE)")
+    p.add_argument("--keep-bads", action="store_true",
+                   help="use the channels the file marks bad")
+    p.add_argument("--filters", action="store_true",
+                   help="apply the config's causal band-pass and notch (as `rtsource run`); "
+                        "default off: filter the recording beforehand")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +52,17 @@ def run(args: argparse.Namespace) -> int:
         montage = cfg.headmodel.montage
         print(f"{args.file} carries no electrode positions; using montage {montage!r} "
               "(set --montage to choose another).")
+    if args.bads:
+        exclude: list[str] | str = [b.strip() for b in args.bads.split(",") if b.strip()]
+        if not args.keep_bads:
+            exclude = list(dict.fromkeys([*raw.info["bads"], *exclude]))
+    else:
+        exclude = () if args.keep_bads else "bads"
     res = localize(raw, montage=montage, method=cfg.method, atlas=cfg.regions.atlas,
                    config=cfg, on_missing="drop" if args.drop_missing else "raise",
-                   progress=True)
+                   exclude=exclude, units=args.units, filters=args.filters, progress=True)
+    if res.provenance.get("excluded_channels", "none") != "none":
+        print(f"left out (bad): {res.provenance['excluded_channels']}")
     mean = res.regions.mean(axis=0)
     order = np.argsort(mean)[::-1][: args.top]
     print(f"{res.method} on {res.regions.shape[0]} samples; top {len(order)} regions "

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any, get_args
 
-from ..config import BACKENDS, BadDataPolicy, Schedule
+from ..config import BACKENDS, BadDataPolicy, Schedule, TimestampPolicy
 from ._common import add_config_args, config_from_args
 
 
@@ -35,6 +35,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait-for-consumer", type=float, metavar="S",
                    help="wait up to S seconds for a subscriber before processing (the input "
                         "is buffered meanwhile)")
+    p.add_argument("--units", metavar="auto|V|mV|uV",
+                   help="unit of the EEG channels, overriding the stream's metadata (default "
+                        "auto: the metadata, else decided from the values)")
+    p.add_argument("--channel-labels", metavar="L1,L2,...|montage",
+                   help="channel labels in stream order, for streams without (or with wrong) "
+                        "labels; 'montage' takes the montage's channel order")
+    p.add_argument("--bads", metavar="CH,CH",
+                   help="channels to leave out (besides those the stream marks bad)")
+    p.add_argument("--keep-stream-bads", action="store_true",
+                   help="use the channels the stream's metadata marks bad")
+    p.add_argument("--timestamps", choices=get_args(TimestampPolicy),
+                   help="'source' (default): the sender's capture times; 'arrival': re-stamp "
+                        "on arrival with the LSL clock (for senders stamping with another clock)")
+    p.add_argument("--range-uv", type=float, metavar="UV",
+                   help="the amplifier's input range (+-microvolts): samples reaching it are "
+                        "saturated (default: unknown; channels stuck at a rail are found anyway)")
     p.add_argument("--quiet", action="store_true", help="no status lines")
     p.add_argument("--demo", action="store_true",
                    help="live demo: start a simulated amplifier, run the pipeline on it and "
@@ -45,7 +61,10 @@ def _config(args: argparse.Namespace) -> Any:
     cfg = config_from_args(args, stream={
         "input": args.input, "output": args.output, "bad_data": args.bad_data,
         "window_s": args.window, "hop_s": args.hop, "schedule": args.schedule,
-        "resolve_timeout_s": args.resolve_timeout})
+        "resolve_timeout_s": args.resolve_timeout, "units": args.units,
+        "channel_labels": args.channel_labels, "bads": args.bads,
+        "stream_bads": False if args.keep_stream_bads else None,
+        "timestamps": args.timestamps, "saturation_uv": args.range_uv})
     if args.backend and cfg.refine.refiner is None:
         print(f"note: --backend {args.backend} applies to a refined method (--method piunet) "
               "only.", file=sys.stderr)

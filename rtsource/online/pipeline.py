@@ -736,7 +736,9 @@ class Pipeline:
             if dt > 0:
                 st.in_rate_hz = (sched.n_in - self._tick_in) / dt
                 st.out_rate_hz = (sched.n_out - self._tick_out) / dt
-                st.out_rate_expected_hz = st.in_rate_hz / self.decimate
+                # behind, the pulls lag the input: it still arrives at its rate
+                st.out_rate_expected_hz = (self.sfreq if behind else st.in_rate_hz) \
+                    / self.decimate
             st.latency_ms = (
                 (float(np.median(lat)), float(np.percentile(lat, 95)), float(lat.max()))
                 if lat is not None else (math.nan, math.nan, math.nan)

@@ -328,6 +328,10 @@ def _xpath_literal(value: str, what: str) -> str:
     raise ValueError(f"{what}={value!r} contains both quote characters; it cannot be resolved.")
 
 
+#: Seconds spent listening for further matches once one stream matched.
+MATCH_LISTEN_S = 0.5
+
+
 def resolve_stream(
     name: str | None = None,
     type: str | None = None,  # noqa: A002 - mirrors LSL's property name
@@ -383,6 +387,11 @@ def resolve_stream(
     logger.debug("Resolving LSL stream with %s (timeout %.1f s).", wanted, timeout)
     found = pylsl.resolve_bypred(predicate, 1, float(timeout))
     if found:
+        # LSL answers arrive one by one: listen a little longer so that a second matching
+        # stream is always seen (and named), not only when it happened to answer first
+        more = pylsl.resolve_bypred(predicate, 2, MATCH_LISTEN_S)
+        seen = {i.uid() for i in found}
+        found += [i for i in more if i.uid() not in seen]
         if len(found) > 1:
             logger.warning(
                 "%d LSL streams match %s; using the first.\n  %s",
