@@ -166,7 +166,8 @@ def test_case03_declared_250_delivers_125(lsl):
     assert mism and "declares 250 Hz" in mism[0]["message"] and "125" in mism[0]["message"]
     assert mism[0]["adopted_hz"] == 125.0 and adopted[0]["adopted_hz"] == 125.0
     assert st.sfreq == 125.0 and st.declared_hz == 250.0 and st.warnings
-    assert pipe.processor.filter.sfreq == 125.0 and pipe.outlet.info.nominal_srate() == 125.0
+    assert pipe.processor.filter.sfreq == 125.0
+    assert float(pipe.provenance["output_rate_hz"]) == 125.0
     assert declared_out == 125.0  # never declares a rate it does not produce
     assert st.n_out + st.n_flagged == 1000
 
@@ -412,10 +413,10 @@ def _peak_errors(filters: bool, n: int = 30, snr_db: float = 10.0) -> np.ndarray
     """Single dipoles, 20-sample windows at 500 Hz, 10 dB, simulated with a head model
     the inverse was not built from (other conductivities); distance from the true source
     to the peak of the estimate, mm."""
-    sim = build_headmodel(dataclasses.replace(
-        load_config(headmodel={"montage": MONTAGE, "conductor": "sphere"}).headmodel,
-        conductivity=(0.33, 0.0042, 0.33)), progress=False)
-    cfg = load_config(headmodel={"montage": MONTAGE, "conductor": "sphere"})
+    cfg = load_config(headmodel={"montage": "biosemi128", "conductor": "sphere"})
+    sim = build_headmodel(dataclasses.replace(cfg.headmodel,
+                                              conductivity=(0.33, 0.0042, 0.33)),
+                          progress=False)
     loc = rtsource.Localizer(sim.ch_names, 500.0, config=cfg, filters=filters)
     rng = np.random.default_rng(3)
     t = np.arange(20) / 500.0
@@ -438,9 +439,11 @@ def _peak_errors(filters: bool, n: int = 30, snr_db: float = 10.0) -> np.ndarray
 def test_case10_offline_filters_off_by_default():
     off = _peak_errors(filters=False)
     on = _peak_errors(filters=True)
-    # figures re-measured with more samples and the BEM in bench/bench_offline_filters.py
-    assert np.median(off) < 12.0
-    assert np.median(on) > 1.5 * np.median(off)
+    # here (30 windows, 128 channels, sphere): median 0.0 / p90 9.9 mm off, 7.0 / 21.1 mm
+    # on; the issue's figures are re-measured in bench/bench_offline_filters.py
+    assert np.median(off) <= 5.0 and np.percentile(off, 90) < 15.0
+    assert np.median(on) > np.median(off) + 3.0
+    assert np.percentile(on, 90) > 1.5 * np.percentile(off, 90)
     res = rtsource.localize(np.random.default_rng(0).normal(size=(32, 20)) * 1e-5,
                             get_montage(MONTAGE).ch_names, 500.0, config=_offline_cfg())
     assert res.provenance["filters_applied"].startswith("none")

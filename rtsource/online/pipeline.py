@@ -519,7 +519,6 @@ class Pipeline:
         self._tick_t = time.monotonic()
         self._tick_in = self._tick_out = 0
         self._lat: list[float] = []
-        self._lag: list[float] = []
         self._behind_since: float | None = None
         self._prev_lag: float | None = None
         self._tick_flagged = 0
@@ -586,10 +585,7 @@ class Pipeline:
         assert sched is not None and self.outlet is not None
         rec = self.stage_log is not None
         t_push = 0.0
-        lsl_clock = not sched.foreign_clock  # else latency and lag cannot be measured
-        if lsl_clock:
-            for piece in res.pieces:  # how far processing trails the input
-                self._lag.append(t_start - piece.newest_ts)
+        lsl_clock = not sched.foreign_clock  # else latency cannot be measured
         if len(res.stamps):
             t0 = time.perf_counter()
             self.outlet.push(res.regions, res.stamps)
@@ -711,20 +707,23 @@ class Pipeline:
             return
         lat = np.array(self._lat) * 1e3 if self._lat else None
         self._lat = []
-        lag = max(self._lag) if self._lag else math.nan
-        self._lag = []
+        # how far processing trails the input: the input received and not yet processed
+        # (independent of the sender's clock and of any offset in its stamps)
+        sched = self.scheduler
+        assert sched is not None
+        waiting = sched.ring.n_available + (self.inlet.samples_available()
+                                            if self.inlet is not None else 0)
+        lag = waiting / self.sfreq
         # behind: processing trails the input by more than a quarter second (or 5 hops)
         # for two refreshes in a row without working the backlog off. Not at start-up
         # (the input buffered while the pipeline waited for a subscriber is drained within
         # a second), nor while data are withheld or the chain is rebuilt (explained lag).
         threshold = max(0.25, 5 * self._hop_s)
         was_behind = self._behind_since is not None
-        sched = self.scheduler
-        assert sched is not None
-        high = not math.isnan(lag) and lag > threshold
+        high = lag > threshold
         withheld = sched.n_flagged != self._tick_flagged
         if was_behind:
-            behind = high or (math.isnan(lag) and sched.ring.n_available > 0)
+            behind = high
         else:
             behind = (high and self._prev_lag is not None and not withheld
                       and lag >= 0.8 * self._prev_lag)

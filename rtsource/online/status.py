@@ -49,8 +49,8 @@ class PipelineStatus:
         Median, 95th percentile and maximum over the last second of (publish time - capture
         time) of the newest published sample of each processed piece, in milliseconds.
     lag_ms : float
-        Largest (processing start - capture time of the newest sample) over the last
-        second: how far processing trails the input.
+        How far processing trails the input: the input received and not yet processed
+        (in the inlet's and the ring's buffers), in milliseconds of signal.
     behind : bool
         True while processing trails the input by more than a quarter of a second (or
         five hops): the output is late and the input backlog grows.

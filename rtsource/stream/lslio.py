@@ -645,6 +645,15 @@ class EEGInlet:
         return True
 
     # -- pulling ----------------------------------------------------------------------
+    def samples_available(self) -> int:
+        """Samples received and waiting in the inlet's buffer (0 when closed or lost)."""
+        if self.lost or self._inlet is None:
+            return 0
+        try:
+            return int(self._inlet.samples_available())
+        except Exception:  # a stream lost between the check and the call
+            return 0
+
     def pull(self, timeout: float = 0.0) -> tuple[NDArray, NDArray[np.float64]]:
         """Pull the samples that are available (at most ``max_chunk``).
 
