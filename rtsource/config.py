@@ -413,7 +413,11 @@ def read_toml(path: str | Path | None, what: str = "Config file") -> dict[str, A
     if not path.exists():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist.")
     with open(path, "rb") as fid:
-        return tomllib.load(fid)
+        try:
+            return tomllib.load(fid)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{what} {str(path)!r} is not valid TOML: {err}. Compare it with "
+                             "configs/default.toml.") from err
 
 
 def _migrate(data: dict[str, Any], where: str) -> dict[str, Any]:

@@ -447,3 +447,61 @@ def test_case10_offline_filters_off_by_default():
     res = rtsource.localize(np.random.default_rng(0).normal(size=(32, 20)) * 1e-5,
                             get_montage(MONTAGE).ch_names, 500.0, config=_offline_cfg())
     assert res.provenance["filters_applied"].startswith("none")
+
+
+# -- other bad inputs (the README's table) ---------------------------------------------
+@pytest.mark.lsl
+@pytest.mark.parametrize(("n_ch", "rate", "fmt", "match"), [
+    (32, 0.0, "float32", "irregular sampling rate"),
+    (32, 250.0, "string", "carries strings.*marker stream"),
+    (0, 250.0, "float32", "has no channels"),
+])
+def test_unusable_streams_are_refused_clearly(lsl, n_ch, rate, fmt, match):
+    name = lsl.unique("unusable")
+    labels = get_montage(MONTAGE).ch_names[:n_ch]
+    outlet = pylsl.StreamOutlet(lsl.make_info(name, labels, srate=rate, fmt=fmt,
+                                              types=["eeg"] * n_ch))
+    try:
+        with pytest.raises(ValueError, match=match):
+            Pipeline(_cfg(name, lsl.unique("out"))).open()
+    finally:
+        del outlet
+
+
+def test_corrupt_config_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[stream\nhop_s = 0.01\n")
+    with pytest.raises(ValueError, match=r"broken\.toml' is not valid TOML.*line 1"):
+        load_config(path)
+
+
+def test_kernel_of_another_montage_is_never_reused():
+    """Same labels, other positions: another head model and kernel (cache keys hold the
+    positions), so a cached kernel of one montage never serves another."""
+    labels = get_montage(MONTAGE).ch_names
+    pos = np.array(list(get_montage(MONTAGE).get_positions()["ch_pos"].values()))
+    moved = pos.copy()
+    moved[:, 2] += 0.005  # the cap sits 5 mm higher
+    cfg = load_config(headmodel={"conductor": "sphere"})
+    x = np.random.default_rng(2).normal(size=(32, 30)) * 1e-5
+    a = rtsource.localize(x, labels, 250.0, montage=(labels, pos), config=cfg)
+    b = rtsource.localize(x, labels, 250.0, montage=(labels, moved), config=cfg)
+    assert a.provenance["headmodel_hash"] != b.provenance["headmodel_hash"]
+    assert a.provenance["inverse_hash"] != b.provenance["inverse_hash"]
+
+
+@pytest.mark.lsl
+def test_a_consumer_that_stops_reading_does_not_stall_the_pipeline(lsl):
+    sfreq, n = 250.0, 1500
+    labels, x = _eeg(n, sfreq, seed=13)
+    name = lsl.unique("stalled")
+    sender = lsl.StreamSender(_info(lsl, name, labels, sfreq), x, _stamps(n, sfreq),
+                              speed=6.0).start()
+    pipe, reader, markers = lsl.open_pipeline(_cfg(name, lsl.unique("out")))
+    try:
+        assert reader.wait_for(50, timeout=20.0)  # then it stops pulling
+        assert lsl.wait_until(lambda: pipe.status().n_out == n - 1, timeout=30.0)
+        assert pipe.running and pipe.error is None and pipe.status().n_dropped == 0
+    finally:
+        lsl.close_all(pipe, reader, markers)
+        sender.stop()

@@ -200,8 +200,8 @@ def input_units(chans: Sequence[ChannelInfo], used: Sequence[int], units: str = 
     return factors, text
 
 
-def check_stream(name: str, sfreq: float, n_channels: int, cfg: StreamConfig
-                 ) -> tuple[float, int]:
+def check_stream(name: str, sfreq: float, n_channels: int, cfg: StreamConfig,
+                 channel_format: str = "float32") -> tuple[float, int]:
     """The declared rate and channel count of an input stream, checked against the
     configuration (``stream.expected_srate``, ``stream.expected_channels``).
 
@@ -211,6 +211,12 @@ def check_stream(name: str, sfreq: float, n_channels: int, cfg: StreamConfig
         For an irregular stream (rate 0) or a rate or channel count that differs from the
         configured one; the message names the stream, both values and the setting.
     """
+    if n_channels < 1:
+        raise ValueError(f"Input stream {name!r} has no channels (channel_count 0); it "
+                         "cannot carry EEG. Check the sender's configuration.")
+    if channel_format == "string":
+        raise ValueError(f"Input stream {name!r} carries strings (channel_format string), "
+                         "not samples: is it a marker stream? Give the EEG stream with --input.")
     if not sfreq > 0:
         raise ValueError(
             f"Input stream {name!r} has an irregular sampling rate (nominal_srate 0); the "

@@ -246,7 +246,9 @@ class Pipeline:
         scfg = self.cfg.stream
         name = info.name()
         sfreq, n_ch = check_stream(name, float(info.nominal_srate()),
-                                   int(info.channel_count()), scfg)
+                                   int(info.channel_count()), scfg,
+                                   "string" if info.channel_format() == pylsl.cf_string
+                                   else "numeric")
         self.declared_sfreq = sfreq
         self._info = info
         source_id = info.source_id()
