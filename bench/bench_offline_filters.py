@@ -12,7 +12,7 @@ the first sample's steady state (what ``localize`` did by default before).
 
     python bench/bench_offline_filters.py [--n 200] [--conductor bem|sphere]
 
-Writes ``bench/results/offline_filters.json``.
+Writes ``bench/results/offline_filters_<conductor>.json``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main() -> None:
         out["filters_on" if filters else "filters_off"] = summary(e)
         print(f"filters={filters}: median {np.median(e):.1f} mm, p90 "
               f"{np.percentile(e, 90):.1f} mm ({args.n} windows)")
-    path = write("offline_filters.json", {
+    path = write(f"offline_filters_{args.conductor}.json", {
         "what": "peak error of localize on 20-sample single-dipole windows, 500 Hz, with and "
                 "without the live causal filters",
         "simulation": "three-shell sphere, conductivities 0.33/0.0042/0.33 S/m, biosemi128, "
