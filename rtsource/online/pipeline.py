@@ -349,11 +349,9 @@ class Pipeline:
         assert old is not None
         res = old.step(*self._no_samples, flush=True)
         self._publish_step(res, 0.0, pylsl.local_clock())
-        n_in, n_out, n_flagged = old.n_in, old.n_out, old.n_flagged
-        self._build(rate, [float(f) for f in old._scale])
-        new = self.scheduler
-        assert new is not None
-        new.n_in, new.n_out, new.n_flagged = n_in, n_out, n_flagged
+        self._build(rate, [float(f) for f in old.to_volts])
+        assert self.scheduler is not None
+        self.scheduler.carry_counters(old)
         with self._lock:
             self._status.warnings.append(message)
         self._marker("rate_adopted",

@@ -235,6 +235,7 @@ class HopScheduler:
         self._setup_checks()
         self.n_in = self.n_out = self.n_flagged = 0
         self.n_index_gaps = self.n_duplicated = self.n_ts_gaps = self.n_backwards = 0
+        self._dropped_before = 0
         self._announced = False
         self.reset()
 
@@ -263,7 +264,20 @@ class HopScheduler:
     @property
     def n_dropped(self) -> int:
         """Input samples known lost: buffer overflow plus skipped sample indices."""
-        return int(self.ring.n_dropped) + self.n_index_gaps
+        return int(self.ring.n_dropped) + self.n_index_gaps + self._dropped_before
+
+    def carry_counters(self, old: HopScheduler) -> None:
+        """Continue the counters of the scheduler this one replaces (the chain rebuilt
+        for another rate)."""
+        self.n_in, self.n_out, self.n_flagged = old.n_in, old.n_out, old.n_flagged
+        self.n_index_gaps, self.n_duplicated = old.n_index_gaps, old.n_duplicated
+        self.n_ts_gaps, self.n_backwards = old.n_ts_gaps, old.n_backwards
+        self._dropped_before = int(old.ring.n_dropped) + old._dropped_before
+
+    @property
+    def to_volts(self) -> NDArray:
+        """Per-column factors to volts in use (units already decided)."""
+        return self._scale.copy()
 
     def hop_end(self, k: int) -> int:
         """Index of the last sample of the hop that sample ``k`` belongs to."""
