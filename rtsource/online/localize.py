@@ -16,14 +16,19 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._util import stable_hash
 from ..config import Config, from_dict, load_config
+from ..headmodel.grid import SourceGrid
 from ..headmodel.montage import MontageSpec
+from .mne_out import mne_context
 from .processing import SourceProcessor
+
+if TYPE_CHECKING:
+    import mne
 
 __all__ = ["LocalizeResult", "Localizer", "clear_cache", "localize"]
 
@@ -55,6 +60,34 @@ class LocalizeResult:
     times: np.ndarray
     method: str
     provenance: dict[str, str] = field(default_factory=dict)
+    #: the source grid as a volume (:class:`~rtsource.headmodel.grid.SourceGrid`)
+    grid: SourceGrid | None = None
+    #: sampling rate in Hz
+    sfreq: float | None = None
+    #: what an MNE input carried that :meth:`regions_to_mne` keeps (events, times...)
+    mne_context: dict[str, Any] | None = None
+
+    def source_spaces(self) -> mne.SourceSpaces:
+        """The source grid as an ``mne.SourceSpaces`` (one volume, fsaverage MRI frame);
+        see :func:`rtsource.online.mne_out.source_spaces`."""
+        from .mne_out import source_spaces
+
+        return source_spaces(self)
+
+    def to_stc(self, *, vector: bool = False, subject: str = "fsaverage"
+               ) -> mne.VolSourceEstimate | mne.VolVectorSourceEstimate | list:
+        """The sources as an MNE volume source estimate (a list for epochs); see
+        :func:`rtsource.online.mne_out.to_stc`."""
+        from .mne_out import to_stc
+
+        return to_stc(self, vector=vector, subject=subject)
+
+    def regions_to_mne(self) -> mne.io.RawArray | mne.EpochsArray | mne.EvokedArray:
+        """Region time courses as an MNE Raw/Epochs/Evoked (``misc`` channels); see
+        :func:`rtsource.online.mne_out.regions_to_mne`."""
+        from .mne_out import regions_to_mne
+
+        return regions_to_mne(self)
 
 
 def _check_finite(data: np.ndarray, ch_names: Sequence[str], epoch: int | None = None
@@ -188,7 +221,15 @@ class Localizer:
         return LocalizeResult(
             sources=sources, positions_mni=proc.headmodel.src_pos_mni, regions=regions,
             region_names=list(proc.regions.names), times=t0 + np.arange(n_t) / self.sfreq,
-            method=self.method, provenance=proc.provenance())
+            method=self.method, provenance=proc.provenance(), grid=self.grid,
+            sfreq=self.sfreq)
+
+    @property
+    def grid(self) -> SourceGrid:
+        """The source grid of the prepared head model as a volume."""
+        if getattr(self, "_grid", None) is None:
+            self._grid = SourceGrid.from_headmodel(self.processor.headmodel)
+        return self._grid
 
 
 def _config(config: Config | str | Path | dict | None, method: str | None,
@@ -275,6 +316,7 @@ def localize(
     """
     cfg = _config(config, method, atlas)
     t0 = 0.0
+    context = None
     if hasattr(data, "info") and hasattr(data, "get_data"):
         import mne
 
@@ -289,6 +331,7 @@ def localize(
         arrays = inst.get_data() if isinstance(inst, mne.BaseEpochs) else inst.get_data()
         t0 = float(inst.times[0])
         ch_types = None
+        context = mne_context(data)
     else:
         arrays = np.asarray(data)
         if ch_names is None or sfreq is None:
@@ -310,4 +353,6 @@ def localize(
             _CACHE.popitem(last=False)
     else:
         _CACHE.move_to_end(key)
-    return loc.apply(arrays, t0=t0)
+    res = loc.apply(arrays, t0=t0)
+    res.mne_context = context  # events and times of an MNE input (regions_to_mne)
+    return res
