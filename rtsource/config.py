@@ -243,6 +243,7 @@ class StreamConfig:
     saturation_uv: float | None = 5000.0
     expected_srate: float | None = None
     expected_channels: int | None = None
+    volume_hz: float | None = None
 
     def __post_init__(self) -> None:
         _check_literals(self, "stream")
@@ -264,6 +265,8 @@ class StreamConfig:
         if self.hop_s > self.window_s:
             raise ValueError(f"Setting stream.hop_s = {self.hop_s} s must not exceed "
                              f"stream.window_s = {self.window_s} s.")
+        # the source-volume outlet (rtsource run --publish-volume): off unless set
+        _check_positive("stream", volume_hz=self.volume_hz)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="wait up to S seconds for a subscriber before processing (the input "
                         "is buffered meanwhile)")
     p.add_argument("--quiet", action="store_true", help="no status lines")
+    p.add_argument("--publish-volume", type=float, nargs="?", const=10.0, metavar="HZ",
+                   help="also publish the source volume (|J| on the source grid) on "
+                        "'<output>-volume' at about HZ volumes per second (default 10)")
     p.add_argument("--demo", action="store_true",
                    help="live demo: start a simulated amplifier, run the pipeline on it and "
                         "print the top regions beside the simulated truth and the latency")
@@ -45,7 +48,7 @@ def _config(args: argparse.Namespace) -> Any:
     cfg = config_from_args(args, stream={
         "input": args.input, "output": args.output, "bad_data": args.bad_data,
         "window_s": args.window, "hop_s": args.hop, "schedule": args.schedule,
-        "resolve_timeout_s": args.resolve_timeout})
+        "resolve_timeout_s": args.resolve_timeout, "volume_hz": args.publish_volume})
     if args.backend and cfg.refine.refiner is None:
         print(f"note: --backend {args.backend} applies to a refined method (--method piunet) "
               "only.", file=sys.stderr)

@@ -53,6 +53,7 @@ from .processing import SourceProcessor
 from .refine import choose_decimation, refine_batch_sizes
 from .scheduler import Event, HopScheduler, StepResult, window_hop
 from .status import PipelineStatus, StageLog
+from .volume import VolumePublisher, volume_unit
 
 __all__ = ["InputSpec", "Pipeline", "PipelineStatus", "StageLog", "parse_input"]
 
@@ -166,6 +167,7 @@ class Pipeline:
         self.markers: MarkerOutlet | None = None
         self.processor: SourceProcessor | None = None
         self.provenance: dict[str, Any] = {}
+        self.volume: VolumePublisher | None = None  # stream.volume_hz: the volume outlet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -286,10 +288,17 @@ class Pipeline:
             prov["decimation"] = note
             if self.refine_s_per_volume is not None:
                 prov["refine_ms_per_volume"] = f"{self.refine_s_per_volume * 1e3:.3f}"
+        if scfg.volume_hz:
+            prov["volume_stream"] = f"{self.output_name}-volume"
         self.outlet = RegionOutlet(
             self.output_name, proc.regions.names, out_rate, prov, source_id, cfg_hash,
             unit=_region_unit(proc), channel_type="region",
         )
+        if scfg.volume_hz:
+            self.volume = VolumePublisher(
+                proc, f"{self.output_name}-volume", out_rate, scfg.volume_hz,
+                {**prov, "input_source_id": source_id, "config_hash": cfg_hash},
+                f"{self.outlet.source_id}-volume", volume_unit(proc.method))
         self.provenance = {**prov, "input_source_id": source_id, "config_hash": cfg_hash}
         self.markers = MarkerOutlet(self.marker_name, f"{self.outlet.source_id}-markers")
         with self._lock:
@@ -428,6 +437,8 @@ class Pipeline:
     def _close_outlets(self) -> None:
         if self.outlet is not None:
             self.outlet.close()
+        if self.volume is not None:
+            self.volume.close()
         if self.markers is not None:
             self.markers.close()
 
@@ -523,6 +534,8 @@ class Pipeline:
             self.outlet.push(res.regions, res.stamps)
             t_push = time.perf_counter() - t0
             self._lat.append(pylsl.local_clock() - float(res.stamps[-1]))
+            if self.volume is not None:  # after the regions: never delays them
+                self.volume.publish(sched.processor, res.stamps)
         if rec:
             t_pushed = pylsl.local_clock()
             for j, piece in enumerate(res.pieces):
