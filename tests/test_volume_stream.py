@@ -116,3 +116,121 @@ def test_volume_outlet_rejects_bad_input(lsl):
         out.close()
     with pytest.raises(ValueError, match="stream.volume_hz = -1"):
         load_config(stream={"volume_hz": -1})
+
+
+# -- the brain viewer ---------------------------------------------------------------------
+def _viewport_rgba(viewer) -> np.ndarray:
+    """The rendered window (its graphics viewport) as an (h, w, 4) uint8 array."""
+    from pyqtgraph.Qt import QtGui
+
+    img = viewer.win.viewport().grab().toImage().convertToFormat(
+        QtGui.QImage.Format.Format_RGBA8888)
+    w, h = img.width(), img.height()
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine() // 4, 4)
+    return arr[:, :w].copy()
+
+
+def _hottest_mm(viewer, rgba, view):
+    """MRI mm (horizontal, vertical) of the hottest pixel drawn in ``view``, read from the
+    rendered picture (colour table: R + G - 2B rises with the value)."""
+    from pyqtgraph.Qt import QtCore
+
+    vb = viewer.views[view].getViewBox()
+    rect = viewer.win.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+    x0, y0 = max(rect.left(), 0), max(rect.top(), 0)
+    crop = rgba[y0: rect.bottom(), x0: rect.right()].astype(int)
+    score = crop[..., 0] + crop[..., 1] - 2 * crop[..., 2]
+    assert score.max() > 300, f"{view}: nothing hot drawn (max score {score.max()})"
+    ys, xs = np.nonzero(score >= score.max() - 10)
+    px = QtCore.QPoint(int(round(xs.mean())) + x0, int(round(ys.mean())) + y0)
+    pt = vb.mapSceneToView(viewer.win.mapToScene(px))
+    return np.array([pt.x(), pt.y()]), crop
+
+
+@pytest.mark.lsl
+def test_brain_viewer_shows_the_simulated_source(lsl, model32, tmp_path):
+    pytest.importorskip("pyqtgraph")
+    pytest.importorskip("PySide6")
+    from rtsource.viewer.brain import BrainViewer
+    from rtsource.viewer.glass import VIEWS
+
+    name = lsl.unique("dip")
+    player = Player("dipole.fif", name=name, raw=dipole_raw(model32), source_id=name,
+                    loop=True, wait_for_consumer_s=30.0)
+    player.start()
+    cfg = live_cfg(lsl, name, volume_hz=20.0)
+    pipe, regions, markers = lsl.open_pipeline(cfg, montage=MONTAGE)
+    viewer = None
+    try:
+        resolve = rtsource.stream.resolve_stream
+        viewer = BrainViewer(resolve(name=f"{pipe.output_name}-volume", timeout=10),
+                             resolve(name=pipe.output_name, timeout=10),
+                             resolve(name=pipe.marker_name, timeout=10), threshold=0.6)
+
+        def drawn():
+            viewer.update()
+            viewer.app.processEvents()
+            regions.poll(timeout=0.0)
+            return viewer.n_volumes >= 5 and viewer.n_region_samples > 100
+
+        assert lsl.wait_until(drawn, timeout=30.0, interval=0.02)
+        rgba = _viewport_rgba(viewer)
+        viewer.win.grab().save(str(tmp_path / "brain.png"))
+        # not blank: the outline and the heat are drawn, many colours
+        assert len(np.unique(rgba.reshape(-1, 4), axis=0)) > 50
+        true_mm = model32.src_pos_mri[SOURCE] * 1e3
+        for view, _, h, v in VIEWS:
+            got, crop = _hottest_mm(viewer, rgba, view)
+            dist = np.linalg.norm(got - true_mm[[h, v]])
+            assert dist < 15.0, (view, got, true_mm[[h, v]], dist)
+            assert (crop[..., :3].sum(-1) > 100).mean() > 0.05  # the outline's fill, edge
+        # the top regions are listed by name; the status line shows the rates
+        assert viewer.labels[viewer.top[0]] in viewer.top_label.text
+        assert "frames/s" in viewer.status.text and "volumes" in viewer.status.text
+    finally:
+        if viewer is not None:
+            viewer.close()
+        lsl.close_all(pipe, regions, markers)
+        player.stop()
+
+
+@pytest.mark.lsl
+def test_brain_viewer_survives_a_lost_stream(lsl, model32):
+    pytest.importorskip("pyqtgraph")
+    pytest.importorskip("PySide6")
+    from rtsource.viewer.brain import BrainViewer
+
+    grid = SourceGrid.from_headmodel(model32)
+    layout = {k: v for k, v in grid.describe().items()
+              if k not in ("shape", "order", "source_index")}
+    name, sid = lsl.unique("vol"), lsl.unique("vol-sid")
+
+    def outlet():
+        return VolumeOutlet(name, grid.shape, grid.flat_index, 10.0, layout, {}, sid, "A*m")
+
+    values = np.linspace(0, 1, grid.n_sources, dtype=np.float32)[None]
+    out = outlet()
+    viewer = BrainViewer(rtsource.stream.resolve_stream(name=name, timeout=10),
+                         lost_after_s=0.3, size=(800, 400))
+    try:
+        def step(cond):
+            def go():
+                if out._outlet is not None and out.have_consumers():
+                    out.push(values, [pylsl.local_clock()])
+                viewer.update()
+                return cond()
+            return go
+
+        assert lsl.wait_until(step(lambda: viewer.n_volumes >= 3), timeout=10, interval=0.02)
+        out.close()  # the stream disappears
+        assert lsl.wait_until(step(lambda: viewer.lost), timeout=10, interval=0.02)
+        assert "no volume for" in viewer.status.text
+        n_before = viewer.n_volumes
+        out = outlet()  # it returns with the same source_id
+        assert lsl.wait_until(step(lambda: viewer.n_volumes > n_before + 2), timeout=20,
+                              interval=0.02)
+        assert not viewer.lost and "no volume" not in viewer.status.text
+        np.testing.assert_allclose(viewer.volume, grid.to_volume(values[0]))
+    finally:
+        viewer.close()
+        out.close()
