@@ -183,6 +183,8 @@ class BrainViewer:
                                            title="time courses (chosen regions)")
         self.trace_plot.addLegend(offset=(10, 10))
         self.trace_plot.setLabel("bottom", "time (s)")
+        if self.unit.startswith("A*m"):  # SI prefixes on the axis (nA*m...)
+            self.trace_plot.setLabel("left", "", units="A*m")
         self.curves = [self.trace_plot.plot(pen=pg.intColor(i, max(self.n_traces, 1)),
                                             name=f"#{i + 1}") for i in range(self.n_traces)]
         self.top_label = self.win.addLabel("", row=2, col=2, colspan=2, justify="left")

@@ -227,11 +227,12 @@ def plot_glass_brain(vol: np.ndarray, proj: Projector, outline: Outline, *, titl
     -------
     The matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.figure import Figure
 
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), layout="constrained")
+    if axes is None:  # no pyplot: works headless, whatever the backend
+        axes = Figure(figsize=(11, 3.8), layout="constrained").subplots(1, 3)
     fig = axes[0].figure
     vmax = float(np.max(vol)) or 1.0
     thr = threshold * vmax
@@ -247,8 +248,7 @@ def plot_glass_brain(vol: np.ndarray, proj: Projector, outline: Outline, *, titl
                ylabel=AXIS_NAMES[vx].split(" ")[0] + " (mm)", aspect="equal")
     if cax is not None:
         lut = heat_lut()
-        sm = plt.cm.ScalarMappable(norm=Normalize(thr, vmax),
-                                   cmap=ListedColormap(lut / 255.0))
+        sm = ScalarMappable(norm=Normalize(thr, vmax), cmap=ListedColormap(lut / 255.0))
         fig.colorbar(sm, cax=cax, label=unit)
     if title:
         fig.suptitle(title)
