@@ -1,0 +1,127 @@
+"""A real, widely used LSL client against rtsource: mne-lsl's ``PlayerLSL`` feeds the live
+pipeline and its ``StreamLSL`` reads the region and volume outlets (labels, units, rate,
+timestamps, values) over loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mne
+import numpy as np
+import pylsl
+import pytest
+
+from rtsource.config import HeadModelConfig, load_config
+from rtsource.headmodel import build_headmodel
+from rtsource.headmodel.grid import SourceGrid
+from rtsource.stream.lslio import resolve_stream
+from rtsource.stream.volume_outlet import read_volume_layout
+
+mne_lsl = pytest.importorskip("mne_lsl")
+
+SFREQ = 250.0
+MONTAGE = "biosemi32"
+SOURCE = 2950
+
+
+@pytest.fixture(scope="module")
+def model32():
+    return build_headmodel(HeadModelConfig(montage=MONTAGE, conductor="sphere"),
+                           progress=False)
+
+
+@pytest.mark.lsl
+def test_mne_lsl_player_in_stream_out(lsl, model32):
+    from mne_lsl.player import PlayerLSL
+    from mne_lsl.stream import StreamLSL
+
+    q = np.array([0.5, 0.5, 0.7])
+    topo = model32.gain[:, SOURCE] @ (q / np.linalg.norm(q))
+    n = int(20 * SFREQ)
+    wave = np.sin(2 * np.pi * 11 * np.arange(n) / SFREQ)
+    rng = np.random.default_rng(0)
+    data = topo[:, None] * wave * (20e-6 / np.abs(topo).max()) + rng.normal(
+        scale=0.5e-6, size=(len(topo), n))
+    raw = mne.io.RawArray(data, mne.create_info(model32.ch_names, SFREQ, "eeg"),
+                          verbose=False)
+    raw.set_montage(MONTAGE)
+    name = lsl.unique("mnelsl-play")
+    player = PlayerLSL(raw, chunk_size=10, name=name, source_id=name, annotations=False)
+    player.start()
+    cfg = load_config(headmodel={"montage": MONTAGE, "conductor": "sphere"},
+                      stream={"input": name, "output": lsl.unique("mnelsl-out"),
+                              "volume_hz": 5.0})
+    cfg = dataclasses.replace(cfg, stream=dataclasses.replace(cfg.stream, flat_uv=None))
+    eeg_in = pylsl.StreamInlet(resolve_stream(
+        name=name, timeout=10.0), max_buflen=60)
+    eeg_in.open_stream(timeout=5.0)
+    pipe, regions, markers = lsl.open_pipeline(cfg)  # positions from the player's loc
+    streams = []
+    try:
+        out = StreamLSL(bufsize=10.0, name=pipe.output_name).connect(timeout=10.0)
+        vol = StreamLSL(bufsize=3.0, name=f"{pipe.output_name}-volume").connect(timeout=10.0)
+        streams = [out, vol]
+        in_ts: list[float] = []
+
+        def enough():
+            _, ts = eeg_in.pull_chunk(timeout=0.0, max_samples=4096)
+            in_ts.extend(ts)
+            regions.poll(timeout=0.0)
+            return out.n_new_samples >= 500 and vol.n_new_samples >= 3
+        assert lsl.wait_until(enough, timeout=40.0, interval=0.02)
+        got, got_ts = out.get_data(winsize=1.0)  # (n_regions, n_times), (n_times,)
+        vdata, vts = vol.get_data(winsize=0.4)
+        out_info, vol_info = out.info, vol.info
+        ch_names = list(out.ch_names)
+        lsl.wait_until(lambda: (regions.poll(timeout=0.0) or True) and len(regions.ts) > 0
+                       and regions.ts[-1] >= got_ts[-1], timeout=10.0)
+        region_names = list(pipe.processor.regions.names)
+        # mne-lsl's own liblsl binding reads the outlet's channel metadata
+        from mne_lsl.lsl import StreamInlet, resolve_streams
+
+        m_inlet = StreamInlet(resolve_streams(name=pipe.output_name, timeout=5.0)[0])
+        m_inlet.open_stream(timeout=5.0)
+        m_sinfo = m_inlet.get_sinfo(timeout=5.0)
+        m_units, m_types = m_sinfo.get_channel_units(), m_sinfo.get_channel_types()
+        m_stype, m_format = m_sinfo.stype, m_sinfo.dtype
+        m_inlet.close_stream()
+        positions = pipe.positions_used
+        volume_sinfo = pylsl.StreamInlet(resolve_stream(
+            name=f"{pipe.output_name}-volume", timeout=5.0)).info(5.0)
+    finally:
+        for s in streams:
+            s.disconnect()
+        eeg_in.close_stream()
+        lsl.close_all(pipe, regions, markers)
+        player.stop()
+    # PlayerLSL's stream was accepted with its electrode positions (mne-lsl's loc)
+    assert "loc" in positions and "32 of 32" in positions, positions
+    # labels, rate, type: StreamLSL builds an mne.Info from rtsource's metadata
+    assert ch_names == region_names
+    assert out_info["sfreq"] == SFREQ
+    assert set(out_info.get_channel_types()) == {"misc"}  # "region" is no MNE type
+    assert m_units == ["A*m (mean current-density magnitude)"] * len(region_names)
+    assert m_types == ["region"] * len(region_names)
+    assert m_stype == "SourceActivation" and m_format == np.float32
+    # timestamps: each output sample carries the capture time of an input sample (the
+    # pipeline's inlet applies LSL's clock correction: same host, microseconds)
+    in_ts_arr = np.sort(np.asarray(in_ts))
+
+    def nearest_input_gap(ts):
+        i = np.clip(np.searchsorted(in_ts_arr, ts), 1, len(in_ts_arr) - 1)
+        return np.minimum(np.abs(in_ts_arr[i] - ts), np.abs(in_ts_arr[i - 1] - ts))
+
+    assert nearest_input_gap(got_ts).max() < 1e-3  # a sample period is 4 ms
+    np.testing.assert_allclose(np.diff(got_ts), 1 / SFREQ, rtol=0.05)
+    # values: what mne-lsl holds is what a plain pylsl inlet received for the same stamps
+    idx = np.searchsorted(regions.ts, got_ts)
+    np.testing.assert_array_equal(regions.ts[idx], got_ts)
+    np.testing.assert_allclose(got.T, regions.data[idx], rtol=1e-6)
+    # the volume stream: rate, channel count, and the reshaped volume peaks at the dipole
+    layout = read_volume_layout(volume_sinfo)
+    grid = SourceGrid.from_headmodel(model32)
+    assert vol_info["sfreq"] == SFREQ / 50 and len(vol_info["ch_names"]) == np.prod(grid.shape)
+    assert nearest_input_gap(vts).max() < 1e-3
+    for v in vdata.T:
+        peak = np.unravel_index(np.argmax(v.reshape(layout["shape"])), layout["shape"])
+        assert np.linalg.norm(np.subtract(peak, grid.ijk[SOURCE])) <= 1.0
