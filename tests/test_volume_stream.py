@@ -28,12 +28,18 @@ def model32():
                            progress=False)
 
 
-def dipole_raw(hm, n_times=int(30 * SFREQ), src=SOURCE) -> mne.io.RawArray:
-    """A 10 Hz dipole at grid point ``src``, about 20 µV at the strongest electrode."""
+def dipole_raw(hm, n_times=int(30 * SFREQ), src=SOURCE, rotating=False) -> mne.io.RawArray:
+    """A 10 Hz dipole at grid point ``src``, about 20 µV at the strongest electrode;
+    ``rotating``: its orientation turns at 10 Hz, so its strength never passes through 0."""
     q = np.array([0.3, -0.5, 0.8])
+    q2 = np.cross(q, [1.0, 0.0, 0.0])
+    t = np.arange(n_times) / SFREQ
     topo = hm.gain[:, src] @ (q / np.linalg.norm(q))
-    wave = np.sin(2 * np.pi * 10 * np.arange(n_times) / SFREQ)
-    data = topo[:, None] * wave[None] * (20e-6 / np.abs(topo).max())
+    data = topo[:, None] * np.sin(2 * np.pi * 10 * t)[None]
+    if rotating:
+        topo2 = hm.gain[:, src] @ (q2 / np.linalg.norm(q2))
+        data = data + topo2[:, None] * np.cos(2 * np.pi * 10 * t)[None]
+    data *= 20e-6 / np.abs(data).max()
     raw = mne.io.RawArray(data, mne.create_info(hm.ch_names, SFREQ, "eeg"), verbose=False)
     raw.set_montage(MONTAGE)
     return raw
@@ -92,8 +98,8 @@ def test_pipeline_publishes_the_source_volume(lsl, model32):
     k = np.round((np.asarray(stamps) - player.t0) * SFREQ).astype(int)
     assert ((k + 1) % 25 == 0).all(), k
     # values: |J| of exactly what rtsource.localize computes for those samples
-    res = rtsource.localize(raw.get_data(), ch_names=raw.ch_names, sfreq=SFREQ,
-                            montage=MONTAGE, config=cfg)
+    res = rtsource.localize(raw.get_data()[:, : k.max() + 1], ch_names=raw.ch_names,
+                            sfreq=SFREQ, montage=MONTAGE, config=cfg)
     expect = grid.to_volume(np.linalg.norm(res.sources[k], axis=-1))
     np.testing.assert_allclose(vols, expect, rtol=2e-4, atol=2e-4 * expect.max())
     # the brightest voxel is the dipole's
@@ -140,7 +146,7 @@ def _hottest_mm(viewer, rgba, view):
     x0, y0 = max(rect.left(), 0), max(rect.top(), 0)
     crop = rgba[y0: rect.bottom(), x0: rect.right()].astype(int)
     score = crop[..., 0] + crop[..., 1] - 2 * crop[..., 2]
-    assert score.max() > 300, f"{view}: nothing hot drawn (max score {score.max()})"
+    assert score.max() > 100, f"{view}: nothing hot drawn (max score {score.max()})"
     ys, xs = np.nonzero(score >= score.max() - 10)
     px = QtCore.QPoint(int(round(xs.mean())) + x0, int(round(ys.mean())) + y0)
     pt = vb.mapSceneToView(viewer.win.mapToScene(px))
@@ -155,8 +161,8 @@ def test_brain_viewer_shows_the_simulated_source(lsl, model32, tmp_path):
     from rtsource.viewer.glass import VIEWS
 
     name = lsl.unique("dip")
-    player = Player("dipole.fif", name=name, raw=dipole_raw(model32), source_id=name,
-                    loop=True, wait_for_consumer_s=30.0)
+    player = Player("dipole.fif", name=name, raw=dipole_raw(model32, rotating=True),
+                    source_id=name, loop=True, wait_for_consumer_s=30.0)
     player.start()
     cfg = live_cfg(lsl, name, volume_hz=20.0)
     pipe, regions, markers = lsl.open_pipeline(cfg, montage=MONTAGE)
@@ -224,6 +230,7 @@ def test_brain_viewer_survives_a_lost_stream(lsl, model32):
         assert lsl.wait_until(step(lambda: viewer.n_volumes >= 3), timeout=10, interval=0.02)
         out.close()  # the stream disappears
         assert lsl.wait_until(step(lambda: viewer.lost), timeout=10, interval=0.02)
+        viewer.update()  # the status line of a frame drawn while lost
         assert "no volume for" in viewer.status.text
         n_before = viewer.n_volumes
         out = outlet()  # it returns with the same source_id
