@@ -36,7 +36,7 @@ def test_projector_peaks_and_outline(sphere_model):
         _, _, h, v = next(x for x in VIEWS if x[0] == view)
         assert (h_mm, v_mm) == pytest.approx((true[h], true[v]), abs=1e-6)
     outline = template_outline(proj)
-    assert "BN246" in outline.source
+    assert "BN246" in outline.source and "AAL3" in outline.source
     for view, *_ in VIEWS:
         img = outline.images[view]
         # the brain fills a good part of its box and its edge is drawn

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.5, metavar="FRACTION",
                    help="brain view: voxels below this fraction of the colour scale's maximum "
                         "are transparent (default 0.5; drag the line on the colour bar)")
+    p.add_argument("--smooth", type=float, default=0.3, metavar="S",
+                   help="brain view: time constant of the moving average of the volumes "
+                        "shown (default 0.3 s; 0 shows each volume as it arrives)")
     p.add_argument("--history", type=float, default=10.0, metavar="S",
                    help="seconds of time course shown (default 10)")
     p.add_argument("--screenshot", metavar="FILE.png",
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             if args.regions else None
         viewer = BrainViewer(volume, info, marker, regions=regions, n_top=args.top,
                              n_traces=args.traces, history_s=args.history,
-                             threshold=args.threshold)
+                             threshold=args.threshold, smooth_s=args.smooth)
     else:
         from ..viewer import RegionViewer
 

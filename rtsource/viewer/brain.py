@@ -3,8 +3,9 @@ courses, status and markers — subscribing to rtsource's streams like any LSL c
 
 Window (one :class:`pyqtgraph.GraphicsLayoutWidget`):
 
-* three maximum-intensity projections (sagittal, coronal, axial) of the latest volume of
-  the ``SourceVolume`` stream (``rtsource run --publish-volume``) over the template brain's
+* three maximum-intensity projections (sagittal, coronal, axial) of the ``SourceVolume``
+  stream (``rtsource run --publish-volume``; each volume is |J| at one instant, so the view
+  shows their exponential moving average over ``smooth_s``) over the template brain's
   outline (:mod:`.glass`), in fsaverage MRI (MNI305) millimetres;
 * a colour bar from the threshold to the maximum; drag its line to move the threshold
   (voxels below it are transparent); the maximum follows the data (it decays by 5 % per
@@ -56,7 +57,9 @@ class BrainViewer:
     n_traces : time courses drawn when ``regions`` is None.
     history_s : seconds of time course shown.
     threshold : fraction of the colour scale's maximum below which voxels are transparent.
-    atlas : atlas whose brain mask is the outline.
+    smooth_s : time constant (s) of the moving average of the volumes shown (0: the latest
+        volume as it is).
+    atlas : atlas(es) whose brain mask is the outline.
     size : window size in pixels.
     lost_after_s : seconds without a sample before the status line calls a stream lost.
 
@@ -73,7 +76,8 @@ class BrainViewer:
                  region_info: pylsl.StreamInfo | None = None,
                  marker_info: pylsl.StreamInfo | None = None, *,
                  regions: Sequence[str] | None = None, n_top: int = 10, n_traces: int = 5,
-                 history_s: float = 10.0, threshold: float = 0.5, atlas: str = "bn246",
+                 history_s: float = 10.0, threshold: float = 0.5, smooth_s: float = 0.3,
+                 atlas: str | tuple[str, ...] = ("bn246", "aal3"),
                  size: tuple[int, int] = (1280, 800), lost_after_s: float = LOST_AFTER_S
                  ) -> None:
         pg = optional_import("pyqtgraph", "viewer", "The viewer")
@@ -82,6 +86,9 @@ class BrainViewer:
             raise ValueError(f"threshold = {threshold!r} must be a fraction in [0, 1) of the "
                              "colour scale's maximum (e.g. 0.5).")
         self.threshold = float(threshold)
+        if not smooth_s >= 0:
+            raise ValueError(f"smooth_s = {smooth_s!r} must be >= 0 seconds (0: no smoothing).")
+        self.smooth_s = float(smooth_s)
         self.lost_after_s = float(lost_after_s)
         self.vinlet = pylsl.StreamInlet(volume_info, max_buflen=5, recover=True)
         vfull = self.vinlet.info(timeout=5.0)
@@ -99,7 +106,9 @@ class BrainViewer:
                                         grid_mask=grid_mask.reshape(self.shape))
         self.volume_name = vfull.name()
         self._vbuf = np.zeros((8, int(np.prod(self.shape))), np.float32)
-        self.volume = np.zeros(self.shape, np.float32)
+        self.volume = np.zeros(self.shape, np.float32)  # the latest volume received
+        self.shown = np.zeros(self.shape, np.float32)  # its moving average (drawn)
+        self._vperiod = 1.0 / (vfull.nominal_srate() or 10.0)
         self.volume_ts = float("nan")
         self.n_volumes = 0
         self.vmax = 0.0
@@ -219,6 +228,8 @@ class BrainViewer:
                                            dest_obj=self._vbuf)
             if not ts:
                 break
+            for row in self._vbuf[: len(ts)]:
+                self._smooth_in(row.reshape(self.shape))
             self.volume = self._vbuf[len(ts) - 1].reshape(self.shape).copy()
             self.volume_ts = ts[-1]
             n_vol += len(ts)
@@ -226,7 +237,7 @@ class BrainViewer:
             self.n_volumes += n_vol
             self._varrivals.append((now, self.n_volumes))
             self._last_volume_t = now
-            vmax = float(self.volume.max())
+            vmax = float(self.shown.max())
             self.vmax = vmax if vmax > self.vmax else max(vmax, 0.95 * self.vmax)
         if self.rinlet is not None:
             self._pull_regions(now)
@@ -241,6 +252,14 @@ class BrainViewer:
         self._frames.append(now)
         self._draw_status(now)
         return n_vol
+
+    def _smooth_in(self, vol: np.ndarray) -> None:
+        """Fold one volume into the moving average (the first one is taken as it is)."""
+        if self.n_volumes == 0 and not self.shown.any() or self.smooth_s == 0:
+            self.shown = vol.astype(np.float32, copy=True)
+            return
+        a = 1.0 - np.exp(-self._vperiod / self.smooth_s)
+        self.shown += a * (vol - self.shown)
 
     def _pull_regions(self, now: float) -> None:
         n_new = 0
@@ -262,7 +281,7 @@ class BrainViewer:
     def _draw_volume(self) -> None:
         vmax = self.vmax if self.vmax > 0 else 1.0
         thr = self.threshold * vmax
-        for name, img in self.proj.mips(self.volume).items():
+        for name, img in self.proj.mips(self.shown).items():
             self._heat[name].setImage(heat_rgba(img, vmax, thr), autoLevels=False)
         # the colour bar spans [threshold, max]; the line sits at the threshold
         self._cbar_img.setRect(self._pg.QtCore.QRectF(0, thr, 1, max(vmax - thr, 1e-30)))

@@ -10,8 +10,8 @@ voxel -> MRI affine is axis-aligned, so each projection is a maximum along one a
 * ``coronal``: along y; horizontal x (left -> right), vertical z;
 * ``axial``: along z; horizontal x, vertical y.
 
-The outline is the template's brain mask (the BN246 label volume, MNI152 1 mm, moved into
-the MNI305 frame with FreeSurfer's affine), resampled at ``step_mm`` on the box and
+The outline is the template's brain mask (the BN246 and AAL3 label volumes, MNI152 1 mm,
+moved into the MNI305 frame with FreeSurfer's affine), resampled at ``step_mm`` on the box and
 projected: its silhouette edge and a faint fill proportional to the brain's thickness along
 the ray. Without the atlas files the source grid's own mask is used.
 """
@@ -137,7 +137,8 @@ class Outline:
         return out
 
 
-def template_outline(proj: Projector, step_mm: float = 1.5, atlas: str = "bn246",
+def template_outline(proj: Projector, step_mm: float = 1.5,
+                     atlas: str | tuple[str, ...] = ("bn246", "aal3"),
                      grid_mask: np.ndarray | None = None) -> Outline:
     """The template brain's outline on ``proj``'s box (see the module docstring).
 
@@ -145,7 +146,8 @@ def template_outline(proj: Projector, step_mm: float = 1.5, atlas: str = "bn246"
     ----------
     proj : the volumes' projector.
     step_mm : sampling step of the outline.
-    atlas : atlas whose labelled voxels form the brain mask (installed files only).
+    atlas : atlas(es) whose labelled voxels form the brain mask (installed files only;
+        BN246 has no cerebellum, AAL3 adds it).
     grid_mask : (nx, ny, nz) bool, the source points; used when the atlas is missing.
     """
     from scipy import ndimage
@@ -153,26 +155,32 @@ def template_outline(proj: Projector, step_mm: float = 1.5, atlas: str = "bn246"
     lo = proj.origin - proj.step / 2
     hi = lo + proj.step * np.array(proj.shape)
     axes = [np.arange(a + step_mm / 2, b, step_mm) for a, b in zip(lo, hi, strict=True)]
-    source = ""
-    try:
-        from ..headmodel.coords import MNI305_TO_MNI152
-        from ..regions import load_atlas
+    from ..headmodel.coords import MNI305_TO_MNI152
+    from ..regions import load_atlas
 
-        at = load_atlas(atlas)
+    gx, gy, gz = np.meshgrid(*axes, indexing="ij")
+    pts = np.stack([gx, gy, gz], -1).reshape(-1, 3)
+    mask = np.zeros(len(pts), bool)
+    used, errors = [], []
+    for name in (atlas,) if isinstance(atlas, str) else atlas:
+        try:
+            at = load_atlas(name)
+        except (ImportError, ValueError, OSError) as err:
+            errors.append(str(err))
+            continue
         vox_from_mri = np.linalg.inv(at.affine) @ MNI305_TO_MNI152
-        gx, gy, gz = np.meshgrid(*axes, indexing="ij")
-        pts = np.stack([gx, gy, gz], -1).reshape(-1, 3)
         ijk = np.round(pts @ vox_from_mri[:3, :3].T + vox_from_mri[:3, 3]).astype(int)
         inside = ((ijk >= 0) & (ijk < np.array(at.labels.shape))).all(1)
-        mask = np.zeros(len(pts), bool)
         ii = ijk[inside]
-        mask[inside] = at.labels[ii[:, 0], ii[:, 1], ii[:, 2]] > 0
-        mask = mask.reshape(gx.shape)
-        source = f"{at.name} brain mask (MNI152 -> MNI305)"
-    except (ImportError, ValueError, OSError) as err:
+        mask[inside] |= at.labels[ii[:, 0], ii[:, 1], ii[:, 2]] > 0
+        used.append(at.name)
+    mask = mask.reshape(gx.shape)
+    source = f"{' + '.join(used)} brain mask (MNI152 -> MNI305)"
+    if not used:
         if grid_mask is None:
-            raise
-        logger.info("No atlas for the outline (%s); drawing the source grid's outline.", err)
+            raise ValueError(f"No atlas for the template outline: {'; '.join(errors)}")
+        logger.info("No atlas for the outline (%s); drawing the source grid's outline.",
+                    "; ".join(errors))
         # nearest source voxel for every fine point
         idx = [np.clip(np.floor((a - lo[d]) / proj.step[d]).astype(int), 0, proj.shape[d] - 1)
                for d, a in enumerate(axes)]

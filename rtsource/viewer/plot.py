@@ -30,7 +30,8 @@ def peak_time_index(res: LocalizeResult) -> int:
 
 
 def plot_result(res: LocalizeResult, path: str | Path | None = None, *, n_top: int = 5,
-                threshold: float = 0.5, atlas: str = "bn246", dpi: int = 110) -> Figure:
+                threshold: float = 0.5, atlas: str | tuple[str, ...] = ("bn246", "aal3"),
+                dpi: int = 110) -> Figure:
     """A glass brain of |J| at the peak time and the time courses of the top regions.
 
     Parameters
@@ -39,7 +40,7 @@ def plot_result(res: LocalizeResult, path: str | Path | None = None, *, n_top: i
     path : where to save the figure (PNG, PDF, SVG... by extension); None: not saved.
     n_top : regions drawn (the most active on average, as ``rtsource localize`` lists them).
     threshold : fraction of the peak below which voxels are transparent.
-    atlas : atlas whose brain mask is the outline.
+    atlas : atlas(es) whose brain mask is the outline.
     dpi : resolution of the saved file.
 
     Returns
