@@ -35,13 +35,16 @@ def test_mne_lsl_player_in_stream_out(lsl, model32):
     from mne_lsl.player import PlayerLSL
     from mne_lsl.stream import StreamLSL
 
-    q = np.array([0.5, 0.5, 0.7])
-    topo = model32.gain[:, SOURCE] @ (q / np.linalg.norm(q))
+    # a dipole whose orientation turns at 11 Hz (its strength never passes through zero,
+    # so every volume peaks at it), plus sensor noise
+    q1, q2 = np.array([0.5, 0.5, 0.7]), np.array([0.7, -0.7, 0.0])
     n = int(20 * SFREQ)
-    wave = np.sin(2 * np.pi * 11 * np.arange(n) / SFREQ)
+    t = np.arange(n) / SFREQ
+    data = (np.outer(model32.gain[:, SOURCE] @ (q1 / np.linalg.norm(q1)), np.sin(22 * np.pi * t))
+            + np.outer(model32.gain[:, SOURCE] @ (q2 / np.linalg.norm(q2)),
+                       np.cos(22 * np.pi * t)))
     rng = np.random.default_rng(0)
-    data = topo[:, None] * wave * (20e-6 / np.abs(topo).max()) + rng.normal(
-        scale=0.5e-6, size=(len(topo), n))
+    data = data * (20e-6 / np.abs(data).max()) + rng.normal(scale=0.5e-6, size=data.shape)
     raw = mne.io.RawArray(data, mne.create_info(model32.ch_names, SFREQ, "eeg"),
                           verbose=False)
     raw.set_montage(MONTAGE)
@@ -73,8 +76,9 @@ def test_mne_lsl_player_in_stream_out(lsl, model32):
         vdata, vts = vol.get_data(winsize=0.4)
         out_info, vol_info = out.info, vol.info
         ch_names = list(out.ch_names)
-        lsl.wait_until(lambda: (regions.poll(timeout=0.0) or True) and len(regions.ts) > 0
-                       and regions.ts[-1] >= got_ts[-1], timeout=10.0)
+        assert lsl.wait_until(lambda: (regions.poll(timeout=0.0) or True)
+                              and len(regions.ts) > 0 and regions.ts[-1] >= got_ts[-1],
+                              timeout=10.0)
         region_names = list(pipe.processor.regions.names)
         # mne-lsl's own liblsl binding reads the outlet's channel metadata
         from mne_lsl.lsl import StreamInlet, resolve_streams

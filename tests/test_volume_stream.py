@@ -55,7 +55,7 @@ def live_cfg(lsl, name, **stream):
 
 @pytest.mark.lsl
 def test_pipeline_publishes_the_source_volume(lsl, model32):
-    raw = dipole_raw(model32)
+    raw = dipole_raw(model32, rotating=True)
     name = lsl.unique("dip")
     player = Player("dipole.fif", name=name, raw=raw, source_id=name, loop=False,
                     wait_for_consumer_s=30.0)
