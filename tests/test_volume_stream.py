@@ -241,3 +241,61 @@ def test_brain_viewer_survives_a_lost_stream(lsl, model32):
     finally:
         viewer.close()
         out.close()
+
+
+def test_publish_volume_option():
+    from rtsource.cli import build_parser
+    from rtsource.commands.run import _config
+
+    parser = build_parser()
+    assert _config(parser.parse_args(["run", "--publish-volume"])).stream.volume_hz == 10.0
+    assert _config(parser.parse_args(["run", "--publish-volume", "4"])).stream.volume_hz == 4.0
+    assert _config(parser.parse_args(["run"])).stream.volume_hz is None
+
+
+@pytest.mark.lsl
+def test_view_command_saves_a_screenshot(lsl, model32, tmp_path, capsys):
+    """``rtsource view --screenshot`` against a region and a volume outlet fed from a thread."""
+    pytest.importorskip("pyqtgraph")
+    pytest.importorskip("PySide6")
+    import threading
+
+    from rtsource.cli import main
+    from rtsource.stream import RegionOutlet
+
+    grid = SourceGrid.from_headmodel(model32)
+    layout = {k: v for k, v in grid.describe().items()
+              if k not in ("shape", "order", "source_index")}
+    name = lsl.unique("view")
+    regions = RegionOutlet(name, [f"R{i}" for i in range(6)], 100.0, {}, "in", "cfg",
+                           unit="A*m")
+    volume = VolumeOutlet(f"{name}-volume", grid.shape, grid.flat_index, 10.0, layout, {},
+                          lsl.unique("vsid"), "A*m")
+    stop = threading.Event()
+
+    def feed():
+        values = np.linspace(0, 1, grid.n_sources, dtype=np.float32)[None]
+        k = 0
+        while not stop.wait(0.05):
+            now = pylsl.local_clock()
+            regions.push(np.full((5, 6), k % 7, np.float32), now - np.arange(5)[::-1] * 0.01)
+            volume.push(values, [now])
+            k += 1
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    png = tmp_path / "view.png"
+    try:
+        assert main(["view", "--input", name, "--screenshot", str(png), "--duration", "1.5",
+                     "--timeout", "5"]) == 0
+    finally:
+        stop.set()
+        thread.join(5)
+        regions.close()
+        volume.close()
+    assert f"Saved {png}" in capsys.readouterr().out
+    assert png.stat().st_size > 20_000
+    with pytest.raises(SystemExit):
+        main(["view", "--threshold"])  # argparse: a value is needed
+    assert main(["view", "--input", name, "--threshold", "1.5", "--timeout", "1"]) == 1
+    assert "--threshold 1.5 must be a fraction" in capsys.readouterr().err

@@ -90,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{pipe.marker_name!r}. {pipe.positions_used} Method {st.method}, backend "
                   f"{st.backend}, {st.n_channels} channels, processing delay "
                   f"{float(pipe.provenance['processing_delay_s']) * 1e3:.1f} ms.", flush=True)
+            if pipe.volume is not None:
+                vo = pipe.volume.outlet
+                print(f"Publishing the source volume ({'x'.join(map(str, vo.shape))} voxels, "
+                      f"{vo.n_channels} channels) on {vo.name!r} at {vo.srate:g} Hz.",
+                      flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
         last_print, last_elapsed = time.monotonic(), -1.0
         while pipe.running and not pipe.stop_requested:
