@@ -1,19 +1,24 @@
-"""A real, widely used LSL client against rtsource: mne-lsl's ``PlayerLSL`` feeds the live
-pipeline and its ``StreamLSL`` reads the region and volume outlets (labels, units, rate,
-timestamps, values) over loopback."""
+"""A real, widely used LSL client against rtsource: mne-lsl's ``PlayerLSL`` feeds
+``rtsource run`` (the command, in its own process, with ``--publish-volume``) and its
+``StreamLSL`` reads the region and volume outlets (labels, units, rate, timestamps, values)
+over loopback."""
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import signal
+import subprocess
+import sys
 
 import mne
 import numpy as np
 import pylsl
 import pytest
 
-from rtsource.config import HeadModelConfig, load_config
+from rtsource.config import HeadModelConfig
 from rtsource.headmodel import build_headmodel
 from rtsource.headmodel.grid import SourceGrid
+from rtsource.regions import load_atlas
 from rtsource.stream.lslio import resolve_stream
 from rtsource.stream.volume_outlet import read_volume_layout
 
@@ -30,8 +35,26 @@ def model32():
                            progress=False)
 
 
+def _run_command(*args: str) -> subprocess.Popen:
+    """``rtsource run ...`` as a user starts it (a subprocess)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "rtsource.cli", "run", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc: subprocess.Popen) -> tuple[int, str, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
 @pytest.mark.lsl
-def test_mne_lsl_player_in_stream_out(lsl, model32):
+def test_mne_lsl_player_feeds_run_and_stream_reads_it(lsl, model32, tmp_path):
     from mne_lsl.player import PlayerLSL
     from mne_lsl.stream import StreamLSL
 
@@ -48,21 +71,22 @@ def test_mne_lsl_player_in_stream_out(lsl, model32):
     raw = mne.io.RawArray(data, mne.create_info(model32.ch_names, SFREQ, "eeg"),
                           verbose=False)
     raw.set_montage(MONTAGE)
-    name = lsl.unique("mnelsl-play")
+    name, out_name = lsl.unique("mnelsl-play"), lsl.unique("mnelsl-out")
     player = PlayerLSL(raw, chunk_size=10, name=name, source_id=name, annotations=False)
     player.start()
-    cfg = load_config(headmodel={"montage": MONTAGE, "conductor": "sphere"},
-                      stream={"input": name, "output": lsl.unique("mnelsl-out"),
-                              "volume_hz": 5.0})
-    cfg = dataclasses.replace(cfg, stream=dataclasses.replace(cfg.stream, flat_uv=None))
-    eeg_in = pylsl.StreamInlet(resolve_stream(
-        name=name, timeout=10.0), max_buflen=60)
+    cfg = tmp_path / "small.toml"  # no flat-channel check: a dipole leaves some nearly flat
+    cfg.write_text('[headmodel]\nmontage = "biosemi32"\nconductor = "sphere"\n'
+                   '[stream]\nresolve_timeout_s = 60.0\nflat_uv = false\n')
+    eeg_in = pylsl.StreamInlet(resolve_stream(name=name, timeout=10.0), max_buflen=120)
     eeg_in.open_stream(timeout=5.0)
-    pipe, regions, markers = lsl.open_pipeline(cfg)  # positions from the player's loc
-    streams = []
+    run = _run_command("--input", name, "--config", str(cfg), "--output", out_name,
+                       "--publish-volume", "5", "--wait-for-consumer", "60")
+    streams, regions = [], None
     try:
-        out = StreamLSL(bufsize=10.0, name=pipe.output_name).connect(timeout=10.0)
-        vol = StreamLSL(bufsize=3.0, name=f"{pipe.output_name}-volume").connect(timeout=10.0)
+        resolve_stream(name=out_name, timeout=90.0)  # the command is up
+        regions = lsl.RegionReader(out_name)
+        out = StreamLSL(bufsize=10.0, name=out_name).connect(timeout=10.0)
+        vol = StreamLSL(bufsize=3.0, name=f"{out_name}-volume").connect(timeout=10.0)
         streams = [out, vol]
         in_ts: list[float] = []
 
@@ -71,7 +95,7 @@ def test_mne_lsl_player_in_stream_out(lsl, model32):
             in_ts.extend(ts)
             regions.poll(timeout=0.0)
             return out.n_new_samples >= 500 and vol.n_new_samples >= 3
-        assert lsl.wait_until(enough, timeout=40.0, interval=0.02)
+        assert lsl.wait_until(enough, timeout=60.0, interval=0.02)
         got, got_ts = out.get_data(winsize=1.0)  # (n_regions, n_times), (n_times,)
         vdata, vts = vol.get_data(winsize=0.4)
         out_info, vol_info = out.info, vol.info
@@ -79,29 +103,37 @@ def test_mne_lsl_player_in_stream_out(lsl, model32):
         assert lsl.wait_until(lambda: (regions.poll(timeout=0.0) or True)
                               and len(regions.ts) > 0 and regions.ts[-1] >= got_ts[-1],
                               timeout=10.0)
-        region_names = list(pipe.processor.regions.names)
+        labels = [regions.info.desc().child("channels").child("channel")]
+        while len(labels) < regions.info.channel_count():
+            labels.append(labels[-1].next_sibling())
+        region_names = [c.child_value("label") for c in labels]
         # mne-lsl's own liblsl binding reads the outlet's channel metadata
         from mne_lsl.lsl import StreamInlet, resolve_streams
 
-        m_inlet = StreamInlet(resolve_streams(name=pipe.output_name, timeout=5.0)[0])
+        m_inlet = StreamInlet(resolve_streams(name=out_name, timeout=5.0)[0])
         m_inlet.open_stream(timeout=5.0)
         m_sinfo = m_inlet.get_sinfo(timeout=5.0)
         m_units, m_types = m_sinfo.get_channel_units(), m_sinfo.get_channel_types()
         m_stype, m_format = m_sinfo.stype, m_sinfo.dtype
         m_inlet.close_stream()
-        positions = pipe.positions_used
         volume_sinfo = pylsl.StreamInlet(resolve_stream(
-            name=f"{pipe.output_name}-volume", timeout=5.0)).info(5.0)
+            name=f"{out_name}-volume", timeout=5.0)).info(5.0)
     finally:
-        for s in streams:
-            s.disconnect()
+        for st in streams:
+            st.disconnect()
         eeg_in.close_stream()
-        lsl.close_all(pipe, regions, markers)
+        if regions is not None:
+            regions.close()
+        code, stdout, stderr = _stop(run)
         player.stop()
+    assert code == 0, stderr
     # PlayerLSL's stream was accepted with its electrode positions (mne-lsl's loc)
-    assert "loc" in positions and "32 of 32" in positions, positions
+    assert "32 of 32 EEG channels: 32 from MNE loc" in stdout, stdout
+    assert f"Publishing the source volume (21x26x21 voxels, 11466 channels) on " \
+           f"'{out_name}-volume' at 5 Hz" in stdout, stdout
     # labels, rate, type: StreamLSL builds an mne.Info from rtsource's metadata
-    assert ch_names == region_names
+    assert ch_names == region_names and len(ch_names) == 246
+    assert set(ch_names) == set(load_atlas("bn246").names)
     assert out_info["sfreq"] == SFREQ
     assert set(out_info.get_channel_types()) == {"misc"}  # "region" is no MNE type
     assert m_units == ["A*m (mean current-density magnitude)"] * len(region_names)

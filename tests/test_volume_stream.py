@@ -53,19 +53,30 @@ def live_cfg(lsl, name, **stream):
     return dataclasses.replace(cfg, stream=dataclasses.replace(cfg.stream, flat_uv=None))
 
 
-@pytest.mark.lsl
-def test_pipeline_publishes_the_source_volume(lsl, model32):
+@pytest.fixture(scope="module")
+def live(lsl, model32):
+    """One live session for the tests below: a looping rotating dipole played on LSL, the
+    pipeline with ``volume_hz = 10`` (one volume per 25 samples at 250 Hz) reading it."""
     raw = dipole_raw(model32, rotating=True)
     name = lsl.unique("dip")
-    player = Player("dipole.fif", name=name, raw=raw, source_id=name, loop=False,
+    player = Player("dipole.fif", name=name, raw=raw, source_id=name, loop=True,
                     wait_for_consumer_s=30.0)
     player.start()
     cfg = live_cfg(lsl, name, volume_hz=10.0)
     pipe, regions, markers = lsl.open_pipeline(cfg, montage=MONTAGE)
-    inlet = None
     try:
-        info = rtsource.stream.resolve_stream(name=f"{pipe.output_name}-volume", timeout=10)
-        inlet = pylsl.StreamInlet(info, max_buflen=30)
+        yield pipe, regions, player, raw, cfg
+    finally:
+        lsl.close_all(pipe, regions, markers)
+        player.stop()
+
+
+@pytest.mark.lsl
+def test_pipeline_publishes_the_source_volume(lsl, model32, live):
+    pipe, regions, player, raw, cfg = live
+    info = rtsource.stream.resolve_stream(name=f"{pipe.output_name}-volume", timeout=10)
+    inlet = pylsl.StreamInlet(info, max_buflen=30)
+    try:
         full = inlet.info(timeout=5.0)
         inlet.open_stream(timeout=5.0)
         vols, stamps = [], []
@@ -80,10 +91,7 @@ def test_pipeline_publishes_the_source_volume(lsl, model32):
 
         assert lsl.wait_until(pulled_enough, timeout=30.0), len(stamps)
     finally:
-        if inlet is not None:
-            inlet.close_stream()
-        lsl.close_all(pipe, regions, markers)
-        player.stop()
+        inlet.close_stream()
     # the contract: type, rate, channel count and layout, provenance
     layout = read_volume_layout(full)
     grid = SourceGrid.from_headmodel(model32)
@@ -97,6 +105,7 @@ def test_pipeline_publishes_the_source_volume(lsl, model32):
     vols = np.asarray(vols).reshape(-1, *grid.shape)
     k = np.round((np.asarray(stamps) - player.t0) * SFREQ).astype(int)
     assert ((k + 1) % 25 == 0).all(), k
+    assert k.max() < raw.n_times  # still the recording's first pass
     # values: |J| of exactly what rtsource.localize computes for those samples
     res = rtsource.localize(raw.get_data()[:, : k.max() + 1], ch_names=raw.ch_names,
                             sfreq=SFREQ, montage=MONTAGE, config=cfg)
@@ -154,18 +163,13 @@ def _hottest_mm(viewer, rgba, view):
 
 
 @pytest.mark.lsl
-def test_brain_viewer_shows_the_simulated_source(lsl, model32, tmp_path):
+def test_brain_viewer_shows_the_simulated_source(lsl, model32, live, tmp_path):
     pytest.importorskip("pyqtgraph")
     pytest.importorskip("PySide6")
     from rtsource.viewer.brain import BrainViewer
     from rtsource.viewer.glass import VIEWS
 
-    name = lsl.unique("dip")
-    player = Player("dipole.fif", name=name, raw=dipole_raw(model32, rotating=True),
-                    source_id=name, loop=True, wait_for_consumer_s=30.0)
-    player.start()
-    cfg = live_cfg(lsl, name, volume_hz=20.0)
-    pipe, regions, markers = lsl.open_pipeline(cfg, montage=MONTAGE)
+    pipe, regions = live[0], live[1]
     viewer = None
     try:
         resolve = rtsource.stream.resolve_stream
@@ -196,8 +200,6 @@ def test_brain_viewer_shows_the_simulated_source(lsl, model32, tmp_path):
     finally:
         if viewer is not None:
             viewer.close()
-        lsl.close_all(pipe, regions, markers)
-        player.stop()
 
 
 @pytest.mark.lsl
