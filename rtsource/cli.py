@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a 3D-PIUNet on simulated data"),
     "evaluate": ("evaluate", "evaluate networks and classical inverses on a held-out head model"),
     "export": ("export", "export a checkpoint to ONNX (and a TensorRT engine where available)"),
-    "view": ("view", "live viewer of region activations (pyqtgraph)"),
+    "view": ("view", "live brain view and region activations (pyqtgraph)"),
     "sys-info": ("sys_info", "versions, threads and which inference backends are available"),
 }
 

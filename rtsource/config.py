@@ -251,6 +251,7 @@ class StreamConfig:
     channel_labels: tuple[str, ...] | None = None
     bads: tuple[str, ...] = ()
     stream_bads: bool = True
+    volume_hz: float | None = None
 
     def __post_init__(self) -> None:
         _check_literals(self, "stream")
@@ -286,6 +287,8 @@ class StreamConfig:
         if self.hop_s > self.window_s:
             raise ValueError(f"Setting stream.hop_s = {self.hop_s} s must not exceed "
                              f"stream.window_s = {self.window_s} s.")
+        # the source-volume outlet (rtsource run --publish-volume): off unless set
+        _check_positive("stream", volume_hz=self.volume_hz)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filters", action="store_true",
                    help="apply the config's causal band-pass and notch (as `rtsource run`); "
                         "default off: filter the recording beforehand")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="save a figure: glass brain of |J| at the peak time and the time "
+                        "courses of the top regions (PNG, PDF or SVG by extension)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,4 +76,9 @@ def run(args: argparse.Namespace) -> int:
         np.savez(args.out, regions=res.regions, region_names=np.array(res.region_names),
                  times=res.times, positions_mni=res.positions_mni)
         print(f"saved {args.out}")
+    if args.plot:
+        from ..viewer.plot import plot_result
+
+        plot_result(res, args.plot, n_top=min(args.top, 8))
+        print(f"saved {args.plot}")
     return 0

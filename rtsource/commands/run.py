@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the amplifier's input range (+-microvolts): samples reaching it are "
                         "saturated (default: unknown; channels stuck at a rail are found anyway)")
     p.add_argument("--quiet", action="store_true", help="no status lines")
+    p.add_argument("--publish-volume", type=float, nargs="?", const=10.0, metavar="HZ",
+                   help="also publish the source volume (|J| on the source grid) on "
+                        "'<output>-volume' at about HZ volumes per second (default 10)")
     p.add_argument("--demo", action="store_true",
                    help="live demo: start a simulated amplifier, run the pipeline on it and "
                         "print the top regions beside the simulated truth and the latency")
@@ -64,7 +67,8 @@ def _config(args: argparse.Namespace) -> Any:
         "resolve_timeout_s": args.resolve_timeout, "units": args.units,
         "channel_labels": args.channel_labels, "bads": args.bads,
         "stream_bads": False if args.keep_stream_bads else None,
-        "timestamps": args.timestamps, "saturation_uv": args.range_uv})
+        "timestamps": args.timestamps, "saturation_uv": args.range_uv,
+        "volume_hz": args.publish_volume})
     if args.backend and cfg.refine.refiner is None:
         print(f"note: --backend {args.backend} applies to a refined method (--method piunet) "
               "only.", file=sys.stderr)
@@ -106,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{pipe.marker_name!r}. {pipe.positions_used} Method {st.method}, backend "
                   f"{st.backend}, {st.n_channels} channels, processing delay "
                   f"{float(pipe.provenance['processing_delay_s']) * 1e3:.1f} ms.", flush=True)
+            if pipe.volume is not None:
+                vo = pipe.volume.outlet
+                print(f"Publishing the source volume ({'x'.join(map(str, vo.shape))} voxels, "
+                      f"{vo.n_channels} channels) on {vo.name!r} at {vo.srate:g} Hz.",
+                      flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
         last_print, last_elapsed = time.monotonic(), -1.0
         while pipe.running and not pipe.stop_requested:

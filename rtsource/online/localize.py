@@ -16,16 +16,21 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._util import close_matches, logger, stable_hash, unit_to_volts
 from ..config import Config, from_dict, load_config
+from ..headmodel.grid import SourceGrid
 from ..headmodel.montage import MontageSpec
 from .inputs import MICROVOLT_GUESS, data_units
+from .mne_out import mne_context
 from .processing import SourceProcessor
 from .quality import SignalCheck
+
+if TYPE_CHECKING:
+    import mne
 
 __all__ = ["LocalizeResult", "Localizer", "clear_cache", "localize"]
 
@@ -57,6 +62,34 @@ class LocalizeResult:
     times: np.ndarray
     method: str
     provenance: dict[str, str] = field(default_factory=dict)
+    #: the source grid as a volume (:class:`~rtsource.headmodel.grid.SourceGrid`)
+    grid: SourceGrid | None = None
+    #: sampling rate in Hz
+    sfreq: float | None = None
+    #: what an MNE input carried that :meth:`regions_to_mne` keeps (events, times...)
+    mne_context: dict[str, Any] | None = None
+
+    def source_spaces(self) -> mne.SourceSpaces:
+        """The source grid as an ``mne.SourceSpaces`` (one volume, fsaverage MRI frame);
+        see :func:`rtsource.online.mne_out.source_spaces`."""
+        from .mne_out import source_spaces
+
+        return source_spaces(self)
+
+    def to_stc(self, *, vector: bool = False, subject: str = "fsaverage"
+               ) -> mne.VolSourceEstimate | mne.VolVectorSourceEstimate | list:
+        """The sources as an MNE volume source estimate (a list for epochs); see
+        :func:`rtsource.online.mne_out.to_stc`."""
+        from .mne_out import to_stc
+
+        return to_stc(self, vector=vector, subject=subject)
+
+    def regions_to_mne(self) -> mne.io.RawArray | mne.EpochsArray | mne.EvokedArray:
+        """Region time courses as an MNE Raw/Epochs/Evoked (``misc`` channels); see
+        :func:`rtsource.online.mne_out.regions_to_mne`."""
+        from .mne_out import regions_to_mne
+
+        return regions_to_mne(self)
 
 
 def _check_finite(data: np.ndarray, ch_names: Sequence[str], epoch: int | None = None
@@ -261,7 +294,15 @@ class Localizer:
         return LocalizeResult(
             sources=sources, positions_mni=proc.headmodel.src_pos_mni, regions=regions,
             region_names=list(proc.regions.names), times=t0 + np.arange(n_t) / self.sfreq,
-            method=self.method, provenance=prov)
+            method=self.method, provenance=prov, grid=self.grid,
+            sfreq=self.sfreq)
+
+    @property
+    def grid(self) -> SourceGrid:
+        """The source grid of the prepared head model as a volume."""
+        if getattr(self, "_grid", None) is None:
+            self._grid = SourceGrid.from_headmodel(self.processor.headmodel)
+        return self._grid
 
     def _checked(self, arrays: np.ndarray, proc: SourceProcessor, t0: float
                  ) -> tuple[SourceProcessor, dict[str, Any]]:
@@ -414,6 +455,7 @@ def localize(
         ``exclude``), or channels missing from the montage.
     """
     t0 = 0.0
+    context = None
     if isinstance(exclude, str) and exclude != "bads":
         raise ValueError(f"exclude = {exclude!r} must be 'bads', () or a list of labels.")
     if hasattr(data, "info") and hasattr(data, "get_data"):
@@ -433,6 +475,7 @@ def localize(
         units = "V" if units == "auto" else units  # MNE stores volts
         if filters:
             _warn_refilter(inst.info, config)
+        context = mne_context(data)
     else:
         arrays = np.asarray(data)
         if ch_names is None or sfreq is None:
@@ -457,7 +500,9 @@ def localize(
             _CACHE.popitem(last=False)
     else:
         _CACHE.move_to_end(key)
-    return loc.apply(arrays, t0=t0)
+    res = loc.apply(arrays, t0=t0)
+    res.mne_context = context  # events and times of an MNE input (regions_to_mne)
+    return res
 
 
 def _warn_refilter(info: Any, config: Any) -> None:

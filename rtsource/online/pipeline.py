@@ -61,6 +61,7 @@ from .processing import SourceProcessor
 from .refine import choose_decimation, refine_batch_sizes
 from .scheduler import Event, HopScheduler, StepResult, window_hop
 from .status import PipelineStatus, StageLog
+from .volume import VolumePublisher, volume_unit
 
 __all__ = ["InputSpec", "Pipeline", "PipelineStatus", "StageLog", "parse_input"]
 
@@ -175,6 +176,7 @@ class Pipeline:
         self.markers: MarkerOutlet | None = None
         self.processor: SourceProcessor | None = None
         self.provenance: dict[str, Any] = {}
+        self.volume: VolumePublisher | None = None  # stream.volume_hz: the volume outlet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -328,10 +330,20 @@ class Pipeline:
                 prov["refine_ms_per_volume"] = f"{self.refine_s_per_volume * 1e3:.3f}"
         if self.outlet is not None:  # re-declared at a new rate: same name and source_id
             self.outlet.close()
+        if scfg.volume_hz:
+            prov["volume_stream"] = f"{self.output_name}-volume"
         self.outlet = RegionOutlet(
             self.output_name, proc.regions.names, sfreq / n_dec, prov, info.source_id(),
             cfg_hash, unit=_region_unit(proc), channel_type="region",
         )
+        if self.volume is not None:  # rebuilt at another rate
+            self.volume.close()
+            self.volume = None
+        if scfg.volume_hz:
+            self.volume = VolumePublisher(
+                proc, f"{self.output_name}-volume", sfreq / n_dec, scfg.volume_hz,
+                {**prov, "input_source_id": info.source_id(), "config_hash": cfg_hash},
+                f"{self.outlet.source_id}-volume", volume_unit(proc.method))
         self.provenance = {**prov, "input_source_id": info.source_id(), "config_hash": cfg_hash}
         self._hop_s = h / sfreq
         with self._lock:
@@ -347,8 +359,11 @@ class Pipeline:
         and source_id, so subscribers reconnect)."""
         old = self.scheduler
         assert old is not None
-        res = old.step(*self._no_samples, flush=True)
-        self._publish_step(res, 0.0, pylsl.local_clock())
+        while True:  # piece by piece, as the loop publishes
+            res = old.step(*self._no_samples, flush=True, max_pieces=1)
+            self._publish_step(res, 0.0, pylsl.local_clock())
+            if not res.more:
+                break
         self._build(rate, [float(f) for f in old.to_volts])
         assert self.scheduler is not None
         self.scheduler.carry_counters(old)
@@ -491,6 +506,8 @@ class Pipeline:
     def _close_outlets(self) -> None:
         if self.outlet is not None:
             self.outlet.close()
+        if self.volume is not None:
+            self.volume.close()
         if self.markers is not None:
             self.markers.close()
 
@@ -592,6 +609,8 @@ class Pipeline:
             t_push = time.perf_counter() - t0
             if lsl_clock:
                 self._lat.append(pylsl.local_clock() - float(res.stamps[-1]))
+            if self.volume is not None:  # after the regions: never delays them
+                self.volume.publish(sched.processor, res.stamps, sched.skipped_rows)
         if rec:
             t_pushed = pylsl.local_clock()
             for j, piece in enumerate(res.pieces):

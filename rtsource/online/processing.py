@@ -98,6 +98,9 @@ class SourceProcessor:
             FusedRegions(self.inverse, self.regions, cfg.regions.mode)
             if self.refiner is None and cfg.inverse.fused else None)
         self.times = StageTimes()
+        # the last call's filtered, kept samples and sources (views; source_magnitude)
+        self._last_x: np.ndarray | None = None
+        self._last_src: np.ndarray | None = None
         self._src_buf = np.empty((0, self.headmodel.n_sources, 3), np.float32)
         self._reg_buf = np.empty((0, self.regions.n_regions), np.float32)
         logger.info("Processor ready: %d channels, %d sources, %d regions (%s), method %s",
@@ -148,8 +151,10 @@ class SourceProcessor:
             x = x[keep]
             n_t = x.shape[0]
             if n_t == 0:  # nothing kept: the filters advanced, nothing else to compute
+                self._last_x, self._last_src = x, None
                 self.times = StageTimes(t1 - t0)
                 return (self._src_buf[:0] if sources else None), self._reg_buf[:0]
+        self._last_x, self._last_src = x, None
         if fused is not None:
             prod = fused.product(x)
             t2 = time.perf_counter()
@@ -161,10 +166,41 @@ class SourceProcessor:
         if self.refiner is not None:
             src = self.refiner(src)
         t3 = time.perf_counter()
+        self._last_src = src
         regions = self.reducer(src, out=self._reg_buf[:n_t])
         t4 = time.perf_counter()
         self.times = StageTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
         return src, regions
+
+    def source_magnitude(self, rows: np.ndarray | slice) -> np.ndarray:
+        """|J| at every source for output samples of the last :meth:`process` call.
+
+        Parameters
+        ----------
+        rows : indices (or a slice) of that call's output samples (its ``regions`` rows).
+
+        Returns
+        -------
+        (n_rows, n_sources) float32: the current density magnitude (refined for piunet;
+        on the fused path the inverse is applied to those samples now).
+
+        Raises
+        ------
+        RuntimeError
+            Before any call to :meth:`process`.
+        """
+        if self._last_x is None:
+            raise RuntimeError("source_magnitude needs a process() call first.")
+        if self._last_src is not None:
+            src = self._last_src[rows]
+        else:
+            src = self.inverse.apply_samples(np.ascontiguousarray(self._last_x[rows]))
+        return np.sqrt(np.einsum("tsk,tsk->ts", src, src))
+
+    @property
+    def n_last(self) -> int:
+        """Output samples of the last :meth:`process` call (0 before the first)."""
+        return 0 if self._last_x is None else int(self._last_x.shape[0])
 
     def provenance(self) -> dict[str, str]:
         """Metadata describing every stage (for the LSL outlet and result objects)."""

@@ -236,6 +236,10 @@ class HopScheduler:
         self.n_in = self.n_out = self.n_flagged = 0
         self.n_index_gaps = self.n_duplicated = self.n_ts_gaps = self.n_backwards = 0
         self._dropped_before = 0
+        #: Leading output rows of the processor's last call that were not published (the
+        #: first sample after a filter start), for callers that read the processor's
+        #: buffers (the volume outlet).
+        self.skipped_rows = 0
         self._announced = False
         self.reset()
 
@@ -546,12 +550,14 @@ class HopScheduler:
                                 [], new_ts, events, kind="nonfinite_output")
             return 0, None, fl
         n_zero = 0
+        self.skipped_rows = 0
         if self._restart_k == k0:  # the first sample after a filter (re)start
             self._restart_k = None
             if got and proc.filter.first_output_empty and (sel is None or sel[0] == 0):
                 regions, new_ts = regions[1:], new_ts[1:]  # it represents no data
                 got -= 1
                 n_zero = 1
+                self.skipped_rows = 1  # the processor's first output row is not published
                 self.n_flagged += 1
         if n_out + got > len(self._out):
             size = max(n_out + got, 2 * len(self._out))

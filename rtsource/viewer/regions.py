@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 import pylsl
 
-from ._util import logger, optional_import
+from .._util import logger, optional_import
 
 
 class RegionViewer:
