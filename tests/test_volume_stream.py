@@ -101,14 +101,16 @@ def test_pipeline_publishes_the_source_volume(lsl, model32, live):
     np.testing.assert_array_equal(layout["source_index"], grid.flat_index)
     np.testing.assert_allclose(layout["affine_mni152"], grid.affine_mni152, atol=1e-5)
     assert full.source_id() == f"{pipe.outlet.source_id}-volume"
-    # each volume: stamped with an input sample whose index is a multiple of 25 (minus 1)
+    # each volume: one per 25 published region samples, stamped with that sample's
+    # capture time (input sample 0 starts the filters and is not published, so the c-th
+    # published sample is input sample k = c)
     vols = np.asarray(vols).reshape(-1, *grid.shape)
     k = np.round((np.asarray(stamps) - player.t0) * SFREQ).astype(int)
-    assert ((k + 1) % 25 == 0).all(), k
+    assert (k % 25 == 0).all(), k
     assert k.max() < raw.n_times  # still the recording's first pass
     # values: |J| of exactly what rtsource.localize computes for those samples
     res = rtsource.localize(raw.get_data()[:, : k.max() + 1], ch_names=raw.ch_names,
-                            sfreq=SFREQ, montage=MONTAGE, config=cfg)
+                            sfreq=SFREQ, montage=MONTAGE, config=cfg, filters=True)
     expect = grid.to_volume(np.linalg.norm(res.sources[k], axis=-1))
     np.testing.assert_allclose(vols, expect, rtol=2e-4, atol=2e-4 * expect.max())
     # the brightest voxel is the dipole's
