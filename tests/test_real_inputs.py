@@ -102,6 +102,42 @@ def test_case01_dc_offsets_are_not_saturation(lsl):
     assert bad and {c for m in bad for c in m["channels"]} == {"Cz"}
 
 
+@pytest.mark.lsl
+def test_case01_through_the_commands(lsl, tmp_path, capsys):
+    """The same input through `rtsource localize FILE` and `rtsource run` (the commands)."""
+    from rtsource.cli import main
+
+    sfreq, n = 512.0, 1024
+    labels, x = _eeg(n, sfreq, seed=1)
+    xu = x * 1e6 + np.linspace(-5400.0, -800.0, 32, dtype=np.float32)
+    info = mne.create_info(labels, sfreq, "eeg")
+    raw = mne.io.RawArray(xu.T.astype(np.float64) * 1e-6, info, verbose="error")  # volts
+    raw.set_montage(MONTAGE)
+    path = tmp_path / "dc_raw.fif"
+    raw.save(path, verbose="error")
+    assert main(["localize", str(path), "--conductor", "sphere", "--top", "3"]) == 0
+    assert "top 3 regions" in capsys.readouterr().out
+    cfg = tmp_path / "small.toml"
+    cfg.write_text('[headmodel]\nmontage = "biosemi32"\nconductor = "sphere"\n')
+    name, out = lsl.unique("dc-cli"), lsl.unique("dc-cli-out")
+    sender = lsl.StreamSender(_info(lsl, name, labels, sfreq, "microvolts"), xu,
+                              _stamps(n, sfreq), speed=1.0).start()
+    run = subprocess.Popen([sys.executable, "-m", "rtsource.cli", "run", "--input", name,
+                            "--config", str(cfg), "--output", out, "--duration", "4"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        sender.stop()
+    assert run.returncode == 0, stderr
+    assert "Stopped:" in stdout and "saturated" not in stdout + stderr
+    stopped = [ln for ln in stdout.splitlines() if ln.startswith("Stopped:")][0]
+    n_out = int(stopped.split(" in, ")[1].split(" out")[0])
+    assert n_out > 0
+
+
 # -- 2. offline input in microvolts ------------------------------------------------------
 def test_case02_microvolts_offline_one_rule_with_live(caplog):
     sfreq = 250.0

@@ -93,6 +93,7 @@ def pipeline_worker(spec_path: str) -> int:
         "nominal_srate": pipe.outlet.srate, "backend": pipe.backend,
         "n_regions": proc.regions.n_regions, "n_channels": proc.mapper.n_used,
         "n_sources": proc.headmodel.n_sources,
+        "first_unpublished": proc.filter.first_output_empty,
         "refine_ms_per_volume_startup": None if pipe.refine_s_per_volume is None
         else pipe.refine_s_per_volume * 1e3,
         "provenance": pipe.provenance,
@@ -180,7 +181,9 @@ def pipeline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], None
         sub = Subscriber(out, max_buflen=max(360, int(spec.duration_s) + 60))
         n_dec = int(ready["decimate"])
         phase = n_dec - 1  # the pipeline publishes samples k with (k + 1) % N == 0
-        n_expected = len(range(phase, pusher.n, n_dec))
+        # the filters' first sample carries no data and is never published
+        skip_first = bool(ready.get("first_unpublished")) and phase == 0
+        n_expected = len(range(phase, pusher.n, n_dec)) - skip_first
         say(f"Streaming {spec.duration_s:g} s of {pusher.n_channels - 1}-channel EEG at "
             f"{spec.rate:g} Hz in chunks of {spec.push_chunk}; output "
             f"{ready['nominal_srate']:g} Hz ({spec.method}/{ready['backend']}"
@@ -195,7 +198,7 @@ def pipeline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], None
     finally:
         close_run(sub, child, pusher)
     m, steady = steady_matches(sub, pusher, spec)
-    drops = drop_counts(m, pusher.n, n_dec, phase)
+    drops = drop_counts(m, pusher.n, n_dec, phase, skip_first=skip_first)
     st = worker["status"]
     drops["pipeline_input_dropped"] = int(st["n_dropped"])
     drops["pipeline_flagged"] = int(st["n_flagged"])

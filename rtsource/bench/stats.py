@@ -86,8 +86,8 @@ def steady_matches(sub: Subscriber, pusher: AmplifierPusher, spec: BenchSpec
     return m, m["ok"] & (m["k"] >= warm_samples(spec))
 
 
-def drop_counts(m: dict[str, NDArray], n_in: int, decimate: int, phase: int
-                ) -> dict[str, int]:
+def drop_counts(m: dict[str, NDArray], n_in: int, decimate: int, phase: int,
+                skip_first: bool = False) -> dict[str, int]:
     """Samples expected, missing, duplicated, off the output grid and out of order.
 
     Parameters
@@ -98,9 +98,13 @@ def drop_counts(m: dict[str, NDArray], n_in: int, decimate: int, phase: int
         Samples pushed.
     decimate, phase : int
         The output grid: input samples ``k`` with ``k % decimate == phase % decimate``.
+    skip_first : sample 0 is not expected (the filters' first sample carries no data and
+        the pipeline never publishes it).
     """
     k = m["k"][m["ok"]]
     expected = np.arange(phase % decimate, n_in, decimate)
+    if skip_first:
+        expected = expected[expected != 0]
     uniq = np.unique(k)
     return {
         "expected_out": int(len(expected)),
