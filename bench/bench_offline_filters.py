@@ -32,27 +32,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import write  # noqa: E402
 
 import rtsource  # noqa: E402
+from rtsource.bench.offline import dipole_peak_errors  # noqa: E402
 from rtsource.config import load_config  # noqa: E402
 from rtsource.headmodel import build_headmodel  # noqa: E402
-
-
-def peak_errors(loc: rtsource.Localizer, sim, n: int, snr_db: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(20) / 500.0
-    errs = np.empty(n)
-    for i in range(n):
-        src = rng.integers(sim.n_sources)
-        q = rng.normal(size=3)
-        q /= np.linalg.norm(q)
-        clean = (sim.gain[:, src] @ q)[:, None] * (np.sin(2 * np.pi * 10 * t + 0.3) * 5e-8)
-        noise = rng.normal(size=clean.shape)
-        noise *= np.linalg.norm(clean) / np.linalg.norm(noise) / 10 ** (snr_db / 20)
-        res = loc.apply(clean + noise)
-        power = (res.sources ** 2).sum(-1)
-        k = int(np.argmax(power.max(axis=1)))
-        errs[i] = np.linalg.norm(res.positions_mni[int(np.argmax(power[k]))]
-                                 - sim.src_pos_mni[src])
-    return errs
 
 
 def summary(e: np.ndarray) -> dict:
@@ -75,7 +57,7 @@ def main() -> None:
     for filters in (False, True):
         loc = rtsource.Localizer(sim.ch_names, 500.0, config=cfg, filters=filters,
                                  progress=True)
-        e = peak_errors(loc, sim, args.n, args.snr, seed=12)
+        e = dipole_peak_errors(loc, sim, args.n, snr_db=args.snr, seed=12)
         out["filters_on" if filters else "filters_off"] = summary(e)
         print(f"filters={filters}: median {np.median(e):.1f} mm, p90 "
               f"{np.percentile(e, 90):.1f} mm ({args.n} windows)")

@@ -16,6 +16,7 @@ import pylsl
 import pytest
 
 import rtsource
+from rtsource.bench.offline import dipole_peak_errors
 from rtsource.config import load_config
 from rtsource.headmodel import build_headmodel
 from rtsource.headmodel.montage import get_montage
@@ -445,31 +446,15 @@ def test_case08_no_falling_behind_at_start_up(lsl):
 
 
 # -- 10. offline filters ---------------------------------------------------------------
-def _peak_errors(filters: bool, n: int = 30, snr_db: float = 10.0) -> np.ndarray:
+def _peak_errors(filters: bool, n: int = 30) -> np.ndarray:
     """Single dipoles, 20-sample windows at 500 Hz, 10 dB, simulated with a head model
-    the inverse was not built from (other conductivities); distance from the true source
-    to the peak of the estimate, mm."""
+    the inverse was not built from (other conductivities); peak errors in mm."""
     cfg = load_config(headmodel={"montage": "biosemi128", "conductor": "sphere"})
     sim = build_headmodel(dataclasses.replace(cfg.headmodel,
                                               conductivity=(0.33, 0.0042, 0.33)),
                           progress=False)
     loc = rtsource.Localizer(sim.ch_names, 500.0, config=cfg, filters=filters)
-    rng = np.random.default_rng(3)
-    t = np.arange(20) / 500.0
-    errs = []
-    for _ in range(n):
-        src = rng.integers(sim.n_sources)
-        q = rng.normal(size=3)
-        q /= np.linalg.norm(q)
-        clean = (sim.gain[:, src] @ q)[:, None] * (np.sin(2 * np.pi * 10 * t + 0.3) * 5e-8)
-        noise = rng.normal(size=clean.shape)
-        noise *= np.linalg.norm(clean) / np.linalg.norm(noise) / 10 ** (snr_db / 20)
-        res = loc.apply(clean + noise)
-        power = (res.sources ** 2).sum(-1)
-        k = int(np.argmax(power.max(axis=1)))
-        peak = int(np.argmax(power[k]))
-        errs.append(np.linalg.norm(res.positions_mni[peak] - sim.src_pos_mni[src]))
-    return np.array(errs)
+    return dipole_peak_errors(loc, sim, n, snr_db=10.0, seed=3)
 
 
 def test_case10_offline_filters_off_by_default():
