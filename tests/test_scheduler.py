@@ -323,6 +323,27 @@ def test_arrival_stamps_replace_a_foreign_clock(cfg, labels):
     np.testing.assert_allclose(np.diff(stamps), 1 / SFREQ)
 
 
+def test_arrival_stamps_never_lie_in_the_future(cfg, labels):
+    """Chunks of 50 samples (0.1 s) every 0.1 s, each read in two pulls 1 ms apart (LSL
+    delivers a chunk sample by sample): no stamp after its pull, spacing at the rate."""
+    x, _ = _signal(500)
+    s = _sched(cfg, labels, stream={"timestamps": "arrival"}, schedule="hop")
+    got, pulls = [], []
+    for c in range(10):
+        t = 5000.0 + 0.1 * (c + 1)
+        for part, now in ((slice(0, 20), t), (slice(20, 50), t + 0.001)):
+            i0 = 50 * c
+            chunk = x[i0:i0 + 50][part]
+            res = s.step(chunk, np.zeros(len(chunk)), now=now)
+            got.append(res.stamps.copy())
+            pulls.append(np.full(len(res.stamps), now))
+    stamps, pulled = np.concatenate(got), np.concatenate(pulls)
+    assert len(stamps) > 400 and np.all(stamps <= pulled + 1e-9)
+    assert np.all(np.diff(stamps) > 0)
+    # once a least-delayed arrival was seen (the first chunk), spacing is the rate's
+    np.testing.assert_allclose(np.diff(stamps[60:]), 1 / SFREQ, atol=1e-6)
+
+
 def test_units_decided_from_the_first_samples(cfg, labels):
     x, ts = _signal(30)
     xu = x.copy()

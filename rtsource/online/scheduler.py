@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -59,6 +60,8 @@ RATE_TOLERANCE = 0.03
 #: the input buffer, before the input's clock is taken as not LSL's (Unix time, a clock
 #: starting at zero...).
 CLOCK_AHEAD_S = 10.0
+#: Seconds of arrivals over which ``stream.timestamps = "arrival"`` takes the least delay.
+ARRIVAL_WINDOW_S = 10.0
 CLOCK_BEHIND_EXTRA_S = 60.0
 #: Nominal rates amplifiers use: a measured rate within 1 % of one is taken as it.
 COMMON_RATES = (100.0, 125.0, 128.0, 160.0, 200.0, 250.0, 256.0, 300.0, 500.0, 512.0,
@@ -262,6 +265,8 @@ class HopScheduler:
         self._rate_n = 0
         self._rate_checked = False
         self.foreign_clock = False
+        self._arr_k = 0
+        self._arr_offsets: deque[tuple[float, float]] = deque()
         self._clock_checked = False
         self.measured_hz: float | None = None
 
@@ -398,14 +403,26 @@ class HopScheduler:
         return samples
 
     def _arrival_stamps(self, n: int, now: float) -> NDArray:
-        """Stamps for ``n`` samples that arrived at ``now``: the newest at ``now``, the others
-        back at the rate, never before the previous sample (``stream.timestamps =
-        "arrival"``)."""
-        period = 1.0 / self.sfreq
-        first = now - (n - 1) * period
-        if self._last_ts is not None:
-            first = max(first, self._last_ts + period)
-        return first + np.arange(n) * period
+        """Stamps for ``n`` samples whose newest arrived at ``now`` (``stream.timestamps =
+        "arrival"``): sample ``k`` of the segment gets ``offset + k / sfreq``, where
+        ``offset`` is the smallest ``arrival - k / sfreq`` seen over the last
+        :data:`ARRIVAL_WINDOW_S` seconds (the least-delayed arrival; a sample cannot
+        arrive before it was captured, so no stamp lies in the future), kept strictly
+        increasing. Samples of one chunk that arrive over several pulls keep their
+        spacing at the rate."""
+        k_last = self._arr_k + n - 1
+        c = now - k_last / self.sfreq
+        win = self._arr_offsets
+        while win and win[0][0] < now - ARRIVAL_WINDOW_S:
+            win.popleft()
+        while win and win[-1][1] >= c:  # a monotone deque: its head is the window's min
+            win.pop()
+        win.append((now, c))
+        stamps = win[0][1] + (self._arr_k + np.arange(n)) / self.sfreq
+        self._arr_k += n
+        if self._last_ts is not None and stamps[0] <= self._last_ts:
+            stamps = np.maximum(stamps, self._last_ts + 1e-6 * (1 + np.arange(n)))
+        return stamps
 
     def _check_clock(self, newest: float, now: float, events: list[Event]) -> None:
         """Is the input stamped with the LSL clock? (Checked on a segment's first samples.)"""
