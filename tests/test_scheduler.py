@@ -356,6 +356,26 @@ def test_units_decided_from_the_first_samples(cfg, labels):
                                atol=1e-6 * np.abs(expect).max())
 
 
+def test_stated_units_the_values_contradict(cfg, labels):
+    """Metadata saying volts on microvolt values (or microvolts on volts): corrected to
+    what the values show, said with a units event; a unit the user set is kept, with a
+    warning."""
+    x, ts = _signal(30)
+    xu = x.copy()
+    xu[:, :N_EEG] *= 1e6
+    _, expect = _proc(cfg, labels).process(x)
+    for data, stated in ((xu, 1.0), (x, 1e-6)):
+        s = _sched(cfg, labels, to_volts=[stated] * N_EEG + [1.0])
+        rows, _, events, _ = _feed(s, data, ts, [30])
+        assert _kinds(events) == ["units"] and "no EEG has" in events[0].message
+        np.testing.assert_allclose(rows, expect[1:], rtol=1e-4,
+                                   atol=1e-6 * np.abs(expect).max())
+    s = _sched(cfg, labels, to_volts=[1.0] * N_EEG + [1.0], stream={"units": "V"})
+    rows, _, events, _ = _feed(s, xu, ts, [30])
+    assert _kinds(events) == ["units"] and "--units uV" in events[0].message
+    assert np.abs(rows).max() > 1e3 * np.abs(expect).max()  # kept as the user said
+
+
 def test_overflow_drops_oldest(cfg, labels):
     x, ts = _signal(600)
     s = _sched(cfg, labels, stream={"buffer_s": 0.5, "schedule": "hop"})  # 250 samples

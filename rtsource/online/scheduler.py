@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from ..config import Schedule, StreamConfig, check_value
 from ..stream.lslio import INDEX_LABEL, INDEX_MODULO
 from ..stream.ring import RingBuffer
-from .inputs import guess_volts_factor
+from .inputs import PLAUSIBLE_VOLTS, guess_volts_factor
 from .processing import SourceProcessor, StageTimes
 from .quality import BadDataReport, SignalCheck
 
@@ -233,6 +233,9 @@ class HopScheduler:
         self._scale = scale
         self._apply_scale = bool(np.any(scale != 1.0))
         self._unknown = np.array([i for i in unknown if i in set(self._used_cols())], np.intp)
+        self._stated = np.array([i for i in self._used_cols() if i not in set(unknown)],
+                                np.intp)
+        self._units_checked = len(self._stated) == 0
         self._scaled = np.zeros((0, n_ch), np.float32)
         self.excluded: list[str] = []
         self._setup_checks()
@@ -392,6 +395,8 @@ class HopScheduler:
         self._check_stamps(stamps, events)
         if len(self._unknown):
             self._guess_units(samples, events)
+        if not self._units_checked:
+            self._check_stated_units(samples, events)
         if self._apply_scale:
             n = samples.shape[0]
             if self._scaled.shape[0] < n:
@@ -517,6 +522,41 @@ class HopScheduler:
             f"(median |x| = {med:.3g}) look like {what}, so they are taken as {what}; set "
             "stream.units to state them.",
             {"factor": factor, "n_channels": len(cols)}))
+
+    def _check_stated_units(self, samples: NDArray, events: list[Event]) -> None:
+        """The units the stream states (or ``stream.units``) against the first values:
+        a median |x| in volts that no EEG has means the statement is wrong. Units from
+        the metadata are then corrected to what the values show; units the user set are
+        kept, with a warning."""
+        cols = self._stated
+        vals = np.abs(np.asarray(samples[:, cols], np.float64))
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if vals.size == 0:
+            return  # nothing to judge yet (zeros or NaN): check the next samples
+        self._units_checked = True
+        factor = float(np.median(self._scale[cols]))
+        med = float(np.median(vals))
+        lo, hi = PLAUSIBLE_VOLTS
+        if lo <= med * factor <= hi:
+            return
+        guess, _ = guess_volts_factor(vals)
+        shown = {1.0: "volts", 1e-3: "millivolts", 1e-6: "microvolts", 1e-9: "nanovolts"}
+        stated = shown.get(factor, f"x{factor:g} V")
+        what = shown.get(guess, f"x{guess:g} V")
+        if self.cfg.units.strip().lower() == "auto":
+            self._scale[cols] = guess
+            self._apply_scale = bool(np.any(self._scale != 1.0))
+            message = (f"The stream says its EEG is in {stated}, but its first values (median "
+                       f"|x| = {med:.3g}) would be {med * factor:.3g} V, which no EEG has: they "
+                       f"are {what}, and are taken as such. Fix the sender's unit, or set "
+                       "stream.units (--units) to state it.")
+        else:
+            message = (f"stream.units = {self.cfg.units!r}, but the first values (median |x| = "
+                       f"{med:.3g}) would be {med * factor:.3g} V, which no EEG has; they look "
+                       f"like {what} (--units {'uV' if guess == 1e-6 else 'V'}).")
+        events.append(Event("units", message, {"factor": float(self._scale[cols][0]),
+                                                "stated_factor": factor,
+                                                "n_channels": len(cols)}))
 
     def _report_references(self, events: list[Event]) -> None:
         refs = [c for c in self._check.reference_channels if c not in self._references]
