@@ -526,3 +526,44 @@ def test_a_consumer_that_stops_reading_does_not_stall_the_pipeline(lsl):
     finally:
         lsl.close_all(pipe, reader, markers)
         sender.stop()
+
+
+def test_too_few_channels_and_unpositioned_eeg_channels():
+    cfg = load_config(headmodel={"conductor": "sphere"})
+    x = np.random.default_rng(3).normal(size=(3, 100)) * 1e-5
+    with pytest.raises(ValueError, match=r"Only 1 channel\(s\) \(Fp1\) match.*at least 3"):
+        rtsource.localize(x, ["Fp1", "XX1", "XX2"], 250.0, montage=MONTAGE, config=cfg,
+                          on_missing="drop")
+    # BioSemi's EXG channels typed EEG, without positions
+    labels = get_montage(MONTAGE).ch_names
+    names = labels + ["EXG1", "EXG2"]
+    data = np.random.default_rng(4).normal(size=(34, 200)) * 1e-5
+    raw = mne.io.RawArray(data, mne.create_info(names, 250.0, "eeg"), verbose="error")
+    raw.set_montage(MONTAGE, on_missing="ignore")
+    with pytest.raises(ValueError, match=r"\['EXG1', 'EXG2'\] have no electrode position.*"
+                                         r"--bads EXG1,EXG2"):
+        rtsource.localize(raw, config=cfg)
+    res = rtsource.localize(raw, config=cfg, exclude=["EXG1", "EXG2"])
+    assert res.provenance["channels_used"] == "32"
+    assert rtsource.localize(raw, config=cfg, on_missing="drop").regions.shape == (200, 246)
+
+
+def test_localize_command_reads_epochs_and_picks_a_template(tmp_path, capsys):
+    from rtsource.cli import main
+
+    labels = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
+              "P7", "P3", "Pz", "P4", "P8", "O1", "Oz", "O2"]
+    rng = np.random.default_rng(5)
+    raw = mne.io.RawArray(rng.normal(size=(20, 1000)) * 1e-5,
+                          mne.create_info(labels, 250.0, "eeg"), verbose="error")
+    path = tmp_path / "nopos_raw.fif"
+    raw.save(path, verbose="error")
+    assert main(["localize", str(path), "--conductor", "sphere", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "using montage 'colin27_1005'" in out  # biosemi128 holds 2 of these labels
+    raw.set_montage("colin27_1005")
+    epochs = mne.make_fixed_length_epochs(raw, duration=1.0, preload=True, verbose="error")
+    epo = tmp_path / "x-epo.fif"
+    epochs.save(epo, verbose="error")
+    assert main(["localize", str(epo), "--conductor", "sphere", "--top", "2"]) == 0
+    assert "on 1000 samples; top 2 regions" in capsys.readouterr().out

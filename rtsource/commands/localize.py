@@ -20,7 +20,8 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="any recording MNE reads (FIF, EDF/BDF, BrainVision, EEGLAB)")
+    p.add_argument("file", help="any recording MNE reads (FIF, EDF/BDF, BrainVision, EEGLAB), "
+                                "or MNE epochs (*-epo.fif) or evoked (*-ave.fif) files")
     add_config_args(p)
     p.add_argument("--top", type=_positive_int, default=10,
                    help="print the N most active regions")
@@ -35,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="channels to leave out (default: the file's bad channels, as MNE)")
     p.add_argument("--keep-bads", action="store_true",
                    help="use the channels the file marks bad")
+    p.add_argument("--bad-data", choices=("flag", "exclude"),
+                   help="flat or saturated channels: stop with their names (flag, default) or "
+                        "leave them out (exclude)")
     p.add_argument("--filters", action="store_true",
                    help="apply the config's causal band-pass and notch (as `rtsource run`); "
                         "default off: filter the recording beforehand")
@@ -43,18 +47,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "courses of the top regions (PNG, PDF or SVG by extension)")
 
 
-def run(args: argparse.Namespace) -> int:
+def _read(path: str):
+    """A Raw, Epochs (``*-epo.fif``) or Evoked (``*-ave.fif``, the first condition) as MNE
+    reads it."""
     import mne
+
+    name = path.lower()
+    if name.endswith(("-epo.fif", "_epo.fif", "-epo.fif.gz", "_epo.fif.gz")):
+        return mne.read_epochs(path, preload=True, verbose="error")
+    if name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")):
+        return mne.read_evokeds(path, verbose="error")[0]
+    return mne.io.read_raw(path, preload=True, verbose="error")
+
+
+def _template_for(ch_names: list[str], configured: str) -> str:
+    """The configured montage, or MNE's 10-05 template when it holds more of the labels."""
+    from ..headmodel.montage import get_montage
+    from ..online.preprocess import normalize_labels
+
+    keys = set(normalize_labels(ch_names))
+    best, best_n = configured, -1
+    for name in (configured, "colin27_1005"):
+        n = len(keys & set(normalize_labels(get_montage(name).ch_names)))
+        if n > best_n:
+            best, best_n = name, n
+    return best
+
+
+def run(args: argparse.Namespace) -> int:
 
     from ..online.localize import localize
 
-    cfg = config_from_args(args)
-    raw = mne.io.read_raw(args.file, preload=True, verbose="error")
+    cfg = config_from_args(args, stream={"bad_data": args.bad_data})
+    raw = _read(args.file)
     montage = args.montage
     if montage is None and raw.get_montage() is None:
-        montage = cfg.headmodel.montage
-        print(f"{args.file} carries no electrode positions; using montage {montage!r} "
-              "(set --montage to choose another).")
+        montage = _template_for(raw.copy().pick("eeg").ch_names, cfg.headmodel.montage)
+        print(f"{args.file} carries no electrode positions; using montage {montage!r}, the "
+              "template that holds most of its channels (set --montage to choose another).")
     if args.bads:
         exclude: list[str] | str = [b.strip() for b in args.bads.split(",") if b.strip()]
         if not args.keep_bads:
@@ -66,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
                    exclude=exclude, units=args.units, filters=args.filters, progress=True)
     if res.provenance.get("excluded_channels", "none") != "none":
         print(f"left out (bad): {res.provenance['excluded_channels']}")
-    mean = res.regions.mean(axis=0)
+    regions = res.regions.reshape(-1, res.regions.shape[-1])  # epochs: all their samples
+    mean = regions.mean(axis=0)
     order = np.argsort(mean)[::-1][: args.top]
-    print(f"{res.method} on {res.regions.shape[0]} samples; top {len(order)} regions "
+    print(f"{res.method} on {regions.shape[0]} samples; top {len(order)} regions "
           f"({res.provenance['atlas']}), mean activation:")
     for i in order:
         print(f"  {res.region_names[i]:<24} {mean[i]:.3e}")

@@ -79,7 +79,8 @@ def data_units(units: str | None, x: np.ndarray, setting: str = "units") -> tupl
                 f"{setting} = {units!r} makes the data's median |x| {med:.3g} V, which no EEG "
                 f"has (median |x| = {raw_med:.3g} as given). They look like "
                 f"{'microvolts' if guess == 1e-6 else 'volts'}: pass {setting}={hint} (a "
-                f"factor of {factor / guess:g} from what was stated), or 'auto'.")
+                f"factor of {factor / guess:g} from what was stated; rtsource localize: "
+                f"--units {hint.strip(chr(39))}), or 'auto'.")
     return factor, f"{units} (stated), converted to volts"
 #: Plausible distance (metres) of scalp electrodes from the head-frame origin.
 POSITION_RADIUS_M = (0.04, 0.2)

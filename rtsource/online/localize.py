@@ -336,9 +336,9 @@ class Localizer:
             raise ValueError(
                 f"Bad channels (the live path's rule; stream.flat_s, stream.clip_s, "
                 f"stream.saturation_uv): {'; '.join(bad.values())}. Leave them out with "
-                f"exclude={sorted(bad)!r} (or mark them in info['bads']), or set "
-                "config={'stream': {'bad_data': 'exclude'}} to leave such channels out "
-                "automatically.")
+                f"exclude={sorted(bad)!r} (rtsource localize: --bads {','.join(sorted(bad))}), "
+                "or set config={'stream': {'bad_data': 'exclude'}} (--bad-data exclude) to "
+                "leave such channels out automatically.")
         logger.warning("Leaving out bad channels (stream.bad_data = 'exclude'): %s.",
                        "; ".join(bad.values()))
         return (self._processor(frozenset(self.exclude) | frozenset(bad)),
@@ -460,18 +460,23 @@ def localize(
         raise ValueError(f"exclude = {exclude!r} must be 'bads', () or a list of labels.")
     if hasattr(data, "info") and hasattr(data, "get_data"):
         inst = data.copy().pick("eeg")
+        dig = None
         if montage is None:
             dig = inst.get_montage()
             if dig is None:
                 raise ValueError("The MNE object has no electrode positions; pass montage=... "
                                  "(e.g. 'colin27_1005', MNE's 10-05 template, or an "
-                                 "electrode file).")
+                                 "electrode file; rtsource localize: --montage).")
             montage = dig
+        excluded = list(inst.info["bads"]) if exclude == "bads" else list(exclude)
+        if dig is not None:  # the object's own positions: some channels may lack one
+            inst = _drop_unpositioned(inst, dig, excluded, on_missing)
+            montage = inst.get_montage()
         ch_names, sfreq = inst.ch_names, inst.info["sfreq"]
         arrays = inst.get_data()
         t0 = float(inst.times[0])
         ch_types = None
-        excluded = list(inst.info["bads"]) if exclude == "bads" else list(exclude)
+        excluded = [c for c in excluded if c in inst.ch_names]
         units = "V" if units == "auto" else units  # MNE stores volts
         if filters:
             _warn_refilter(inst.info, config)
@@ -503,6 +508,27 @@ def localize(
     res = loc.apply(arrays, t0=t0)
     res.mne_context = context  # events and times of an MNE input (regions_to_mne)
     return res
+
+
+def _drop_unpositioned(inst: Any, dig: Any, excluded: list[str], on_missing: str) -> Any:
+    """EEG channels of an MNE object without a position in its own montage ``dig``
+    (BioSemi's EXG channels typed EEG, say): left out when excluded or with
+    ``on_missing="drop"``, else a ValueError naming them."""
+    pos = dig.get_positions()["ch_pos"]
+    have = {k for k, v in pos.items() if np.all(np.isfinite(v)) and np.any(v != 0)}
+    missing = [c for c in inst.ch_names if c not in have]
+    if not missing:
+        return inst
+    bad = [c for c in missing if c not in excluded]
+    if bad and on_missing != "drop":
+        raise ValueError(
+            f"EEG channels {bad} have no electrode position in the montage. Leave them out "
+            f"(exclude=[...] or info['bads']; rtsource localize: --bads "
+            f"{','.join(bad)}), give them their type (raw.set_channel_types, e.g. 'misc' "
+            "for EXG/EOG), or pass on_missing='drop' (--drop-missing).")
+    if bad:
+        logger.warning("EEG channels without a position are left out: %s.", ", ".join(bad))
+    return inst.copy().drop_channels(missing)
 
 
 def _warn_refilter(info: Any, config: Any) -> None:

@@ -32,7 +32,7 @@ DEFAULT_ALIASES: dict[str, str] = {
 }
 
 _PREFIX = re.compile(r"^(eeg)[\s_\-:]+", re.IGNORECASE)
-_SUFFIX = re.compile(r"[\s_\-]+(ref|le|ar|avg|a1a2|a1|a2|m1m2|m1|m2|cz)$", re.IGNORECASE)
+_SUFFIX = re.compile(r"[\s_\-]+(ref|le|ar|avg|a1a2|a1|a2|m1m2|m1|m2)$", re.IGNORECASE)
 _ANY_SUFFIX = re.compile(r"^(.+?)[\s_]*-[\s_]*([A-Za-z0-9]+)$")
 
 
@@ -46,9 +46,10 @@ def normalize_label(label: str) -> str:
 
     Strips surrounding space, trailing dots (EDF files pad labels with them: ``"Fc5."``,
     ``"Cz.."``), an ``"EEG "`` prefix and a reference suffix such as ``"-REF"``, ``"-LE"``,
-    ``"-A1"`` or ``"-Cz"`` (as EDF exports write ``"EEG Fp1-REF"``). A label that would
+    ``"-A1"`` or ``"-M2"`` (as EDF exports write ``"EEG Fp1-REF"``). A label that would
     become empty is kept as it is. :func:`normalize_labels` also strips a reference suffix
-    that all the labels share (``"EEG Fp1-CPz"``).
+    that two thirds of the labels share (``"EEG Fp1-CPz"``, ``"Fp1-Cz"``); an electrode
+    suffix on one label alone (``"Fz-Cz"``, bipolar) is kept.
     """
     text = _clean(label)
     stripped = _SUFFIX.sub("", _PREFIX.sub("", text)).strip()
@@ -242,7 +243,7 @@ class ChannelMapper:
         m = self.mapping
         if m.missing_model:
             logger.warning(
-                "%d of %d head-model channels are missing from the stream: %s. The inverse "
+                "%d of %d head-model channels are missing from the input: %s. The inverse "
                 "kernel must be computed for the %d channels present.",
                 len(m.missing_model),
                 len(model_labels),
@@ -254,7 +255,7 @@ class ChannelMapper:
                 close_matches(lab, list(model_labels), n=1) for lab in m.unmapped_eeg[:5]
             )
             logger.warning(
-                "%d EEG channels of the stream match no head-model channel and are ignored: %s.%s",
+                "%d EEG channels of the input match no head-model channel and are ignored: %s.%s",
                 len(m.unmapped_eeg),
                 ", ".join(m.unmapped_eeg),
                 hints,

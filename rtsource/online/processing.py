@@ -39,6 +39,10 @@ class StageTimes:
     regions: float = 0.0
 
 
+#: Fewest EEG channels a chain is built for (the live path excludes no channel below it).
+MIN_CHANNELS = 3
+
+
 class SourceProcessor:
     """Precomputes every stage for one input layout; ``process`` maps chunks to regions.
 
@@ -74,6 +78,12 @@ class SourceProcessor:
         full = build_headmodel(cfg.headmodel, montage, progress=progress)
         self.mapper = ChannelMapper(self.ch_names, types, full.ch_names)
         m = self.mapper.mapping
+        if self.mapper.n_used < MIN_CHANNELS:
+            raise ValueError(
+                f"Only {self.mapper.n_used} channel(s) ({', '.join(m.used_labels)}) match the "
+                f"montage {full.description.get('montage')}; source imaging needs at least "
+                f"{MIN_CHANNELS} (and works well from about 32). Give the montage the "
+                "recording used (--montage, montage=...), or fix the channel labels.")
         if m.unmapped_eeg and on_missing == "raise":
             raise ValueError(
                 f"EEG channels {m.unmapped_eeg} are not in the montage "

@@ -46,7 +46,7 @@ from ..config import Schedule, StreamConfig, check_value
 from ..stream.lslio import INDEX_LABEL, INDEX_MODULO
 from ..stream.ring import RingBuffer
 from .inputs import PLAUSIBLE_VOLTS, guess_volts_factor
-from .processing import SourceProcessor, StageTimes
+from .processing import MIN_CHANNELS, SourceProcessor, StageTimes
 from .quality import BadDataReport, SignalCheck
 
 __all__ = ["EVENT_KINDS", "Event", "HopScheduler", "PieceLog", "StepResult", "measured_rate",
@@ -645,7 +645,7 @@ class HopScheduler:
         if not bad or self._exclude_fn is None:
             return False
         remaining = len(self._check_cols) - len(bad)
-        if remaining < 3:
+        if remaining < MIN_CHANNELS:
             events.append(Event(
                 "exclude_failed", f"{report.message()} Too few channels would remain "
                 f"({remaining}); the window is withheld instead.", {"channels": bad}))
