@@ -179,7 +179,11 @@ def test_signal_check_piece_by_piece_equals_whole():
         flat |= set(rep.flat)
         for k, v in rep.saturated.items():
             sat.setdefault(k, []).extend(j + i for j in v)
-    assert flat == set(whole.flat) == {"b"} and sat == whole.saturated and list(sat) == ["c"]
+    assert flat == set(whole.flat) == {"b"} and list(sat) == list(whole.saturated) == ["c"]
+    # at once, the rail is reported from its first sample; piece by piece, from the sample
+    # at which it has lasted clip_s (earlier pieces were already seen), to the same end
+    assert whole.saturated["c"][0] == 400 and whole.saturated["c"][-1] == sat["c"][-1] == 599
+    assert set(sat["c"]) <= set(whole.saturated["c"]) and sat["c"][0] <= 400 + 50
 
 
 def test_filter_from_config_disables_edges_above_nyquist(caplog):

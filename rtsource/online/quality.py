@@ -20,7 +20,9 @@ written for how amplifiers behave, not for one device:
   it had varied. A large steady offset (DC-coupled amplifiers stream offsets of several
   millivolts) is none of these: the filters remove it.
 
-Durations are in seconds, so the rules hold at every sampling rate.
+Durations are in seconds, so the rules hold at every sampling rate. A run is reported
+from its first sample where that sample is in the samples given (a recording at once);
+live, the run's samples in earlier pieces were already published.
 """
 
 from __future__ import annotations
@@ -74,13 +76,15 @@ class BadDataReport:
             seen[name] = None
         return list(seen)
 
-    def message(self, max_items: int = 8) -> str:
-        """A sentence naming the channels and samples (empty when :attr:`ok`)."""
+    def message(self, max_items: int = 8, offset: int = 0) -> str:
+        """A sentence naming the channels and samples (empty when :attr:`ok`); ``offset``
+        is added to the sample indices (to count them from a stream's start)."""
         if self.ok:
             return ""
 
         def idx(d: dict[str, list[int]]) -> str:
-            items = [f"{k} (samples {_ranges(v)})" for k, v in list(d.items())[:max_items]]
+            items = [f"{k} (samples {_ranges([i + offset for i in v])})"
+                     for k, v in list(d.items())[:max_items]]
             more = f" and {len(d) - max_items} more" if len(d) > max_items else ""
             return ", ".join(items) + more
 
@@ -166,8 +170,14 @@ def _scan(x, flat_v, n_flat, n_clip, range_v, state, qstep, nonfinite, flat, sat
             if (state[j, 1] >= n_clip and state[j, 6] > state[j, 5]
                     and (v >= state[j, 6] or v <= state[j, 5])):
                 sat[i, j] = True  # stuck at a rail (not also called flat)
+                if state[j, 1] == n_clip:  # the run just qualified: from its start
+                    for b in range(max(0, i - n_clip + 1), i):
+                        sat[b, j] = True
             elif state[j, 4] >= n_flat and state[j, 7] == 0.0:
                 flat[i, j] = True
+                if state[j, 4] == n_flat:
+                    for b in range(max(0, i - n_flat + 1), i):
+                        flat[b, j] = True
 
 
 class SignalCheck:

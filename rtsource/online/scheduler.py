@@ -443,7 +443,7 @@ class HopScheduler:
             "latency cannot be measured and is shown as unknown, and the output's stamps "
             "follow the input's clock. Set stream.timestamps = 'arrival' (--timestamps "
             "arrival) to re-stamp samples on arrival with the LSL clock.",
-            {"offset_s": offset, "newest_stamp": newest, "lsl_clock": now}))
+            {"stamp_minus_lsl_clock_s": -offset, "newest_stamp": newest, "lsl_clock": now}))
 
     def _check_index(self, col: NDArray, events: list[Event]) -> None:
         idx = np.asarray(col, dtype=np.int64)
@@ -584,7 +584,11 @@ class HopScheduler:
             report = self._check(new[:, self._check_cols])
         self._report_references(events)
         if not report.ok:
-            return 0, None, self._withhold(report.message(), report.bad_channels, new_ts, events)
+            hint = ("" if self.cfg.bad_data == "exclude" else
+                    " A channel that stays bad stops the output: leave it out (--bads, "
+                    "stream.bads) or let rtsource exclude it (--bad-data exclude).")
+            return 0, None, self._withhold(report.message(offset=k0) + hint,
+                                           report.bad_channels, new_ts, events)
         proc = self.processor
         if self._need_reset:
             proc.reset()

@@ -113,10 +113,14 @@ class PipelineStatus:
         by = "" if math.isnan(self.lag_ms) else f" by {self.lag_ms / 1e3:.2f} s"
         behind = (f" | BEHIND{by} (out {self.out_rate_hz:.1f} of "
                   f"{self.out_rate_expected_hz:.1f} Hz)" if self.behind else "")
+        rate = (f" | rate {self.sfreq:g} Hz (declared {self.declared_hz:g})"
+                if self.sfreq == self.sfreq and self.declared_hz == self.declared_hz
+                and self.sfreq != self.declared_hz else "")
+        warn = f" | {len(self.warnings)} warning(s) on the marker stream" if self.warnings else ""
         return (
             f"[{self.elapsed_s:7.1f} s] in {self.in_rate_hz:7.1f} Hz | out {self.out_rate_hz:7.1f} Hz"
             f"{dec} | {lat}{behind} | drops {self.n_dropped} | flagged {self.n_flagged}"
-            f" | {self.method}/{self.backend} | {self.state}{extra}"
+            f" | {self.method}/{self.backend} | {self.state}{extra}{rate}{warn}"
         )
 
 
