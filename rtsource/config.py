@@ -49,6 +49,9 @@ BadDataPolicy = Literal["flag", "exclude"]
 Schedule = Literal["arrival", "hop"]
 OverflowPolicy = Literal["error", "drop_oldest"]
 TimestampPolicy = Literal["source", "arrival"]
+#: Brain-dynamics regimes of the neural-mass simulator (``simulate-stream --dynamics``).
+Regime = Literal["spontaneous", "evoked", "interictal", "ictal"]
+REGIMES: tuple[str, ...] = get_args(Regime)
 
 CONDUCTORS: tuple[str, ...] = get_args(Conductor)
 INVERSE_METHODS: tuple[str, ...] = get_args(InverseMethod)

@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 
-from ...config import check_value
+from ...config import REGIMES, Regime, check_value
 from .connectome import Connectome, default_connectome
 from .neuralmass import DT_MS, BrainModel, NodeParams, Stimulus, sigmoid
 from .nodes import BrainNodes, brain_nodes
 
 __all__ = ["REGIMES", "DynamicsConfig", "Regime", "RegimeSimulation"]
 
-Regime = Literal["spontaneous", "evoked", "interictal", "ictal"]
-REGIMES: tuple[str, ...] = get_args(Regime)
-"""The brain states (``--dynamics``)."""
+# The brain states (``--dynamics``): Regime and REGIMES live in rtsource.config with the
+# other vocabularies.
 
 #: Membrane potential (mV) around which the mean coupling input is balanced: the mean of
 #: the alpha regime (cortex) and of the quiet regime (thalamus).
