@@ -123,7 +123,10 @@ def _check_positive(section: str, **values: float | None) -> None:
 
 
 def method_stages(method: str) -> tuple[str, str | None]:
-    """``(inverse method, refiner or None)`` for a user-facing ``method`` (checked)."""
+    """``(inverse method, refiner or None)`` for a user-facing ``method`` (checked; MNE's
+    spellings such as ``"dSPM"`` or ``"eLORETA"`` are accepted)."""
+    if isinstance(method, str) and method.lower() in METHODS:
+        method = method.lower()
     return METHOD_STAGES[check_value(method, METHODS, "method")]
 
 
