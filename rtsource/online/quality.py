@@ -120,23 +120,27 @@ def _ranges(indices: Sequence[int], max_ranges: int = 4) -> str:
 
 @numba.njit(cache=True, nogil=True)
 def _scan(x, flat_v, n_flat, n_clip, range_v, state, qstep, nonfinite, flat, sat):  # pragma: no cover - compiled
-    """One pass over ``x`` (n, c), updating ``state`` (c, 8) and ``qstep`` (1,) in place.
+    """One pass over ``x`` (n, c), updating ``state`` (c, 8) and ``qstep`` (1,) in place;
+    returns how many flags it set (0: the usual case, nothing to report).
 
     state columns: 0 last value, 1 repeats of it, 2 run low, 3 run high, 4 run length,
     5 channel min, 6 channel max, 7 still all-zero (1.0) or not (0.0).
     """
     n, c = x.shape
+    n_flagged = 0
     for i in range(n):
         tol = max(flat_v, 1.05 * qstep[0])  # one step, with float32 rounding slack
         for j in range(c):
             v = np.float64(x[i, j])
             if not np.isfinite(v):
                 nonfinite[i, j] = True
+                n_flagged += 1
                 state[j, 1] = 0.0
                 state[j, 4] = 0.0
                 continue
             if range_v > 0.0 and abs(v) >= range_v:
                 sat[i, j] = True
+                n_flagged += 1
             if state[j, 1] > 0.0 and v == state[j, 0]:
                 state[j, 1] += 1.0
             else:
@@ -170,14 +174,21 @@ def _scan(x, flat_v, n_flat, n_clip, range_v, state, qstep, nonfinite, flat, sat
             if (state[j, 1] >= n_clip and state[j, 6] > state[j, 5]
                     and (v >= state[j, 6] or v <= state[j, 5])):
                 sat[i, j] = True  # stuck at a rail (not also called flat)
+                n_flagged += 1
                 if state[j, 1] == n_clip:  # the run just qualified: from its start
                     for b in range(max(0, i - n_clip + 1), i):
                         sat[b, j] = True
             elif state[j, 4] >= n_flat and state[j, 7] == 0.0:
                 flat[i, j] = True
+                n_flagged += 1
                 if state[j, 4] == n_flat:
                     for b in range(max(0, i - n_flat + 1), i):
                         flat[b, j] = True
+
+    return n_flagged
+
+#: The report of a piece with nothing to flag (shared: reports are frozen).
+_OK = BadDataReport(nonfinite={}, flat=[], saturated={})
 
 
 class SignalCheck:
@@ -240,6 +251,7 @@ class SignalCheck:
         self._state[:, 6] = -np.inf
         self._state[:, 7] = 1.0
         self._q = np.array([np.inf])
+        self._flags = np.zeros((3, 0, c), np.bool_)  # nonfinite, flat, saturated (reused)
 
     @property
     def reference_channels(self) -> list[str]:
@@ -276,14 +288,16 @@ class SignalCheck:
             raise ValueError(
                 f"Expected samples of shape (n_samples, {len(self.ch_names)}), got {x.shape}.")
         n, c = x.shape
-        nonfinite = np.zeros((n, c), np.bool_)
-        flat = np.zeros((n, c), np.bool_)
-        sat = np.zeros((n, c), np.bool_)
-        if n:
-            flat_v = self.flat_v if self._flat_on else 1e300
-            n_flat = self.n_flat if self._flat_on else 2**62
-            _scan(x, flat_v, n_flat, self.n_clip, self.range_v, self._state, self._q,
-                  nonfinite, flat, sat)
+        if n > self._flags.shape[1]:
+            self._flags = np.zeros((3, max(n, 2 * self._flags.shape[1]), c), np.bool_)
+        flags = self._flags[:, :n]
+        flags[...] = False
+        nonfinite, flat, sat = flags
+        flat_v = self.flat_v if self._flat_on else 1e300
+        n_flat = self.n_flat if self._flat_on else 2**62
+        if n == 0 or not _scan(x, flat_v, n_flat, self.n_clip, self.range_v, self._state,
+                               self._q, nonfinite, flat, sat):
+            return _OK
         names = self.ch_names
         return BadDataReport(
             nonfinite={names[j]: np.flatnonzero(nonfinite[:, j]).tolist()
