@@ -261,6 +261,21 @@ def test_index_gaps_and_duplicates(cfg, labels):
     assert _s.n_dropped == 3
 
 
+def test_samples_missed_while_the_input_was_away_are_counted(cfg, labels):
+    """After a return (reset), the sample_index says what never arrived: a restarted
+    sender's first indices, or the indices a continuing sender sent meanwhile."""
+    for second_k0, missed in ((521, 521), (750, 50), (0, 0)):
+        x, ts = _signal(700)  # indices 0-699
+        s = _sched(cfg, labels)
+        _feed(s, x, ts, [100] * 7)
+        s.reset()
+        x2, ts2 = _signal(100, k0=second_k0)
+        _, _, events, _ = _feed(s, x2, ts2 + 10.0, [100])
+        gaps = [e for e in events if e.kind == "input_gap"]
+        assert s.n_dropped == missed
+        assert (gaps[0].fields["missed_at_return"] == missed) if missed else not gaps
+
+
 def test_timestamps_backwards_and_gaps(cfg, labels):
     x, ts = _signal(40)
     ts = ts.copy()

@@ -5,7 +5,7 @@
 # scipy (about 35 MB more) only with --scipy.
 set -euo pipefail
 cd "$(dirname "$0")"
-pkgs=(mne pylsl nibabel safetensors "atlaspy==0.0.8" tqdm platformdirs pooch lazy_loader
+pkgs=(mne pylsl nibabel safetensors tqdm platformdirs pooch lazy_loader
       decorator jinja2 markupsafe packaging)
 [ "${1:-}" = "--scipy" ] && pkgs+=(scipy)
 python3 -m pip download --dest wheels --no-deps --only-binary=:all: \

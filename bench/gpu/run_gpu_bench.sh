@@ -34,10 +34,6 @@ for pair in numpy:numpy scipy:scipy mne:mne nibabel:nibabel pylsl:pylsl safetens
   mod="${pair%%:*}"; dist="${pair##*:}"
   $PY -c "import $mod" >/dev/null 2>&1 || missing+=("$dist")
 done
-$PY - <<'PYEOF' >/dev/null 2>&1 || missing+=("atlaspy")
-import importlib.util, sys
-sys.exit(0 if importlib.util.find_spec("atlaspy") else 1)
-PYEOF
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]}" | tee -a "$OUT/env.txt"
   if [ -d bench/gpu/wheels ]; then

