@@ -114,6 +114,33 @@ class LSLHelpers:
             return np.zeros((0, inlet.n_channels), inlet.dtype), np.zeros(0)
         return np.concatenate(data), np.concatenate(ts)
 
+    # -- commands as subprocesses -------------------------------------------------------
+    @staticmethod
+    def cli(*args: str):
+        """``rtsource ARGS`` as a subprocess (unbuffered text pipes), as a user runs it."""
+        import subprocess
+        import sys
+
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.Popen([sys.executable, "-m", "rtsource.cli", *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def finish(proc, timeout: float = 20.0) -> tuple[int, str, str]:
+        """SIGTERM (if still running) and collect the exit code and output."""
+        import signal
+        import subprocess
+
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"{proc.args} did not stop on SIGTERM:\n{out}\n{err}") from None
+        return proc.returncode, out, err
+
     # -- the live pipeline's two outlets ------------------------------------------------
     @staticmethod
     def open_pipeline(cfg, **kw):

@@ -4,10 +4,6 @@ subprocesses, real loopback LSL, clean shutdown on SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,25 +14,6 @@ import pytest
 
 from rtsource.cli import main
 from rtsource.stream.lslio import EEGInlet, resolve_stream
-
-
-def _cli(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "rtsource.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str, str]:
-    """SIGTERM (if still running) and collect the exit code and output."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{proc.args} did not stop on SIGTERM:\n{out}\n{err}") from None
-    return proc.returncode, out, err
 
 
 @pytest.mark.parametrize("command", ["simulate-stream", "play", "run"])
@@ -65,10 +42,10 @@ def test_simulate_stream_and_run_end_to_end(tmp_path: Path, lsl):
         '[headmodel]\nmontage = "biosemi32"\nconductor = "sphere"\n'
         '[stream]\nresolve_timeout_s = 60.0\n'
     )
-    sim = _cli("simulate-stream", "--montage", "biosemi32", "--rate", "250", "--name", sim_name,
-               "--duration", "120", "--segment", "1")
-    run = _cli("run", "--input", sim_name, "--config", str(cfg), "--output", out_name,
-               "--wait-for-consumer", "60")
+    sim = lsl.cli("simulate-stream", "--montage", "biosemi32", "--rate", "250", "--name", sim_name,
+                   "--duration", "120", "--segment", "1")
+    run = lsl.cli("run", "--input", sim_name, "--config", str(cfg), "--output", out_name,
+                   "--wait-for-consumer", "60")
     regions = markers = None
     try:
         regions = pylsl.StreamInlet(resolve_stream(name=out_name, timeout=90.0))
@@ -92,7 +69,7 @@ def test_simulate_stream_and_run_end_to_end(tmp_path: Path, lsl):
     finally:
         if regions is not None:
             regions.close_stream()
-        code, out, err = _finish(run)
+        code, out, err = lsl.finish(run)
         items = []
         if markers is not None:
             while True:
@@ -101,7 +78,7 @@ def test_simulate_stream_and_run_end_to_end(tmp_path: Path, lsl):
                     break
                 items.append(json.loads(sample[0]))
             markers.close_stream()
-        sim_code, sim_out, sim_err = _finish(sim)
+        sim_code, sim_out, sim_err = lsl.finish(sim)
     assert code == 0, err
     assert "Publishing 246 regions" in out and "from MNE loc" in out
     status = [line for line in out.splitlines() if line.startswith("[")]
@@ -124,7 +101,7 @@ def test_play_command_replays_the_file(tmp_path: Path, lsl):
     path = tmp_path / "rec_raw.fif"
     raw.save(path, verbose="error")
     name = lsl.unique("cli-play")
-    proc = _cli("play", str(path), "--name", name, "--speed", "2", "--loop")
+    proc = lsl.cli("play", str(path), "--name", name, "--speed", "2", "--loop")
     inlet = None
     try:
         inlet = EEGInlet(resolve_stream(name=name, timeout=60.0))
@@ -141,6 +118,6 @@ def test_play_command_replays_the_file(tmp_path: Path, lsl):
     finally:
         if inlet is not None:
             inlet.close()
-        code, out, err = _finish(proc)
+        code, out, err = lsl.finish(proc)
     assert code == 0, err
     assert f"Playing {path}" in out and "Stopped after" in out

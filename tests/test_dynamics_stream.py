@@ -4,10 +4,6 @@ subprocesses, real loopback LSL; the truth stream names the foci."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,24 +13,6 @@ import pytest
 from rtsource.stream.lslio import resolve_stream
 
 
-def _cli(*args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "rtsource.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{proc.args} did not stop on SIGTERM:\n{out}\n{err}") from None
-    return proc.returncode, out, err
-
-
 @pytest.mark.lsl
 @pytest.mark.slow
 def test_interictal_stream_runs_live_and_run_publishes_regions(tmp_path: Path, lsl):
@@ -42,11 +20,11 @@ def test_interictal_stream_runs_live_and_run_publishes_regions(tmp_path: Path, l
     cfg = tmp_path / "small.toml"
     cfg.write_text('[headmodel]\nmontage = "biosemi32"\nconductor = "sphere"\n'
                    '[stream]\nresolve_timeout_s = 90.0\n')
-    sim = _cli("simulate-stream", "--dynamics", "interictal", "--foci", "PrG_6_3_L",
-               "--montage", "biosemi32", "--rate", "250", "--name", sim_name,
-               "--duration", "150")
-    run = _cli("run", "--input", sim_name, "--config", str(cfg), "--output", out_name,
-               "--wait-for-consumer", "90")
+    sim = lsl.cli("simulate-stream", "--dynamics", "interictal", "--foci", "PrG_6_3_L",
+                   "--montage", "biosemi32", "--rate", "250", "--name", sim_name,
+                   "--duration", "150")
+    run = lsl.cli("run", "--input", sim_name, "--config", str(cfg), "--output", out_name,
+                   "--wait-for-consumer", "90")
     truth = regions = None
     items: list[dict] = []
     try:
@@ -77,8 +55,8 @@ def test_interictal_stream_runs_live_and_run_publishes_regions(tmp_path: Path, l
             regions.close_stream()
         if truth is not None:
             truth.close_stream()
-        code, out, err = _finish(run)
-        sim_code, sim_out, sim_err = _finish(sim)
+        code, out, err = lsl.finish(run)
+        sim_code, sim_out, sim_err = lsl.finish(sim)
     assert code == 0, err
     assert "Publishing 246 regions" in out
     truths = [m for m in items if m["kind"] == "truth"]
