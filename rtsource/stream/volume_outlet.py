@@ -156,8 +156,8 @@ def read_volume_layout(info: pylsl.StreamInfo) -> dict[str, Any]:
     Returns
     -------
     dict with ``shape`` (tuple), ``affine_mni152`` and ``affine_mri`` ((4, 4) arrays, voxel
-    -> millimetres), ``source_index`` ((n_sources,) int array) and the other
-    ``desc/volume`` entries as text.
+    -> millimetres), ``source_index`` ((n_sources,) int array), ``spacing_mm`` (float),
+    ``n_sources`` (int) and the other ``desc/volume`` entries as text.
 
     Raises
     ------
@@ -178,6 +178,9 @@ def read_volume_layout(info: pylsl.StreamInfo) -> dict[str, Any]:
             out[key] = np.array(json.loads(vol[key]), float)
     if "source_index" in vol:
         out["source_index"] = np.array(json.loads(vol["source_index"]), np.int64)
+    for key, kind in (("spacing_mm", float), ("n_sources", int)):
+        if key in vol:
+            out[key] = kind(float(vol[key]))
     if int(np.prod(out["shape"])) != info.channel_count():
         raise ValueError(f"Stream {info.name()!r} declares a volume of shape {out['shape']} "
                          f"but has {info.channel_count()} channels.")
