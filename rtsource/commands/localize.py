@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 import numpy as np
 
+from ..config import BadDataPolicy
 from ._common import add_config_args, config_from_args
 
 
@@ -36,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="channels to leave out (default: the file's bad channels, as MNE)")
     p.add_argument("--keep-bads", action="store_true",
                    help="use the channels the file marks bad")
-    p.add_argument("--bad-data", choices=("flag", "exclude"),
+    p.add_argument("--bad-data", choices=get_args(BadDataPolicy),
                    help="flat or saturated channels: stop with their names (flag, default) or "
                         "leave them out (exclude)")
     p.add_argument("--filters", action="store_true",

@@ -51,6 +51,7 @@ from ..simulate.dynamics import (
     brain_nodes,
     build_library,
 )
+from .report import write_csv
 
 __all__ = ["DYNAMIC_METHODS", "DYNAMIC_METRICS", "DynamicEvalConfig", "DynamicEvalResult",
            "dynamic_markdown",
@@ -321,7 +322,6 @@ def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
                          command: str | None = None) -> dict[str, Path]:
     """Write ``dynamic_windows.csv``, ``dynamic_summary.csv``, ``dynamic_report.md``,
     ``dynamic_meta.json`` and ``dynamic_<regime>.png`` (recall and |r| against SNR)."""
-    import csv
     import json
 
     import matplotlib
@@ -333,12 +333,7 @@ def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     for name, rows in (("dynamic_windows", result.rows), ("dynamic_summary", result.summary)):
-        path = out / f"{name}.csv"
-        with open(path, "w", newline="") as fid:
-            wr = csv.DictWriter(fid, fieldnames=list(rows[0]))
-            wr.writeheader()
-            wr.writerows(rows)
-        files[name] = path
+        files[name] = write_csv(out / f"{name}.csv", rows)
     meta = dict(result.meta)
     if command:
         meta["command"] = command

@@ -85,12 +85,7 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike) -> dict[str, Pa
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     for name, rows in (("samples", result.rows), ("summary", result.summary)):
-        path = out / f"{name}.csv"
-        with open(path, "w", newline="") as fid:
-            w = csv.DictWriter(fid, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        files[name] = path
+        files[name] = write_csv(out / f"{name}.csv", rows)
     meta = out / "meta.json"
     meta.write_text(json.dumps(result.meta, indent=2, default=str))
     files["meta"] = meta
@@ -114,3 +109,12 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike) -> dict[str, Pa
     for p in out.glob("sweep_*.png"):
         files[p.stem] = p
     return files
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Write ``rows`` (dicts with the same keys, in column order) as a CSV file."""
+    with open(path, "w", newline="") as fid:
+        w = csv.DictWriter(fid, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
