@@ -15,6 +15,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .piunet import GRID_SIZE, PIUNET_PRESETS, PIUNet, PIUNetSpec, count_parameters
+from .temporal import FeatureScaler, TemporalNet, TemporalSpec, node_feature_kernel
 from .volume import VolumeMapper
 
 __all__ = [
@@ -26,6 +27,10 @@ __all__ = [
     "ChecksumMismatchError",
     "PIUNet",
     "PIUNetSpec",
+    "FeatureScaler",
+    "TemporalNet",
+    "TemporalSpec",
+    "node_feature_kernel",
     "VolumeMapper",
     "checkpoint_path",
     "count_parameters",

@@ -27,6 +27,7 @@ import torch
 
 from .._util import file_sha256
 from .piunet import GRID_SIZE, PIUNet
+from .temporal import TemporalNet, TemporalSpec
 
 __all__ = [
     "FORMAT_VERSION",
@@ -88,7 +89,7 @@ class Checkpoint:
         The file it was loaded from.
     """
 
-    model: PIUNet
+    model: PIUNet | TemporalNet
     header: dict[str, Any]
     sha256: str
     path: Path
@@ -114,20 +115,21 @@ def _sidecar(path: Path) -> Path:
 
 
 def save_checkpoint(
-    model: PIUNet,
+    model: PIUNet | TemporalNet,
     path: str | os.PathLike,
     *,
     spacing_mm: float,
     training_config: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     dtype: Literal["float32", "float16"] = "float32",
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Write ``model``'s weights with a JSON header and a SHA-256 sidecar.
 
     Parameters
     ----------
-    model : PIUNet
-        The network to save.
+    model : PIUNet or TemporalNet
+        The network to save (``architecture`` in the header is its class name).
     path : path-like
         Output file (``.safetensors`` by convention). ``<path>.sha256`` is written beside it.
     spacing_mm : float
@@ -136,6 +138,9 @@ def save_checkpoint(
         JSON-serialisable training settings and evaluation results to keep with the weights.
     dtype : {"float32", "float16"}
         Storage precision (float16 halves the file; weights load back as float32).
+    extra : dict, optional
+        More JSON header fields the network's users need (the temporal network's node
+        names, rate and output gain).
 
     Returns
     -------
@@ -144,17 +149,21 @@ def save_checkpoint(
     """
     from safetensors.torch import save_file
 
-    if not isinstance(model, PIUNet):
-        raise TypeError(f"save_checkpoint expects a PIUNet; got {type(model).__name__}.")
+    if not isinstance(model, (PIUNet, TemporalNet)):
+        raise TypeError("save_checkpoint expects a PIUNet or a TemporalNet; got "
+                        f"{type(model).__name__}.")
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype={dtype!r} is not valid; choose 'float32' or 'float16'.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    arch = type(model).__name__
+    shape = ({"width": model.width, "grid_shape": [model.grid_size] * 3}
+             if isinstance(model, PIUNet) else {})
     header = {
         "format_version": FORMAT_VERSION,
-        "architecture": "PIUNet",
-        "width": model.width,
-        "grid_shape": [model.grid_size] * 3,
+        "architecture": arch,
+        **shape,
+        **(extra or {}),
         "spacing_mm": float(spacing_mm),
         "dtype": dtype,
         "model_config": model.config,
@@ -184,7 +193,7 @@ def save_checkpoint(
     os.replace(tmp, path)
     digest = file_sha256(path)
     _sidecar(path).write_text(digest + "\n")
-    logger.info("Saved PIUNet(width=%d) checkpoint %s (sha256 %s)", model.width, path, digest[:12])
+    logger.info("Saved %s checkpoint %s (sha256 %s)", arch, path, digest[:12])
     return digest
 
 
@@ -230,6 +239,7 @@ def load_checkpoint(
     expected_grid: tuple[int, int, int] = (GRID_SIZE,) * 3,
     map_location: str | torch.device = "cpu",
     verify: bool = True,
+    architecture: str = "PIUNet",
 ) -> Checkpoint:
     """Load and verify a checkpoint written by :func:`save_checkpoint`.
 
@@ -247,6 +257,8 @@ def load_checkpoint(
         Device for the returned model.
     verify : bool
         If False, skip the hash check (for inspection only; never for deployment).
+    architecture : {"PIUNet", "TemporalNet"}
+        The network the file must hold.
 
     Returns
     -------
@@ -289,7 +301,9 @@ def load_checkpoint(
             )
     header = read_header(path)
     _expect("format_version", header.get("format_version"), FORMAT_VERSION, path)
-    _expect("architecture", header.get("architecture"), "PIUNet", path)
+    _expect("architecture", header.get("architecture"), architecture, path)
+    if architecture == "TemporalNet":
+        return _load_temporal(path, header, digest, map_location)
     grid = header.get("grid_shape")
     _expect(
         "grid_shape", tuple(grid) if isinstance(grid, list) else grid, tuple(expected_grid), path
@@ -320,6 +334,27 @@ def load_checkpoint(
     model = model.to(map_location).eval()
     logger.info("Loaded PIUNet(width=%d) from %s (sha256 %s)", model.width, path, digest[:12])
     return Checkpoint(model=model, header=header, sha256=digest, path=path)
+
+
+def _load_temporal(path: Path, header: dict[str, Any], digest: str,
+                   map_location: str | torch.device) -> Checkpoint:
+    from safetensors.torch import load_file
+
+    try:
+        model = TemporalNet(TemporalSpec(**header.get("model_config", {})))
+    except TypeError as err:
+        raise ValueError(f"Checkpoint {str(path)!r}: model_config "
+                         f"{header.get('model_config')} is not valid: {err}") from err
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in load_file(str(path), device="cpu").items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"Checkpoint {str(path)!r}: weights do not match "
+                         f"TemporalNet({header.get('model_config')}): {err}") from err
+    logger.info("Loaded TemporalNet from %s (sha256 %s)", path, digest[:12])
+    return Checkpoint(model=model.to(map_location).eval(), header=header, sha256=digest,
+                      path=path)
 
 
 def _package_version() -> str:

@@ -1,0 +1,472 @@
+"""Training the temporal network on the brain model (``rtsource train configs/train-temporal.toml``).
+
+Samples are composed on the fly from the cached neural-mass libraries
+(:mod:`rtsource.simulate.dynamics`), as DeepSIF's loader does (Sun et al. 2022):
+
+* a window of a regime's library (spontaneous, evoked, interictal, ictal) with its event at
+  a random position; with probability ``relocate_prob`` the focus waveform is moved to a
+  random node (cortical, or a thalamic nucleus with probability ``thalamic_prob``), so that
+  every region is a focus in training, not only the few the library simulated; one or two
+  such sources per window;
+* a Gaussian spread over neighbouring cortical nodes (half amplitude at ``spread_mm``),
+  scaled to a source SNR (``source_snr_db``) over the spontaneous **background**, which stays
+  in the EEG but not in the target;
+* projected through a training head model (conductor × montage; thalamic orientations
+  random), average-referenced, with white or spatially correlated sensor noise at
+  ``sensor_snr_db``;
+* mapped to the network's input by the eLORETA kernel averaged over each node
+  (:func:`rtsource.models.node_feature_kernel`), sometimes the kernel of another conductor
+  model (``mismatch_prob``).
+
+Loss: mean squared error between the network output and the target, both divided by the
+window's scale (the input features' RMS; the target by the RMS of all node activity).
+AdamW, warm-up then cosine decay, bf16 autocast on CPUs with AVX-512-BF16 or AMX (fp32
+elsewhere). Checkpoints (``last.safetensors`` + ``last.state.pt``) every few minutes; ``--resume``
+continues at the saved step with the same batches an uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._util import cpu_features, logger, stable_hash
+from .config import HeadModelConfig, InverseConfig, check_value, from_dict, read_toml
+from .models.temporal import TemporalNet, TemporalSpec, node_feature_kernel
+from .simulate import load_entry
+from .simulate.dynamics import (
+    NOISE_KINDS,
+    REGIMES,
+    BrainNodes,
+    LibraryConfig,
+    RegionProjector,
+    WaveformLibrary,
+    brain_nodes,
+    build_library,
+    sensor_noise,
+    spread_weights,
+)
+
+__all__ = ["SHIPPED_TEMPORAL", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
+           "load_temporal_config", "ship_temporal", "train_temporal"]
+
+#: The shipped temporal network (``--method temporal`` with ``refine.checkpoint = "default"``).
+SHIPPED_TEMPORAL = Path(__file__).resolve().parent / "data" / "temporal.safetensors"
+
+
+def _hm(conductor: str, conductivity: tuple[float, float, float], bem_ico: int = 4
+        ) -> HeadModelConfig:
+    return HeadModelConfig(conductor=conductor, conductivity=conductivity, bem_ico=bem_ico)
+
+
+@dataclass(frozen=True)
+class TemporalTrainConfig:
+    """Settings of :func:`train_temporal` (the ``[temporal]`` table of a training TOML).
+
+    Model: ``hidden``, ``kernel``, ``n_lstm`` (:class:`~rtsource.models.TemporalSpec`).
+    Optimisation: ``batch_size`` windows of ``window_s`` seconds, ``lr`` (AdamW peak),
+    ``weight_decay``, ``warmup_steps``, ``max_steps`` (the cosine spans them),
+    ``max_minutes`` (training time, summed over resumes), ``grad_clip``, ``precision``
+    (``auto``: bf16 where the CPU has AVX-512-BF16 or AMX), ``threads``.
+    Data: ``regimes`` and their ``regime_weights``, library size (``library_runs`` ×
+    ``library_s`` at ``sfreq``, seed ``library_seed``, never the evaluation's 2024),
+    ``headmodels`` × ``montages`` (training only: the evaluation's sphere and
+    GSN-HydroCel-129 are not among them), ``mismatch_prob``, ``relocate_prob``,
+    ``thalamic_prob``, ``two_source_prob``, ``spread_mm``, ``source_snr_db``,
+    ``sensor_snr_db``, ``noise`` kinds, ``lambda2``.
+    Output: ``out_dir``, ``checkpoint_minutes``, ``log_steps``, ``val_windows``, ``seed``.
+    """
+
+    hidden: int = 256
+    kernel: int = 5
+    n_lstm: int = 2
+    sfreq: float = 250.0
+    window_s: float = 1.0
+    batch_size: int = 16
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_steps: int = 6000
+    max_minutes: float | None = None
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    threads: int = 2
+    regimes: tuple[str, ...] = ("spontaneous", "evoked", "interictal", "ictal")
+    regime_weights: tuple[float, ...] = (0.15, 0.25, 0.35, 0.25)
+    library_runs: int = 16
+    library_s: float = 20.0
+    library_seed: int = 11
+    headmodels: tuple[HeadModelConfig, ...] = (
+        _hm("bem", (0.3, 0.006, 0.3), 4), _hm("bem", (0.33, 0.0165, 0.33), 3))
+    montages: tuple[str, ...] = ("biosemi64", "easycap-M10", "biosemi128")
+    mismatch_prob: float = 0.2
+    relocate_prob: float = 0.7
+    thalamic_prob: float = 0.35
+    two_source_prob: float = 0.3
+    spread_mm: tuple[float, float] = (0.0, 30.0)
+    source_snr_db: tuple[float, float] = (10.0, 20.0)
+    sensor_snr_db: tuple[float, float] = (5.0, 20.0)
+    noise: tuple[str, ...] = ("white", "correlated")
+    lambda2: float = 1.0 / 9.0
+    out_dir: str = "runs/temporal"
+    checkpoint_minutes: float = 5.0
+    log_steps: int = 25
+    val_windows: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for r in self.regimes:
+            check_value(r, REGIMES, "temporal.regimes")
+        for n in self.noise:
+            check_value(n, NOISE_KINDS, "temporal.noise")
+        check_value(self.precision, ("auto", "fp32", "bf16"), "temporal.precision")
+        if len(self.regime_weights) != len(self.regimes):
+            raise ValueError(f"temporal.regime_weights has {len(self.regime_weights)} values "
+                             f"for {len(self.regimes)} regimes; give one weight per regime.")
+        for name in ("batch_size", "max_steps", "library_runs", "threads", "hidden", "kernel"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
+                                 ">= 1.")
+
+    @property
+    def spec(self) -> TemporalSpec:
+        return TemporalSpec(hidden=self.hidden, kernel=self.kernel, n_lstm=self.n_lstm,
+                            sfreq=self.sfreq)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def load_temporal_config(path: str | os.PathLike | None = None, **overrides: Any
+                         ) -> TemporalTrainConfig:
+    """Read the ``[temporal]`` table of a TOML file (unknown keys are errors); keyword
+    overrides that are not None replace its values."""
+    data = dict(read_toml(path)["temporal"]) if path is not None else {}
+    hms = data.pop("headmodels", None)
+    weights = data.pop("regime_weights", None)
+    cfg = from_dict(TemporalTrainConfig, data, prefix="temporal.")
+    if weights is not None:
+        if not isinstance(weights, list) or not all(isinstance(w, (int, float)) for w in weights):
+            raise ValueError(f"Setting temporal.regime_weights = {weights!r} must be a list of "
+                             "numbers, one per regime.")
+        cfg = dataclasses.replace(cfg, regime_weights=tuple(float(w) for w in weights))
+    if hms is not None:
+        cfg = dataclasses.replace(cfg, headmodels=tuple(
+            from_dict(HeadModelConfig, h, prefix=f"temporal.headmodels[{i}].")
+            for i, h in enumerate(hms)))
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass
+class TemporalBatch:
+    """inputs (B, T, 3 · n_nodes) scaled features; targets (B, T, n_nodes) scaled target;
+    truth (B, n_nodes) bool; scale (B,) feature RMS; gain (B,) activity RMS / feature RMS."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    truth: np.ndarray
+    scale: np.ndarray
+    gain: np.ndarray
+
+
+@dataclass
+class _Head:
+    name: str
+    projector: RegionProjector
+    features: list[np.ndarray] = field(default_factory=list)  # [own kernel, other kernels...]
+    ch_names: list[str] = field(default_factory=list)
+    ch_pos: np.ndarray | None = None
+
+
+class TemporalSampler:
+    """Composes training windows (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : TemporalTrainConfig
+    progress : progress bars while libraries and head models are built or loaded.
+    """
+
+    def __init__(self, cfg: TemporalTrainConfig, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.nodes: BrainNodes = brain_nodes()
+        self.libs: dict[str, WaveformLibrary] = {
+            r: build_library(LibraryConfig(regime=r, n_runs=cfg.library_runs,
+                                           duration_s=cfg.library_s, sfreq=cfg.sfreq,
+                                           seed=cfg.library_seed), progress=progress)
+            for r in dict.fromkeys(("spontaneous", *cfg.regimes))}
+        self.n_times = round(cfg.window_s * cfg.sfreq)
+        inv = InverseConfig(method="eloreta", lambda2=cfg.lambda2)
+        self.heads: list[_Head] = []
+        for montage in cfg.montages:
+            kernels, heads = [], []
+            for hmc in cfg.headmodels:
+                entry, hm = load_entry(hmc, montage, inv, progress=progress)
+                proj = RegionProjector(hm, self.nodes)
+                kernels.append(node_feature_kernel(entry.kernel.numpy(), proj.weights)
+                               .astype(np.float32))
+                heads.append(_Head(f"{montage}/{hmc.conductor}{hmc.conductivity}", proj,
+                                   ch_names=list(hm.ch_names), ch_pos=np.asarray(hm.ch_pos)))
+            for i, h in enumerate(heads):  # own kernel first, the other conductors' after
+                h.features = [kernels[i]] + [k for j, k in enumerate(kernels) if j != i]
+                self.heads.append(h)
+        self.cortical = np.flatnonzero(self.nodes.cortical)
+        self.thalamic = np.flatnonzero(~self.nodes.cortical)
+        w = np.asarray(cfg.regime_weights, float)
+        self.regime_p = w / w.sum()
+
+    def _window(self, lib: WaveformLibrary, rng: np.random.Generator) -> tuple[int, int]:
+        n_t, T = self.n_times, lib.waveforms.shape[1]
+        r = int(rng.integers(lib.n_runs))
+        ev = lib.events[r]
+        if lib.config.regime != "spontaneous" and len(ev):
+            e = int(rng.choice(ev))
+            start = e - int(rng.uniform(0.1, 0.9) * n_t)
+            return r, int(np.clip(start, 0, T - n_t))
+        return r, int(rng.integers(T - n_t + 1))
+
+    def _source(self, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+        """One source: (centre nodes, their waveforms (n_centres, n_times))."""
+        regime = str(rng.choice(self.cfg.regimes, p=self.regime_p))
+        lib = self.libs[regime]
+        r, s = self._window(lib, rng)
+        wav = lib.waveforms[r, s:s + self.n_times].T.astype(np.float64)  # (n_nodes, T)
+        if regime == "spontaneous":
+            c = int(rng.integers(self.nodes.n_nodes))
+            return [c], wav[[c]]
+        truth0 = np.flatnonzero(lib.truth[r])
+        focus = int(lib.foci[r, 0]) if lib.foci[r, 0] >= 0 else int(truth0[0])
+        if rng.random() < self.cfg.relocate_prob:
+            pool = self.thalamic if rng.random() < self.cfg.thalamic_prob else self.cortical
+            return [int(rng.choice(pool))], wav[[focus]]
+        return list(truth0), wav[truth0]
+
+    def sample_one(self, rng: np.random.Generator, head: _Head | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(features (T, 3 n_nodes) unscaled, target (T, n_nodes) mV, truth (n_nodes,),
+        activity RMS)."""
+        cfg, n_t = self.cfg, self.n_times
+        centres, waves = self._source(rng)
+        if rng.random() < cfg.two_source_prob:
+            c2, w2 = self._source(rng)
+            keep = [i for i, c in enumerate(c2) if c not in centres]
+            centres += [c2[i] for i in keep]
+            waves = np.vstack([waves, w2[keep]])
+        S = spread_weights(self.nodes, centres, float(rng.uniform(*cfg.spread_mm)))
+        best = S.argmax(1)
+        amp = S[np.arange(len(S)), best]
+        truth = amp >= 0.5
+        target = amp[:, None] * waves[best]
+        target[~truth] = 0.0
+        bg = self.libs["spontaneous"]
+        rb, sb = int(rng.integers(bg.n_runs)), int(rng.integers(bg.waveforms.shape[1] - n_t + 1))
+        back = bg.waveforms[rb, sb:sb + n_t].T.astype(np.float64)
+        p_bg = float(np.mean(back[~truth] ** 2)) if (~truth).any() else 1.0
+        p_sig = float(np.mean(target[truth] ** 2))
+        snr = float(rng.uniform(*cfg.source_snr_db))
+        target *= np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
+        activity = np.where(truth[:, None], target, back)
+        head = head if head is not None else self.heads[int(rng.integers(len(self.heads)))]
+        u = rng.standard_normal((len(self.thalamic), 3))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        clean = head.projector.leadfield(u) @ activity
+        clean -= clean.mean(0, keepdims=True)
+        sigma = clean.std() / np.sqrt(10 ** (float(rng.uniform(*cfg.sensor_snr_db)) / 10))
+        kind = str(rng.choice(cfg.noise))
+        eeg = clean + sigma * sensor_noise(kind, n_t, head.ch_names, head.ch_pos, cfg.sfreq, rng)
+        F = head.features[0]
+        if len(head.features) > 1 and rng.random() < cfg.mismatch_prob:
+            F = head.features[1 + int(rng.integers(len(head.features) - 1))]
+        feats = (F @ eeg.astype(np.float32)).T  # (T, 3 n_nodes)
+        return feats, target.T, truth, float(np.sqrt(np.mean(activity ** 2)))
+
+    def batch(self, n: int, rng: np.random.Generator) -> TemporalBatch:
+        """``n`` windows, scaled (see :class:`TemporalBatch`)."""
+        X, Y, truth, scale, gain = [], [], [], [], []
+        for _ in range(n):
+            f, t, tr, a = self.sample_one(rng)
+            s = float(np.sqrt(np.mean(np.square(f, dtype=np.float64))))
+            X.append(f / s)
+            Y.append(t / a)
+            truth.append(tr)
+            scale.append(s)
+            gain.append(a / s)
+        return TemporalBatch(torch.from_numpy(np.stack(X).astype(np.float32)),
+                             torch.from_numpy(np.stack(Y).astype(np.float32)),
+                             np.stack(truth), np.array(scale), np.array(gain))
+
+
+def _lr(step: int, cfg: TemporalTrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _use_bf16(cfg: TemporalTrainConfig) -> bool:
+    if cfg.precision == "bf16":
+        return True
+    return cfg.precision == "auto" and bool(cpu_features()["bf16_native"])
+
+
+def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, elapsed: float,
+          opt, metrics: dict[str, Any], gain: float, node_names: list[str],
+          node_kinds: list[str]) -> Path:
+    from .models.checkpoint import save_checkpoint
+
+    last = out / "last.safetensors"
+    extra = {"node_names": node_names, "node_kinds": node_kinds, "sfreq": cfg.sfreq,
+             "output_gain": gain, "features": "eloreta node vectors (3 per node, head frame)",
+             "atlas": "bn246"}
+    save_checkpoint(model, last, spacing_mm=7.0, training_config=cfg.to_dict(),
+                    metrics=metrics, extra=extra)
+    tmp = out / "last.state.pt.tmp"
+    torch.save({"step": step, "elapsed_s": elapsed, "optimizer": opt.state_dict(),
+                "gain": gain}, tmp)
+    os.replace(tmp, out / "last.state.pt")
+    return last
+
+
+@torch.no_grad()
+def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool) -> dict[str, float]:
+    model.eval()
+    loss = zero = 0.0
+    for b in val:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y, _ = model(b.inputs)
+        loss += float(torch.mean((y.float() - b.targets) ** 2))
+        zero += float(torch.mean(b.targets ** 2))
+    model.train()
+    return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val)}
+
+
+def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: bool = True,
+                   max_steps: int | None = None) -> dict[str, Any]:
+    """Train (or resume) the temporal network; returns the last checkpoint's metrics and path.
+
+    Parameters
+    ----------
+    cfg : TemporalTrainConfig
+    resume : continue from ``<out_dir>/last.safetensors`` and ``last.state.pt``.
+    progress : progress bar.
+    max_steps : stop after this many total steps in this call (tests, split runs).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``resume`` without a previous run in ``out_dir``.
+    FloatingPointError
+        The loss became NaN or infinite (lower ``lr``).
+    """
+    from tqdm.auto import tqdm
+
+    from .models.checkpoint import load_checkpoint
+
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sampler = TemporalSampler(cfg, progress=progress)
+    nodes = sampler.nodes
+    torch.manual_seed(cfg.seed)
+    model = TemporalNet(cfg.spec)
+    step, elapsed, opt_state, gain = 0, 0.0, None, None
+    if resume:
+        last, state_file = out / "last.safetensors", out / "last.state.pt"
+        if not last.exists() or not state_file.exists():
+            raise FileNotFoundError(f"Cannot resume: {str(last)!r} and {str(state_file)!r} must "
+                                    f"both exist (out_dir = {cfg.out_dir!r}); start without "
+                                    "--resume.")
+        model = load_checkpoint(last, architecture="TemporalNet").model
+        st = torch.load(state_file, map_location="cpu", weights_only=True)
+        step, elapsed, opt_state, gain = (int(st["step"]), float(st["elapsed_s"]),
+                                          st["optimizer"], float(st["gain"]))
+        logger.info("Resuming from step %d (%.1f min trained)", step, elapsed / 60)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    bf16 = _use_bf16(cfg)
+    g_val = np.random.default_rng(cfg.seed + 10_000_019)
+    val = [sampler.batch(min(cfg.batch_size, cfg.val_windows - i), g_val)
+           for i in range(0, cfg.val_windows, cfg.batch_size)]
+    if gain is None:  # activity RMS per feature RMS: turns the output back into mV
+        gain = float(np.median(np.concatenate([b.gain for b in val])))
+    stop_at = cfg.max_steps if max_steps is None else min(cfg.max_steps, max_steps)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="Temporal network", unit="step",
+               disable=not progress)
+    t_start = time.perf_counter() - elapsed
+    last_ckpt = time.perf_counter()
+    ema, metrics, t_data = None, {}, 0.0
+    names, kinds = list(nodes.names), [str(k) for k in nodes.kinds]
+    while step < stop_at:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, cfg)
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(int(stable_hash("temporal-batch", cfg.seed, step,
+                                                    length=15), 16))
+        b = sampler.batch(cfg.batch_size, rng)
+        t_data += time.perf_counter() - t0
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y, _ = model(b.inputs)
+        loss = torch.mean((y.float() - b.targets) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        v = float(loss.detach())
+        if not math.isfinite(v):
+            raise FloatingPointError(f"Training loss became {v} at step {step}; lower "
+                                     "temporal.lr.")
+        ema = v if ema is None else 0.98 * ema + 0.02 * v
+        elapsed = time.perf_counter() - t_start
+        bar.update()
+        bar.set_postfix(loss=f"{ema:.4f}")
+        time_up = cfg.max_minutes is not None and elapsed >= cfg.max_minutes * 60
+        if step % cfg.log_steps == 0:
+            logger.info("step %d loss %.5f (ema %.5f) %.2f s/step", step, v, ema,
+                        elapsed / max(step, 1))
+        if (time.perf_counter() - last_ckpt >= cfg.checkpoint_minutes * 60 or step == stop_at
+                or time_up):
+            metrics = {"step": step, "train_loss_ema": ema, "elapsed_s": round(elapsed, 1),
+                       "samples_seen": step * cfg.batch_size,
+                       "windows_per_s": round(step * cfg.batch_size / max(elapsed, 1e-9), 2),
+                       "data_share": round(t_data / max(elapsed, 1e-9), 3),
+                       "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
+                       "cpu": cpu_features().get("model"), **_validate(model, val, bf16)}
+            path = _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds)
+            with open(out / "metrics.jsonl", "a") as fid:
+                fid.write(json.dumps(metrics) + "\n")
+            logger.info("checkpoint step %d: val loss %.5f (all-zero %.5f)", step,
+                        metrics["val_loss"], metrics["val_zero_loss"])
+            last_ckpt = time.perf_counter()
+            if time_up:
+                break
+    bar.close()
+    return {"checkpoint": str(out / "last.safetensors"), **metrics}
+
+
+def ship_temporal(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,
+                  metrics: dict[str, Any] | None = None) -> Path:
+    """Write a training checkpoint as float16 weights (the shipped format, default
+    :data:`SHIPPED_TEMPORAL`), keeping its header fields; ``metrics`` are merged in."""
+    from .models.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(src, architecture="TemporalNet")
+    dst = Path(dst) if dst is not None else SHIPPED_TEMPORAL
+    keep = ("node_names", "node_kinds", "sfreq", "output_gain", "features", "atlas")
+    save_checkpoint(ck.model, dst, spacing_mm=7.0, training_config=ck.training_config,
+                    metrics={**ck.metrics, **(metrics or {})}, dtype="float16",
+                    extra={k: ck.header[k] for k in keep if k in ck.header})
+    return dst
