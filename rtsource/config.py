@@ -32,11 +32,13 @@ else:  # pragma: no cover
 Conductor = Literal["bem", "sphere"]
 #: Linear inverses (pseudo-inverse kernels) that :mod:`rtsource.inverse` computes.
 InverseMethod = Literal["eloreta", "sloreta", "dspm", "mne"]
-#: Networks that refine an inverse's estimate (:mod:`rtsource.models`).
-Refiner = Literal["piunet"]
+#: Networks that refine an inverse's estimate (:mod:`rtsource.models`): 3D-PIUNet (per
+#: sample, source volume) and the temporal network (eLORETA node vectors over time -> BN246
+#: cortical and thalamic time courses).
+Refiner = Literal["piunet", "temporal"]
 #: What a user asks for (``--method``, ``localize(method=...)``): an inverse, or an inverse
 #: refined by a network (see :data:`METHOD_STAGES`).
-Method = Literal["eloreta", "sloreta", "dspm", "mne", "piunet"]
+Method = Literal["eloreta", "sloreta", "dspm", "mne", "piunet", "temporal"]
 #: Runtimes for a network (:mod:`rtsource.engines`); ``auto`` picks the fastest available.
 Backend = Literal["auto", "tensorrt", "cuda", "openvino", "onnx", "cpu", "eager"]
 #: Compute precision of a network: ``auto`` = fp16 on GPUs, bf16 on CPUs with AMX or
@@ -65,6 +67,7 @@ ATLASES: tuple[str, ...] = get_args(BundledAtlas)
 METHOD_STAGES: dict[str, tuple[str, str | None]] = {
     **{m: (m, None) for m in INVERSE_METHODS},
     "piunet": ("eloreta", "piunet"),
+    "temporal": ("eloreta", "temporal"),
 }
 assert set(METHOD_STAGES) == set(METHODS)
 
@@ -299,12 +302,14 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """Refinement of the inverse's estimate by a network (method ``piunet``).
+    """Refinement of the inverse's estimate by a network (methods ``piunet``, ``temporal``).
 
-    refiner : the network (``"piunet"``: 3D-PIUNet) or None (no refinement). Users usually
-        set it through the method (``--method piunet`` = eLORETA + 3D-PIUNet).
-    checkpoint : "default" (the weights shipped in the package) or a path to a checkpoint
-        written by ``rtsource train`` (its ``.sha256`` file must sit beside it).
+    refiner : the network (``"piunet"``: 3D-PIUNet; ``"temporal"``: the causal conv-recurrent
+        network on eLORETA node vectors) or None (no refinement). Users usually set it
+        through the method (``--method piunet`` = eLORETA + 3D-PIUNet).
+    checkpoint : "default" (the weights shipped in the package for the refiner) or a path to
+        a checkpoint written by ``rtsource train`` or ``rtsource adapt`` (its ``.sha256`` file
+        must sit beside it).
     backend : inference runtime; "auto" picks TensorRT, then PyTorch CUDA, then the
         compiled PyTorch CPU path.
     precision : compute precision ("auto": fp16 on GPUs, bf16 on CPUs that have AMX or

@@ -445,7 +445,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
                        "data_share": round(t_data / max(elapsed, 1e-9), 3),
                        "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
                        "cpu": cpu_features().get("model"), **_validate(model, val, bf16)}
-            path = _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds)
+            _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds)
             with open(out / "metrics.jsonl", "a") as fid:
                 fid.write(json.dumps(metrics) + "\n")
             logger.info("checkpoint step %d: val loss %.5f (all-zero %.5f)", step,

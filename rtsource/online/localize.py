@@ -48,7 +48,7 @@ class LocalizeResult:
     regions : (n_times, n_regions) float32 region activations.
     region_names : atlas labels, same order as the LSL outlet's channels.
     times : (n_times,) seconds.
-    method : the method used (``"eloreta"``, ..., ``"piunet"``).
+    method : the method used (``"eloreta"``, ..., ``"piunet"``, ``"temporal"``).
     provenance : dict describing every stage.
 
     For Epochs (or a 3-D array), ``sources`` and ``regions`` gain a leading epoch axis
@@ -119,8 +119,11 @@ class Localizer:
         Sampling rate in Hz.
     montage : standard montage name, electrode file, DigMontage or (labels, positions in
         metres); default ``config.headmodel.montage``.
-    method : ``"eloreta"``, ``"sloreta"``, ``"dspm"``, ``"mne"`` or ``"piunet"`` (eLORETA
-        refined by 3D-PIUNet; Morik et al., IEEE TMI 2025). None: the config's.
+    method : ``"eloreta"``, ``"sloreta"``, ``"dspm"``, ``"mne"``, ``"piunet"`` (eLORETA
+        refined by 3D-PIUNet; Morik et al., IEEE TMI 2025) or ``"temporal"`` (eLORETA node
+        vectors through the causal conv-recurrent network: BN246 cortical and thalamic time
+        courses at the network's rate, 250 Hz; ``times`` are then the kept samples' and
+        ``sources`` stay eLORETA's). None: the config's.
     atlas : ``"bn246"`` (default), ``"aal3"``, ``"hcpex"`` or a labelled NIfTI path.
     config : a Config, TOML path or dict of sections; ``method``/``atlas``/``montage``
         override it.
@@ -272,14 +275,19 @@ class Localizer:
                                "they are converted (x 1e-6). Pass units='uV' to say so, or "
                                "units='V' if they really are volts.", MICROVOLT_GUESS)
         proc, quality = self._checked(arrays, proc, t0)
-        n_t = arrays.shape[-1]
+        n_in = arrays.shape[-1]
         if self.filters:
-            self._warn_short(n_t)
+            self._warn_short(n_in)
+        # the temporal network runs at its own rate: one sample in `decimate`, chosen as the
+        # live scheduler does ((k + 1) % decimate == 0)
+        n_dec = proc.decimate
+        keep = None if n_dec == 1 else np.arange(n_dec - 1, n_in, n_dec)
+        n_t = n_in if keep is None else len(keep)
         sources = np.empty((len(arrays), n_t, proc.headmodel.n_sources, 3), np.float32)
         regions = np.empty((len(arrays), n_t, proc.regions.n_regions), np.float32)
         for i, a in enumerate(arrays):
             proc.reset()
-            s, r = proc.process(np.ascontiguousarray(a.T, dtype=np.float32))
+            s, r = proc.process(np.ascontiguousarray(a.T, dtype=np.float32), keep=keep)
             sources[i], regions[i] = s, r
         if not epochs_axis:
             sources, regions = sources[0], regions[0]
@@ -293,9 +301,10 @@ class Localizer:
                 "signal_check": quality["text"]}
         return LocalizeResult(
             sources=sources, positions_mni=proc.headmodel.src_pos_mni, regions=regions,
-            region_names=list(proc.regions.names), times=t0 + np.arange(n_t) / self.sfreq,
+            region_names=list(proc.regions.names),
+            times=t0 + (np.arange(n_t) if keep is None else keep) / self.sfreq,
             method=self.method, provenance=prov, grid=self.grid,
-            sfreq=self.sfreq)
+            sfreq=self.sfreq / n_dec)
 
     @property
     def grid(self) -> SourceGrid:
@@ -426,8 +435,9 @@ def localize(
     ch_names : channel labels (arrays only).
     sfreq : sampling rate in Hz (arrays only).
     montage : standard montage name, electrode file, DigMontage or (labels, positions).
-    method : "eloreta", "sloreta", "dspm", "mne" or "piunet" (eLORETA refined by
-        3D-PIUNet). None: the config's (default eloreta).
+    method : "eloreta", "sloreta", "dspm", "mne", "piunet" (eLORETA refined by
+        3D-PIUNet) or "temporal" (BN246 cortical and thalamic time courses from the temporal
+        network, at its rate). None: the config's (default eloreta).
     atlas : "bn246" (default), "aal3", "hcpex" or a labelled NIfTI path.
     config : a Config, TOML path or dict of sections; ``method``/``atlas``/``montage``
         override it.

@@ -4,7 +4,8 @@
 :func:`rtsource.localize` execute, so the two give the same numbers for the same data:
 
 channel mapping -> causal filters -> inverse kernel (average reference folded in)
--> [3D-PIUNet refinement] -> atlas regions.
+-> [3D-PIUNet refinement] -> atlas regions, or, for the temporal method, eLORETA node
+vectors -> the temporal network -> node time courses (:mod:`.temporal`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .preprocess import CausalFilter, ChannelMapper
 
 if TYPE_CHECKING:  # torch is imported only when the network is used
     from .refine import Refiner
+    from .temporal import TemporalStage
 
 
 @dataclass
@@ -93,8 +95,22 @@ class SourceProcessor:
                                      else full)
         self.inverse: InverseOperator = make_inverse(self.headmodel, cfg.inverse)
         self.filter = CausalFilter.from_config(cfg.stream, self.sfreq, self.mapper.n_used)
-        self.regions: RegionMap = region_map(self.headmodel, cfg.regions.atlas,
-                                             cfg.regions.sigma_mm)
+        self.temporal: TemporalStage | None = None
+        if cfg.refine.refiner == "temporal":
+            from .temporal import TemporalStage
+
+            if cfg.regions.atlas != "bn246":
+                raise ValueError(
+                    f"Method temporal estimates BN246 regions (210 cortical, 16 thalamic); "
+                    f"regions.atlas = {cfg.regions.atlas!r} is not available with it. Use "
+                    "--atlas bn246, or a linear method for other atlases.")
+            self.temporal = TemporalStage(
+                self.headmodel, self.inverse.kernel, self.sfreq, cfg.refine.checkpoint,
+                precision=cfg.refine.precision if cfg.refine.precision in ("fp32", "bf16")
+                else "auto")
+            self.regions: RegionMap = self.temporal.regions
+        else:
+            self.regions = region_map(self.headmodel, cfg.regions.atlas, cfg.regions.sigma_mm)
         self.reducer = RegionReducer(self.regions, cfg.regions.mode)
         self.refiner: Refiner | None = None
         if cfg.refine.refiner == "piunet":
@@ -106,7 +122,7 @@ class SourceProcessor:
         # inverse + regions in one pass when only regions are asked for (no refiner)
         self.fused: FusedRegions | None = (
             FusedRegions(self.inverse, self.regions, cfg.regions.mode)
-            if self.refiner is None and cfg.inverse.fused else None)
+            if self.refiner is None and self.temporal is None and cfg.inverse.fused else None)
         self.times = StageTimes()
         # the last call's filtered, kept samples and sources (views; source_magnitude)
         self._last_x: np.ndarray | None = None
@@ -123,8 +139,17 @@ class SourceProcessor:
         return self.cfg.method
 
     def reset(self) -> None:
-        """Forget filter state (a new recording or a gap in the stream)."""
+        """Forget filter state (a new recording or a gap in the stream) and, for the
+        temporal method, the network's state."""
         self.filter.reset()
+        if self.temporal is not None:
+            self.temporal.reset()
+
+    @property
+    def decimate(self) -> int:
+        """Input samples per output sample that the method itself requires (the temporal
+        network runs at its own rate; 1 otherwise)."""
+        return self.temporal.decimate if self.temporal is not None else 1
 
     def process(self, chunk: np.ndarray, keep: np.ndarray | slice | None = None,
                 sources: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
@@ -156,6 +181,8 @@ class SourceProcessor:
         t0 = time.perf_counter()
         x = self.mapper(np.asarray(chunk))
         x = self.filter(x)
+        if self.temporal is not None:
+            x = self.temporal.condition(x)
         t1 = time.perf_counter()
         if keep is not None:
             x = x[keep]
@@ -171,6 +198,14 @@ class SourceProcessor:
             regions = fused.reduce(prod, out=self._reg_buf[:n_t])
             self.times = StageTimes(t1 - t0, t2 - t1, 0.0, time.perf_counter() - t2)
             return None, regions
+        if self.temporal is not None:
+            src = self.inverse.apply_samples(x, out=self._src_buf[:n_t]) if sources else None
+            t2 = time.perf_counter()
+            regions = self._reg_buf[:n_t]
+            regions[...] = self.temporal(x)
+            self._last_src = src
+            self.times = StageTimes(t1 - t0, t2 - t1, time.perf_counter() - t2, 0.0)
+            return src, regions
         src = self.inverse.apply_samples(x, out=self._src_buf[:n_t])
         t2 = time.perf_counter()
         if self.refiner is not None:
@@ -234,4 +269,5 @@ class SourceProcessor:
             "filter_delay_s": f"{f.delay_s:.4f}",
             "reference": "average (projector folded into the inverse kernel)",
             **(self.refiner.provenance() if self.refiner is not None else {}),
+            **(self.temporal.provenance() if self.temporal is not None else {}),
         }
