@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("dynamic sweeps (brain model: region time courses per regime)")
     d.add_argument("--dynamic", action="store_true",
                    help="run the dynamic sweep instead: every method (eloreta, sloreta, dspm, mne, "
-                        "piunet) on windows composed from the brain model's regimes; region "
+                        "piunet, temporal) on windows composed from the brain model's regimes; region "
                         "precision, recall, localisation error and |r|, cortical and thalamic")
     d.add_argument("--regimes", default="spontaneous,evoked,interictal,ictal",
                    help="comma-separated regimes (spontaneous, evoked, interictal, ictal)")
@@ -54,8 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="windows per regime and SNR (default 20)")
     d.add_argument("--window-s", type=float, default=0.5, metavar="S",
                    help="window length (default 0.5 s)")
-    d.add_argument("--methods", default="eloreta,sloreta,dspm,mne,piunet",
-                   help="comma-separated methods (default all five)")
+    d.add_argument("--methods", default="eloreta,sloreta,dspm,mne,piunet,temporal",
+                   help="comma-separated methods (default all six)")
+    d.add_argument("--temporal-checkpoint", default="default", metavar="FILE",
+                   help="temporal network to evaluate (default: the shipped weights)")
     d.add_argument("--noise", choices=["white", "correlated", "real"], default="white",
                    help="sensor noise (real: DeepSIF's resting EEG interpolated to the montage)")
     d.add_argument("--library-runs", type=int, default=6, metavar="N",
@@ -93,6 +95,7 @@ def _run_dynamic(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     checkpoint = args.checkpoint[0].rpartition("=")[2] if args.checkpoint else None
     result = evaluate_dynamic(cfg, methods=methods, checkpoint=checkpoint,
+                              temporal_checkpoint=args.temporal_checkpoint,
                               progress=not args.no_progress)
     command = "rtsource " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     files = write(result, args.out, command=command)

@@ -7,7 +7,10 @@ GSN-HydroCel-129, neither used in training), at several sensor SNRs. Every metho
 has (eLORETA, sLORETA, dSPM, MNE and the 3D-PIUNet refinement of eLORETA) estimates source
 vectors for every sample of a window; they are reduced to the brain model's BN246 regions
 with the signed region mode (:class:`rtsource.regions.RegionReducer`, the inverse head
-model's partial-volume weights and dominant orientations).
+model's partial-volume weights and dominant orientations). The temporal network (method
+``temporal``) estimates the node time courses directly (:class:`rtsource.online.temporal.
+TemporalStage`, started afresh for every window, as the other methods' windows are
+independent).
 
 Metrics per window, after DeepSIF (Sun et al. 2022, PNAS 119:e2201128119, and its code):
 
@@ -57,7 +60,7 @@ __all__ = ["DYNAMIC_METHODS", "DYNAMIC_METRICS", "DynamicEvalConfig", "DynamicEv
            "dynamic_markdown",
            "evaluate_dynamic", "region_metrics", "write_dynamic_report"]
 
-DYNAMIC_METHODS = (*INVERSE_METHODS, "piunet")
+DYNAMIC_METHODS = (*INVERSE_METHODS, "piunet", "temporal")
 """Every method rtsource has."""
 DYNAMIC_METRICS = ("precision", "recall", "le_mm", "corr")
 _LABELS = {"precision": "precision", "recall": "recall", "le_mm": "LE (mm)", "corr": "|r|"}
@@ -182,6 +185,7 @@ def region_metrics(est: np.ndarray, true: np.ndarray, truth: np.ndarray, kinds: 
 def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
                      methods: tuple[str, ...] = DYNAMIC_METHODS,
                      checkpoint: str | os.PathLike | None = None,
+                     temporal_checkpoint: str | os.PathLike = "default",
                      progress: bool = True) -> DynamicEvalResult:
     """Run the dynamic sweep (see the module docstring).
 
@@ -190,6 +194,7 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
     cfg : DynamicEvalConfig
     methods : subset of :data:`DYNAMIC_METHODS`.
     checkpoint : 3D-PIUNet checkpoint (default: the shipped weights).
+    temporal_checkpoint : the temporal network's (``"default"``: the shipped weights).
     progress : progress bars.
 
     Returns
@@ -210,7 +215,7 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
                                lambda2=cfg.lambda2), progress=progress)
     kernels: dict[str, np.ndarray] = {}
     inv_model = None
-    for method in sorted({m for m in methods if m != "piunet"} | {"eloreta"}):
+    for method in sorted({m for m in methods if m not in ("piunet", "temporal")} | {"eloreta"}):
         entry, inv_model = load_entry(inv_hm, cfg.headmodel.montage,
                                       InverseConfig(method=method, lambda2=cfg.lambda2))
         if entry.ch_names != fwd_entry.ch_names:
@@ -235,6 +240,17 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
         if (cfg.backend, cfg.precision) != ("eager", "fp32"):
             net = make_engine(net, cfg.backend, batch_sizes=(32,), precision=cfg.precision)
         mapper = VolumeMapper(hm.vox)
+    stage = None
+    if "temporal" in methods:
+        from ..online.temporal import TemporalStage
+
+        stage = TemporalStage(inv_model, kernels["eloreta"], cfg.sfreq,
+                              str(temporal_checkpoint), precision=cfg.precision
+                              if cfg.precision in ("fp32", "bf16") else "auto")
+        if stage.node_names != list(nodes.names):
+            raise ValueError("The temporal network's nodes differ from the brain model's.")
+        net_info["temporal"] = {"path": str(stage.checkpoint.path),
+                                "sha256": stage.checkpoint.sha256}
 
     background = build_library(LibraryConfig(regime="spontaneous", n_runs=cfg.library_runs,
                                              duration_s=cfg.library_s, sfreq=cfg.sfreq,
@@ -259,15 +275,22 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
                 keep = np.arange(0, s.eeg.shape[1], cfg.piunet_every)
                 eeg = s.eeg[:, keep]
                 est_src = {m: (kernels[m] @ eeg).T.reshape(len(keep), -1, 3)
-                           for m in methods if m != "piunet"}
+                           for m in methods if m not in ("piunet", "temporal")}
                 if "piunet" in methods:
                     from .sweep import _predict
 
                     z = (kernels["eloreta"] @ eeg).T.reshape(len(keep), -1, 3)
                     est_src["piunet"] = _predict(net, mapper, z.astype(np.float32), 32)
+                if stage is not None:
+                    stage.reset()
+                    x = stage.condition(s.eeg.T)[::stage.decimate]
+                    node_est = stage(x)[keep // stage.decimate].T.astype(np.float64)
                 for m in methods:
-                    reg = reducer(np.ascontiguousarray(est_src[m], np.float32))  # (T, n_reg)
-                    est = reg[:, rows_idx].T.astype(np.float64)
+                    if m == "temporal":
+                        est = node_est
+                    else:
+                        reg = reducer(np.ascontiguousarray(est_src[m], np.float32))  # (T, n_reg)
+                        est = reg[:, rows_idx].T.astype(np.float64)
                     res = region_metrics(est, s.target[:, keep], s.truth, nodes.kinds,
                                          nodes.centroids_mni)
                     for cls, vals in res.items():
