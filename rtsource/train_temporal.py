@@ -82,7 +82,9 @@ class TemporalTrainConfig:
     ``headmodels`` × ``montages`` (training only: the evaluation's sphere and
     GSN-HydroCel-129 are not among them), ``mismatch_prob``, ``relocate_prob``,
     ``thalamic_prob``, ``two_source_prob``, ``spread_mm``, ``source_snr_db``,
-    ``sensor_snr_db``, ``noise`` kinds, ``lambda2``.
+    ``sensor_snr_db``, ``noise`` kinds, ``lambda2``; ``inputs``: ``"eloreta"`` (node vectors,
+    any montage) or ``"sensors"`` (the average-referenced channels of one montage; kept for the
+    comparison in ``bench/compare_temporal_inputs.py``, not usable by ``--method temporal``).
     Output: ``out_dir``, ``checkpoint_minutes``, ``log_steps``, ``val_windows``, ``seed``.
     """
 
@@ -123,8 +125,13 @@ class TemporalTrainConfig:
     log_steps: int = 25
     val_windows: int = 64
     seed: int = 0
+    inputs: str = "eloreta"
 
     def __post_init__(self) -> None:
+        check_value(self.inputs, ("eloreta", "sensors"), "temporal.inputs")
+        if self.inputs == "sensors" and len(self.montages) != 1:
+            raise ValueError("temporal.inputs = 'sensors' feeds the channels to the network: it "
+                             "serves one montage; give exactly one in temporal.montages.")
         for r in self.regimes:
             check_value(r, REGIMES, "temporal.regimes")
         for n in self.noise:
@@ -140,6 +147,8 @@ class TemporalTrainConfig:
 
     @property
     def spec(self) -> TemporalSpec:
+        """The architecture (for ``inputs = "sensors"`` ``n_inputs`` is set from the
+        montage's head model by :func:`train_temporal`)."""
         return TemporalSpec(hidden=self.hidden, kernel=self.kernel, n_lstm=self.n_lstm,
                             sfreq=self.sfreq)
 
@@ -287,6 +296,8 @@ class TemporalSampler:
         F = head.features[0]
         if len(head.features) > 1 and rng.random() < cfg.mismatch_prob:
             F = head.features[1 + int(rng.integers(len(head.features) - 1))]
+        if cfg.inputs == "sensors":
+            return eeg.T.astype(np.float32), target.T, truth, float(np.sqrt(np.mean(activity ** 2)))
         feats = (F @ eeg.astype(np.float32)).T  # (T, 3 n_nodes)
         return feats, target.T, truth, float(np.sqrt(np.mean(activity ** 2)))
 
@@ -326,7 +337,9 @@ def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, el
 
     last = out / "last.safetensors"
     extra = {"node_names": node_names, "node_kinds": node_kinds, "sfreq": cfg.sfreq,
-             "output_gain": gain, "features": "eloreta node vectors (3 per node, head frame)",
+             "output_gain": gain,
+             "features": ("eloreta node vectors (3 per node, head frame)" if cfg.inputs == "eloreta"
+                          else f"sensors ({cfg.montages[0]}, average reference)"),
              "atlas": "bn246"}
     save_checkpoint(model, last, spacing_mm=7.0, training_config=cfg.to_dict(),
                     metrics=metrics, extra=extra)
@@ -378,7 +391,9 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     sampler = TemporalSampler(cfg, progress=progress)
     nodes = sampler.nodes
     torch.manual_seed(cfg.seed)
-    model = TemporalNet(cfg.spec)
+    spec = cfg.spec if cfg.inputs == "eloreta" else dataclasses.replace(
+        cfg.spec, n_inputs=len(sampler.heads[0].ch_names))
+    model = TemporalNet(spec)
     step, elapsed, opt_state, gain = 0, 0.0, None, None
     if resume:
         last, state_file = out / "last.safetensors", out / "last.state.pt"

@@ -39,6 +39,8 @@ class TemporalSpec:
     kernel : length of the causal convolution (samples at ``sfreq``).
     n_lstm : stacked LSTM layers.
     sfreq : the rate (Hz) the network was trained at; streams are decimated to it.
+    n_inputs : input features per sample (None: 3 · n_nodes, the node vectors; the number
+        of channels for a network fed the sensors directly, which serves one montage only).
     """
 
     n_nodes: int = 226
@@ -46,6 +48,7 @@ class TemporalSpec:
     kernel: int = 5
     n_lstm: int = 2
     sfreq: float = 250.0
+    n_inputs: int | None = None
 
 
 #: State carried from hop to hop: (convolution input history (B, hidden, kernel − 1),
@@ -73,7 +76,7 @@ class TemporalNet(nn.Module):
         spec = spec or TemporalSpec(**kwargs)
         self.spec = spec
         h = spec.hidden
-        self.inp = nn.Linear(3 * spec.n_nodes, h)
+        self.inp = nn.Linear(spec.n_inputs or 3 * spec.n_nodes, h)
         self.conv = nn.Conv1d(h, h, spec.kernel)
         self.act = nn.ELU()
         self.lstm = nn.LSTM(h, h, spec.n_lstm, batch_first=True)
@@ -129,9 +132,11 @@ def node_feature_kernel(kernel: np.ndarray, weights: np.ndarray) -> np.ndarray:
 class FeatureScaler:
     """Causal scale of a feature stream: the RMS over features and recent samples.
 
-    Training divides each window by the RMS of all its features; a stream uses an exponential
-    moving average of the mean square with time constant ``tau_s`` (started from the first
-    hop), which tends to the same value on stationary data.
+    Training divides each window by the RMS of all its features. A stream uses the running
+    mean of the per-sample mean square over its first ``tau_s`` seconds, then an exponential
+    moving average with time constant ``tau_s``; both tend to the window RMS on stationary
+    data, and the value at a sample depends only on the samples before it (so a stream cut
+    into any pieces gives the same scales).
 
     Parameters
     ----------
@@ -141,19 +146,21 @@ class FeatureScaler:
 
     def __init__(self, sfreq: float, tau_s: float = 1.0) -> None:
         self.alpha = 1.0 - float(np.exp(-1.0 / (tau_s * sfreq)))
-        self.ms: float | None = None
+        self.reset()
 
     def reset(self) -> None:
-        self.ms = None
+        self.ms, self.n = 0.0, 0
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
-        """Scales (one per sample) for ``feats`` (n_times, n_features); updates the state."""
+        """Scales (one per sample, shape (n_times,)) for ``feats`` (n_times, n_features);
+        updates the state."""
         per = np.mean(np.square(feats, dtype=np.float64), axis=1)
         out = np.empty(len(per))
-        ms = self.ms if self.ms is not None else float(per.mean()) if len(per) else None
-        a = self.alpha
+        ms, n, alpha = self.ms, self.n, self.alpha
         for i, p in enumerate(per):
-            ms = (1 - a) * ms + a * p
+            n += 1
+            a = max(alpha, 1.0 / n)
+            ms = (1.0 - a) * ms + a * p
             out[i] = ms
-        self.ms = ms
+        self.ms, self.n = ms, n
         return np.sqrt(np.maximum(out, 1e-60))

@@ -304,10 +304,15 @@ class Pipeline:
         if proc.refiner is not None:
             self.decimate, note, self.refine_s_per_volume = choose_decimation(
                 proc.refiner, proc.headmodel.n_sources, sfreq, h, self.cfg.refine.decimate)
+        elif proc.temporal is not None:
+            self.decimate = proc.decimate
+            note = (f"the temporal network runs at {proc.temporal.model_sfreq:g} Hz: one of every "
+                    f"{self.decimate} samples (after a causal anti-alias low-pass) is published")
         self._decimation_note = note
+        decimated = proc.refiner is not None or proc.temporal is not None
         self.scheduler = HopScheduler(
             proc, self._labels, sfreq, scfg, decimate=self.decimate,
-            decimation_note=note if proc.refiner is not None else "",
+            decimation_note=note if decimated else "",
             refine_ms_per_volume=None if self.refine_s_per_volume is None
             else self.refine_s_per_volume * 1e3,
             schedule=self.schedule, index_col=self._index_col,
@@ -324,7 +329,7 @@ class Pipeline:
             dataclasses.asdict(self.cfg), proc.headmodel.hash, proc.inverse.hash,
         )
         self.config_hash = cfg_hash
-        if proc.refiner is not None:
+        if decimated:
             prov["decimation"] = note
             if self.refine_s_per_volume is not None:
                 prov["refine_ms_per_volume"] = f"{self.refine_s_per_volume * 1e3:.3f}"
@@ -825,6 +830,8 @@ def _full_info(info: pylsl.StreamInfo, timeout: float) -> pylsl.StreamInfo:
 def _backend_name(proc: SourceProcessor) -> str:
     """Where the per-hop compute runs (the refiner's engine for piunet)."""
     ref = proc.refiner
+    if proc.temporal is not None:
+        return "torch-cpu (" + ("bf16" if proc.temporal.bf16 else "fp32") + ")"
     if ref is None:
         return "numpy-cpu"
     for obj in (ref, getattr(ref, "engine", None)):
@@ -837,6 +844,8 @@ def _backend_name(proc: SourceProcessor) -> str:
 
 def _region_unit(proc: SourceProcessor) -> str:
     method = proc.method
+    if method == "temporal":
+        return "mV (node activity of the brain model, signed; scale set by the training gain)"
     if method in ("dspm", "sloreta"):
         return "dimensionless (noise-normalised)"
     return "A*m (mean current-density magnitude)" if proc.cfg.regions.mode == "magnitude" \

@@ -101,6 +101,11 @@ class TemporalStage:
                  checkpoint: str = "default", precision: str = "auto") -> None:
         self.checkpoint = temporal_checkpoint(checkpoint)
         h = self.checkpoint.header
+        if not str(h.get("features", "eloreta")).startswith("eloreta"):
+            raise ValueError(
+                f"Temporal network {self.checkpoint.path.name!r} takes {h.get('features')} as "
+                "input; method temporal runs networks fed eLORETA node vectors (trained with "
+                "temporal.inputs = 'eloreta').")
         self.net = self.checkpoint.model.eval()
         self.model_sfreq = float(h["sfreq"])
         self.node_names = list(h["node_names"])

@@ -1,0 +1,1191 @@
+"""Seizure-onset-zone (SOZ) localisation: which regions lead epileptiform events.
+
+A recording is processed in three steps:
+
+1. **Detection** (:func:`detect_events`), on the EEG: a zero-phase Butterworth band-pass
+   (default 3–40 Hz), the average reference, the global field power (GFP, the standard
+   deviation over channels at each sample), its robust z-score ((GFP − median) / (1.4826 ·
+   MAD)), peaks above ``threshold`` at least ``refractory_s`` apart. Each event's onset is
+   where the GFP, going back from the peak, falls below half of the peak's height above
+   the median. Events in trains (gaps under ``train_gap_s``, at least ``min_train`` events)
+   are labelled ``"discharge"`` (rhythmic ictal activity), the others ``"spike"``.
+2. **Region activity** (:func:`region_activity`): the whole recording is localised once
+   with :func:`rtsource.localize` (the causal temporal network runs over the recording
+   from its start, as it would live; a linear method gives the same 226 BN246 nodes
+   after the signed region mode). Rows are the brain model's nodes
+   (:func:`rtsource.simulate.dynamics.brain_nodes`): 210 cortical regions and 16 thalamic
+   nuclei.
+3. **Ranking** (:func:`rank_regions`): each region's activity is cut around every event
+   onset and baseline-corrected (mean of ``baseline_s`` before the onset); its *early
+   activity* is the RMS from ``early_s[0]`` after the onset to ``early_s[1]`` after the
+   event's GFP peak (the rise of the event: regions that join later, by propagation, score
+   lower). Per event the early activity is divided by the largest over regions, so each
+   event counts the same; the **score** is the mean over events (1: the strongest region of
+   every event). The **onset latency** of a region is where its event-averaged,
+   baseline-corrected activity (its absolute value) first reaches half of its peak, in
+   milliseconds after the EEG onset (negative: before it); NaN where the averaged activity
+   never stands out of the baseline (peak below three baseline SDs).
+
+The evaluation (:func:`evaluate_soz`, ``bench/eval_soz.py``) simulates recordings from the
+brain model's interictal and ictal libraries on a head model and montage no network saw in
+training and reports the top-3 hit rate and the distance of the top region from the true
+focus, for any methods.
+
+Sources: DeepSIF (Sun, Sohrabpour, Worrell, He; PNAS 2022, 119:e2201128119), neural-mass
+simulations of epileptic foci and a spatio-temporal network that localises them;
+Yu, Hu, Zhao, Liu (Cogn Neurodyn 2024), the BN246 brain model with thalamic nuclei, its
+convolutional-recurrent network and its use for seizure-onset-zone localisation. The GFP
+is Lehmann & Skrandies (1980, Electroencephalogr Clin Neurophysiol 48:609).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._util import logger, stable_hash
+from .config import HeadModelConfig, check_value
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .simulate.dynamics import RegionProjector, WaveformLibrary
+
+__all__ = [
+    "MIN_DURATION_S", "DetectorConfig", "Events", "NoEventsError", "RankingConfig",
+    "RegionActivity", "SOZEvalConfig", "SOZEvalResult", "SOZResult", "SimulatedRecording",
+    "detect_events", "evaluate_soz", "localize_soz", "rank_regions", "region_activity",
+    "simulate_recording", "soz_markdown", "write_soz_report",
+]
+
+#: The shortest recording accepted (s): the detector's statistics and one event window.
+MIN_DURATION_S = 3.0
+#: Robust z-score: the MAD of a normal distribution is 0.6745 of its SD.
+_MAD_TO_SD = 1.4826
+
+
+class NoEventsError(ValueError):
+    """No epileptiform event was found (or none with a whole window inside the recording).
+
+    Attributes
+    ----------
+    events : Events
+        What the detector saw (its GFP z-score trace and threshold).
+    """
+
+    def __init__(self, message: str, events: Events) -> None:
+        super().__init__(message)
+        self.events = events
+
+
+# ---------------------------------------------------------------------------------------
+# detection
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of :func:`detect_events`.
+
+    Attributes
+    ----------
+    band_hz : (float, float)
+        Zero-phase Butterworth band-pass (Hz) before the GFP; the upper edge is lowered to
+        0.45 × the sampling rate where needed.
+    order : int
+        Butterworth order (applied forward and backward: twice the attenuation).
+    threshold : float
+        Robust z-score of the GFP a peak must exceed (default 6).
+    refractory_s : float
+        Least time between two events' peaks (s).
+    onset_fraction : float
+        The onset is where the GFP falls below this fraction of the peak's height above
+        the median, going back from the peak.
+    max_rise_s : float
+        Longest search back from a peak for its onset (s).
+    edge_s : float
+        Peaks this close to the start or end are ignored (filter edge effects; s).
+    train_gap_s, min_train : float, int
+        Events closer than ``train_gap_s`` in runs of at least ``min_train`` are labelled
+        ``"discharge"``; the others ``"spike"``.
+    """
+
+    band_hz: tuple[float, float] = (3.0, 40.0)
+    order: int = 4
+    threshold: float = 6.0
+    refractory_s: float = 0.15
+    onset_fraction: float = 0.5
+    max_rise_s: float = 0.2
+    edge_s: float = 0.25
+    train_gap_s: float = 0.5
+    min_train: int = 3
+
+    def __post_init__(self) -> None:
+        lo, hi = self.band_hz
+        if not 0 < lo < hi:
+            raise ValueError(f"band_hz = {self.band_hz} must be (low, high) with 0 < low < high "
+                             "(Hz; default (3, 40)).")
+        if not self.threshold > 0:
+            raise ValueError(f"threshold = {self.threshold} must be a positive robust z-score "
+                             "(default 6).")
+        if not (self.refractory_s > 0 and self.max_rise_s > 0 and self.edge_s >= 0
+                and self.train_gap_s > 0):
+            raise ValueError(f"refractory_s = {self.refractory_s}, max_rise_s = "
+                             f"{self.max_rise_s}, train_gap_s = {self.train_gap_s} must be "
+                             f"positive and edge_s = {self.edge_s} at least 0 (seconds).")
+        if not 0 < self.onset_fraction < 1:
+            raise ValueError(f"onset_fraction = {self.onset_fraction} must lie in (0, 1) "
+                             "(default 0.5).")
+        if self.order < 1 or self.min_train < 2:
+            raise ValueError(f"order = {self.order} must be >= 1 and min_train = "
+                             f"{self.min_train} >= 2.")
+
+
+@dataclass
+class Events:
+    """Epileptiform events found by :func:`detect_events`.
+
+    Attributes
+    ----------
+    onset_s, peak_s : array, shape (n_events,)
+        Onset (half-height rise of the GFP) and GFP peak, seconds from the recording's first
+        sample (plus ``t0``).
+    z : array, shape (n_events,)
+        Robust z-score of the GFP at the peak.
+    kind : array of str, shape (n_events,)
+        ``"spike"`` or ``"discharge"`` (part of a rhythmic train).
+    gfp_z : array, shape (n_times,)
+        The robust z-score of the band-passed GFP (for plots and diagnosis).
+    sfreq : float
+        Rate of ``gfp_z`` (Hz).
+    t0 : float
+        Time of the first sample (s).
+    config : DetectorConfig
+    """
+
+    onset_s: np.ndarray
+    peak_s: np.ndarray
+    z: np.ndarray
+    kind: np.ndarray
+    gfp_z: np.ndarray
+    sfreq: float
+    t0: float
+    config: DetectorConfig
+
+    def __len__(self) -> int:
+        return len(self.peak_s)
+
+    @property
+    def max_z(self) -> float:
+        """Largest GFP z-score outside the edges (the best candidate when none was found)."""
+        e = round(self.config.edge_s * self.sfreq)
+        z = self.gfp_z[e:len(self.gfp_z) - e] if len(self.gfp_z) > 2 * e else self.gfp_z
+        return float(np.max(z)) if len(z) else math.nan
+
+    def counts(self) -> dict[str, int]:
+        """Events per kind."""
+        return {k: int((self.kind == k).sum()) for k in ("spike", "discharge")}
+
+    def describe(self) -> str:
+        c = self.counts()
+        parts = [f"{v} {k}{'s' if v != 1 else ''}" for k, v in c.items() if v]
+        return f"{len(self)} events ({', '.join(parts) or 'none'})"
+
+
+def _check_eeg(eeg: np.ndarray, sfreq: float) -> np.ndarray:
+    x = np.asarray(eeg)
+    if x.ndim != 2:
+        raise ValueError(f"eeg must have shape (n_channels, n_times); got {x.shape}.")
+    if np.iscomplexobj(x):
+        raise ValueError("eeg is complex; give real-valued EEG.")
+    if not sfreq or not sfreq > 0:
+        raise ValueError(f"sfreq = {sfreq} must be a positive rate in Hz.")
+    if x.shape[0] < 3:
+        raise ValueError(f"eeg has {x.shape[0]} channels; the GFP needs at least 3 (a "
+                         "transposed array? give (n_channels, n_times)).")
+    dur = x.shape[1] / sfreq
+    if dur < MIN_DURATION_S:
+        raise ValueError(f"The recording is {dur:.2f} s long ({x.shape[1]} samples at "
+                         f"{sfreq:g} Hz); seizure-onset ranking needs at least "
+                         f"{MIN_DURATION_S:g} s (the detector's background statistics and "
+                         "a window around each event).")
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        raise ValueError(f"eeg contains NaN or Inf in {len(bad)} channel(s) (rows "
+                         f"{bad[:8].tolist()}); interpolate or drop them first.")
+    return x.astype(np.float64, copy=False)
+
+
+def detect_events(eeg: np.ndarray, sfreq: float, config: DetectorConfig | None = None, *,
+                  t0: float = 0.0, **overrides: Any) -> Events:
+    """Find epileptiform events (interictal spikes, ictal discharges) in EEG.
+
+    See the module docstring for the method (band-passed GFP, robust z-score, peaks with a
+    refractory period, half-height onsets).
+
+    Parameters
+    ----------
+    eeg : array, shape (n_channels, n_times)
+        EEG in any unit (the z-score does not depend on it), any reference.
+    sfreq : float
+        Sampling rate (Hz).
+    config : DetectorConfig | None
+        Settings (default :class:`DetectorConfig`); ``**overrides`` replace single fields,
+        e.g. ``threshold=4``.
+    t0 : float
+        Time of the first sample (s).
+
+    Returns
+    -------
+    Events
+        Possibly empty (``len(events) == 0``): no error is raised here.
+
+    Raises
+    ------
+    ValueError
+        For a wrong shape, fewer than 3 channels, NaN/Inf, a recording shorter than
+        :data:`MIN_DURATION_S`, or invalid settings.
+    """
+    from scipy.signal import butter, find_peaks, sosfiltfilt
+
+    cfg = dataclasses.replace(config or DetectorConfig(), **overrides)
+    x = _check_eeg(eeg, sfreq)
+    lo, hi = cfg.band_hz
+    hi = min(hi, 0.45 * sfreq)
+    if not lo < hi:
+        raise ValueError(f"band_hz = {cfg.band_hz} lies above 0.45 x the rate ({sfreq:g} Hz).")
+    sos = butter(cfg.order, [lo, hi], btype="bandpass", fs=sfreq, output="sos")
+    x = x - x.mean(axis=0, keepdims=True)  # average reference
+    y = sosfiltfilt(sos, x, axis=1)
+    gfp = y.std(axis=0)
+    n = len(gfp)
+    edge = min(round(cfg.edge_s * sfreq), n // 4)
+    core = gfp[edge:n - edge]
+    med = float(np.median(core))
+    mad = float(np.median(np.abs(core - med))) * _MAD_TO_SD
+    z = (gfp - med) / max(mad, 1e-30 * max(med, 1e-300))
+    zc = z.copy()
+    zc[:edge], zc[n - edge:] = -np.inf, -np.inf
+    peaks, _ = find_peaks(zc, height=cfg.threshold,
+                          distance=max(1, round(cfg.refractory_s * sfreq)))
+    onsets = np.empty(len(peaks), np.int64)
+    back = max(1, round(cfg.max_rise_s * sfreq))
+    for k, p in enumerate(peaks):
+        level = med + cfg.onset_fraction * (gfp[p] - med)
+        i = p
+        stop = max(0, p - back)
+        while i > stop and gfp[i - 1] >= level:
+            i -= 1
+        onsets[k] = i
+    kind = np.full(len(peaks), "spike", dtype=object)
+    if len(peaks):
+        gap = np.diff(peaks) / sfreq < cfg.train_gap_s
+        start = 0
+        for k in range(1, len(peaks) + 1):
+            if k == len(peaks) or not gap[k - 1]:
+                if k - start >= cfg.min_train:
+                    kind[start:k] = "discharge"
+                start = k
+    return Events(onset_s=t0 + onsets / sfreq, peak_s=t0 + peaks / sfreq, z=z[peaks],
+                  kind=kind.astype(str), gfp_z=z.astype(np.float32), sfreq=float(sfreq),
+                  t0=float(t0), config=cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# region activity
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RegionActivity:
+    """Activity of the brain model's nodes over a whole recording.
+
+    Attributes
+    ----------
+    data : array, shape (n_times, n_nodes), float32
+        Node activity (temporal: mV-equivalent; linear methods: the signed region mode of
+        the current density, A·m).
+    times : array, shape (n_times,)
+        Seconds.
+    sfreq : float
+        Rate of ``data`` (Hz; the temporal network's, 250 Hz, or the input's).
+    names, kinds : list of str
+        BN246 labels and ``"cortical"`` / ``"thalamic"``.
+    centroids_mni : array, shape (n_nodes, 3)
+        MNI152 millimetres.
+    method : str
+    provenance : dict
+    """
+
+    data: np.ndarray
+    times: np.ndarray
+    sfreq: float
+    names: list[str]
+    kinds: list[str]
+    centroids_mni: np.ndarray
+    method: str
+    provenance: dict[str, str] = field(default_factory=dict)
+
+
+def _localize_config(config: Any, checkpoint: str | os.PathLike | None) -> Any:
+    """``config`` with ``refine.checkpoint`` set (a dict of sections, a Config or a path)."""
+    if checkpoint is None:
+        return config
+    from .config import Config, load_config
+
+    if config is None or isinstance(config, dict):
+        cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in (config or {}).items()}
+        cfg.setdefault("refine", {})["checkpoint"] = str(checkpoint)
+        return cfg
+    cfg = config if isinstance(config, Config) else load_config(config)
+    return dataclasses.replace(cfg, refine=dataclasses.replace(cfg.refine,
+                                                               checkpoint=str(checkpoint)))
+
+
+def region_activity(data: Any, ch_names: Sequence[str] | None = None,
+                    sfreq: float | None = None, montage: Any = None, method: str = "temporal",
+                    *, checkpoint: str | os.PathLike | None = None, config: Any = None,
+                    exclude: Sequence[str] | str = "bads", units: str = "auto",
+                    on_missing: str = "raise", filters: bool = False,
+                    progress: bool = False) -> RegionActivity:
+    """Localise a whole recording once and keep the brain model's 226 nodes.
+
+    Parameters
+    ----------
+    data : array (n_channels, n_times) in volts (or ``units``), or an MNE Raw.
+    ch_names, sfreq, montage, config, exclude, units, on_missing, filters, progress :
+        As :func:`rtsource.localize` (atlas BN246).
+    method : str
+        ``"temporal"`` (default) or any other method of :func:`rtsource.localize`
+        (``"eloreta"``, ``"sloreta"``, ``"dspm"``, ``"mne"``, ``"piunet"``).
+    checkpoint : path | None
+        Temporal network weights (default: ``config``'s ``refine.checkpoint``, normally
+        the shipped ones).
+
+    Returns
+    -------
+    RegionActivity
+
+    Raises
+    ------
+    ValueError
+        As :func:`rtsource.localize`, or epoched data (give a continuous recording).
+    FileNotFoundError
+        A checkpoint that does not exist.
+    """
+    from .online.localize import localize
+    from .simulate.dynamics import brain_nodes
+
+    if hasattr(data, "info") and not hasattr(data, "n_times"):
+        raise ValueError("Seizure-onset ranking needs a continuous recording (MNE Raw or a "
+                         f"(n_channels, n_times) array), not {type(data).__name__}.")
+    if not hasattr(data, "info") and np.asarray(data).ndim == 3:
+        raise ValueError("Seizure-onset ranking needs a continuous recording, shape "
+                         "(n_channels, n_times); got epochs (3-D).")
+    res = localize(data, ch_names=ch_names, sfreq=sfreq, montage=montage, method=method,
+                   atlas="bn246", config=_localize_config(config, checkpoint),
+                   exclude=exclude, units=units, on_missing=on_missing, filters=filters,
+                   progress=progress)
+    nodes = brain_nodes()
+    index = {n: i for i, n in enumerate(res.region_names)}
+    missing = [n for n in nodes.names if n not in index]
+    if missing:
+        raise ValueError(f"Method {res.method!r} gives no activity for nodes {missing[:5]} "
+                         "(atlas BN246 expected).")
+    rows = np.array([index[n] for n in nodes.names])
+    return RegionActivity(
+        data=np.ascontiguousarray(res.regions[:, rows], np.float32), times=res.times,
+        sfreq=float(res.sfreq or sfreq), names=list(nodes.names),
+        kinds=[str(k) for k in nodes.kinds], centroids_mni=nodes.centroids_mni.copy(),
+        method=res.method, provenance=dict(res.provenance))
+
+
+# ---------------------------------------------------------------------------------------
+# ranking
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Settings of :func:`rank_regions` (seconds relative to each event's EEG onset).
+
+    Attributes
+    ----------
+    window_s : (float, float)
+        The cut around each onset (also the averaged time courses' span); events whose
+        window leaves the recording are not used.
+    baseline_s : (float, float)
+        Baseline whose mean is removed per event and region.
+    early_s : (float, float)
+        The early window: from ``early_s[0]`` after the onset to ``early_s[1]`` after the
+        event's GFP peak.
+    """
+
+    window_s: tuple[float, float] = (-0.5, 0.5)
+    baseline_s: tuple[float, float] = (-0.5, -0.15)
+    early_s: tuple[float, float] = (-0.02, 0.05)
+
+    def __post_init__(self) -> None:
+        w0, w1 = self.window_s
+        b0, b1 = self.baseline_s
+        if not (w0 < 0 < w1 and w0 <= b0 < b1 <= 0):
+            raise ValueError(f"window_s = {self.window_s} must span the onset and baseline_s "
+                             f"= {self.baseline_s} lie inside it, before the onset.")
+        if not (w0 <= self.early_s[0] < w1 and self.early_s[1] < w1):
+            raise ValueError(f"early_s = {self.early_s} must lie inside window_s = "
+                             f"{self.window_s}.")
+
+
+@dataclass
+class SOZResult:
+    """Regions ranked by how much they lead the events (best first).
+
+    Attributes
+    ----------
+    regions, kinds : list of str
+        BN246 labels and ``"cortical"`` / ``"thalamic"``, ranked.
+    score : array, shape (n_regions,)
+        Mean over events of the early activity divided by the event's largest (0–1).
+    latency_ms : array, shape (n_regions,)
+        Onset latency of the event-averaged activity after the EEG onset (ms; NaN: no
+        clear response).
+    centroids_mni : array, shape (n_regions, 3)
+        MNI152 millimetres.
+    events : Events
+        All detected events; ``used`` marks those whose window fits the recording.
+    used : bool array, shape (n_events,)
+    average : array, shape (n_regions, n_lags)
+        Event-averaged, baseline-corrected activity, ranked rows.
+    lags_s : array, shape (n_lags,)
+        Time of ``average``'s columns after the onset (s).
+    method : str
+    provenance : dict
+    """
+
+    regions: list[str]
+    kinds: list[str]
+    score: np.ndarray
+    latency_ms: np.ndarray
+    centroids_mni: np.ndarray
+    events: Events
+    used: np.ndarray
+    average: np.ndarray
+    lags_s: np.ndarray
+    method: str
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_events(self) -> int:
+        """Events used in the ranking."""
+        return int(self.used.sum())
+
+    def rows(self, top: int | None = None) -> list[dict[str, Any]]:
+        """The ranking as dicts (rank, region, description, kind, score, latency_ms,
+        x_mm, y_mm, z_mm)."""
+        from .simulate.dynamics.nodes import THALAMIC_NUCLEI
+
+        out = []
+        for i in range(len(self.regions) if top is None else min(top, len(self.regions))):
+            name = self.regions[i]
+            desc = THALAMIC_NUCLEI.get(name[:-2], ("", ""))[1]
+            x, y, z = (float(v) for v in self.centroids_mni[i])
+            out.append({"rank": i + 1, "region": name,
+                        "description": f"{desc} ({name[-1]})" if desc else "",
+                        "kind": self.kinds[i], "score": round(float(self.score[i]), 4),
+                        "latency_ms": (round(float(self.latency_ms[i]), 1)
+                                       if math.isfinite(self.latency_ms[i]) else math.nan),
+                        "x_mm": round(x, 1), "y_mm": round(y, 1), "z_mm": round(z, 1)})
+        return out
+
+    def table(self, top: int | None = 10) -> str:
+        """A fixed-width text table of the ``top`` regions."""
+        rows = self.rows(top)
+        head = (f"{'rank':>4}  {'region':<14} {'kind':<9} {'score':>6} {'onset (ms)':>10}  "
+                f"{'MNI x, y, z (mm)':<18} description")
+        lines = [head, "-" * len(head)]
+        for r in rows:
+            lat = "–" if not math.isfinite(r["latency_ms"]) else f"{r['latency_ms']:+.0f}"
+            xyz = f"{r['x_mm']:.0f}, {r['y_mm']:.0f}, {r['z_mm']:.0f}"
+            lines.append(f"{r['rank']:>4}  {r['region']:<14} {r['kind']:<9} {r['score']:>6.3f} "
+                         f"{lat:>10}  {xyz:<18} {r['description']}")
+        return "\n".join(lines)
+
+    def to_csv(self, path: str | os.PathLike, top: int | None = None) -> Path:
+        """Write the ranking (all regions, or the ``top``) as CSV; returns the path."""
+        import csv
+
+        rows = self.rows(top)
+        path = Path(path)
+        with open(path, "w", newline="") as fid:
+            w = csv.DictWriter(fid, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        return path
+
+    def events_csv(self, path: str | os.PathLike) -> Path:
+        """Write the detected events (onset, peak in s, z, kind, used) as CSV."""
+        import csv
+
+        path = Path(path)
+        ev = self.events
+        with open(path, "w", newline="") as fid:
+            w = csv.writer(fid)
+            w.writerow(["event", "onset_s", "peak_s", "gfp_z", "kind", "used"])
+            for k in range(len(ev)):
+                w.writerow([k + 1, f"{ev.onset_s[k]:.4f}", f"{ev.peak_s[k]:.4f}",
+                            f"{ev.z[k]:.2f}", ev.kind[k], bool(self.used[k])])
+        return path
+
+    def plot(self, path: str | os.PathLike | None = None, *, top: int = 5,
+             dpi: int = 110) -> Figure:
+        """The region map and the top regions' averaged time courses (see
+        :func:`plot_soz`)."""
+        return plot_soz(self, path, top=top, dpi=dpi)
+
+
+def rank_regions(activity: RegionActivity, events: Events,
+                 config: RankingConfig | None = None) -> SOZResult:
+    """Rank regions by their early activity around the events (module docstring, step 3).
+
+    Parameters
+    ----------
+    activity : RegionActivity
+        From :func:`region_activity` (same recording and time origin as ``events``).
+    events : Events
+        From :func:`detect_events`.
+    config : RankingConfig | None
+
+    Returns
+    -------
+    SOZResult
+
+    Raises
+    ------
+    NoEventsError
+        When ``events`` is empty or no event's window fits inside the recording.
+    """
+    cfg = config or RankingConfig()
+    fs = activity.sfreq
+    A = np.asarray(activity.data, np.float64)
+    n_t = len(A)
+    lags = np.arange(math.floor(cfg.window_s[0] * fs), math.ceil(cfg.window_s[1] * fs) + 1)
+    lags_s = lags / fs
+    t_first = float(activity.times[0])
+    on_idx = np.round((events.onset_s - t_first) * fs).astype(np.int64)
+    used = (on_idx + lags[0] >= 0) & (on_idx + lags[-1] < n_t)
+    if not used.any():
+        if len(events) == 0:
+            msg = (f"No epileptiform event found: no GFP peak reached the threshold "
+                   f"(robust z > {events.config.threshold:g}; the largest was "
+                   f"{events.max_z:.1f}).")
+        else:
+            msg = (f"All {len(events)} events lie within {-cfg.window_s[0]:g} s of the "
+                   f"recording's start or {cfg.window_s[1]:g} s of its end; none can be used.")
+        raise NoEventsError(msg, events)
+    base = (lags_s >= cfg.baseline_s[0]) & (lags_s <= cfg.baseline_s[1])
+    X = A[on_idx[used][:, None] + lags[None, :]]  # (n_ev, n_lags, n_nodes)
+    X -= X[:, base].mean(axis=1, keepdims=True)
+    rise = (events.peak_s - events.onset_s)[used]
+    amp = np.empty((len(X), A.shape[1]))
+    for e in range(len(X)):
+        w = (lags_s >= cfg.early_s[0]) & (lags_s <= rise[e] + cfg.early_s[1])
+        amp[e] = np.sqrt(np.mean(X[e, w] ** 2, axis=0))
+    norm = amp / np.maximum(amp.max(axis=1, keepdims=True), 1e-300)
+    score = norm.mean(axis=0)
+    avg = X.mean(axis=0).T  # (n_nodes, n_lags)
+    latency = _latency_ms(avg, lags_s, base, cfg)
+    order = np.lexsort((np.nan_to_num(latency, nan=np.inf), -score))
+    prov = {**activity.provenance, "ranking": json.dumps(dataclasses.asdict(cfg)),
+            "detector": json.dumps(dataclasses.asdict(events.config))}
+    return SOZResult(
+        regions=[activity.names[i] for i in order], kinds=[activity.kinds[i] for i in order],
+        score=score[order], latency_ms=latency[order],
+        centroids_mni=np.asarray(activity.centroids_mni)[order], events=events, used=used,
+        average=avg[order].astype(np.float32), lags_s=lags_s, method=activity.method,
+        provenance=prov)
+
+
+def _latency_ms(avg: np.ndarray, lags_s: np.ndarray, base: np.ndarray,
+                cfg: RankingConfig) -> np.ndarray:
+    """First time |avg| reaches half its post-baseline peak, going back from the peak (ms);
+    NaN where the peak is under three baseline SDs."""
+    env = np.abs(avg)
+    after = lags_s > cfg.baseline_s[1]
+    idx_after = np.flatnonzero(after)
+    sd = avg[:, base].std(axis=1)
+    out = np.full(len(avg), np.nan)
+    for r in range(len(avg)):
+        seg = env[r, idx_after]
+        k = int(np.argmax(seg))
+        peak = seg[k]
+        if not peak > 3.0 * sd[r]:
+            continue
+        while k > 0 and seg[k - 1] >= 0.5 * peak:
+            k -= 1
+        out[r] = lags_s[idx_after[k]] * 1000.0
+    return out
+
+
+def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float | None = None,
+                 montage: Any = None, method: str = "temporal", *,
+                 checkpoint: str | os.PathLike | None = None, config: Any = None,
+                 detector: DetectorConfig | None = None, ranking: RankingConfig | None = None,
+                 exclude: Sequence[str] | str = "bads", units: str = "auto",
+                 on_missing: str = "raise", filters: bool = False,
+                 progress: bool = False) -> SOZResult:
+    """Detect epileptiform events in a recording and rank the regions that lead them.
+
+    Parameters
+    ----------
+    data : array (n_channels, n_times) in volts (or ``units``), or an MNE Raw
+        A continuous recording of at least :data:`MIN_DURATION_S` seconds.
+    ch_names, sfreq : channel labels and rate (Hz), arrays only.
+    montage : montage name, electrode file, DigMontage or (labels, positions); an MNE
+        Raw's own positions by default.
+    method : ``"temporal"`` (default: the causal conv-recurrent network, cortical and
+        thalamic time courses) or a linear method (``"eloreta"``, ...) for comparison.
+    checkpoint : temporal network weights (default: the shipped ones).
+    config : rtsource configuration (Config, TOML path or dict of sections).
+    detector, ranking : settings of :func:`detect_events` and :func:`rank_regions`.
+    exclude, units, on_missing, filters, progress : as :func:`rtsource.localize`.
+
+    Returns
+    -------
+    SOZResult
+        ``.table()``, ``.to_csv(path)``, ``.plot(path)``.
+
+    Raises
+    ------
+    NoEventsError
+        No event found (the message gives the threshold and the largest GFP z-score).
+    ValueError
+        Too short a recording, epoched data, wrong shapes, bad channels, invalid settings
+        (each message names the problem).
+    FileNotFoundError
+        A checkpoint that does not exist.
+    """
+    if hasattr(data, "info") and hasattr(data, "get_data"):
+        if not hasattr(data, "n_times"):
+            raise ValueError("Seizure-onset ranking needs a continuous recording (MNE Raw), "
+                             f"not {type(data).__name__}.")
+        inst = data.copy().pick("eeg", exclude="bads" if exclude == "bads" else ())
+        if exclude != "bads":
+            inst.drop_channels([c for c in exclude if c in inst.ch_names])
+        eeg, fs, t0 = inst.get_data(), float(inst.info["sfreq"]), float(inst.times[0])
+    else:
+        if ch_names is None or sfreq is None:
+            raise ValueError("With an array, pass ch_names=[...] and sfreq=... as well.")
+        arr = np.asarray(data)
+        if arr.ndim != 2:
+            raise ValueError("Seizure-onset ranking needs a continuous recording, shape "
+                             f"(n_channels, n_times); got {arr.shape}.")
+        keep = [i for i, c in enumerate(ch_names)
+                if exclude == "bads" or c not in set(exclude)]
+        eeg, fs, t0 = arr[keep], float(sfreq), 0.0
+    events = detect_events(eeg, fs, detector, t0=t0)
+    if len(events) == 0:
+        raise NoEventsError(
+            f"No epileptiform event found: no GFP peak reached the threshold (robust z > "
+            f"{events.config.threshold:g}; the largest was {events.max_z:.1f}).", events)
+    act = region_activity(data, ch_names, sfreq, montage, method, checkpoint=checkpoint,
+                          config=config, exclude=exclude, units=units, on_missing=on_missing,
+                          filters=filters, progress=progress)
+    return rank_regions(act, events, ranking)
+
+
+# ---------------------------------------------------------------------------------------
+# plot
+# ---------------------------------------------------------------------------------------
+
+#: (name, projected axis, horizontal axis, vertical axis) in MNI152 (x, y, z)
+_VIEWS = (("sagittal", 0, 1, 2), ("coronal", 1, 0, 2), ("axial", 2, 0, 1))
+
+
+@lru_cache(maxsize=1)
+def _brain_mask_2mm() -> tuple[np.ndarray, np.ndarray]:
+    """The BN246 brain mask on a 2 mm grid and its voxel -> MNI152 affine."""
+    from .regions import load_atlas
+
+    at = load_atlas("bn246")
+    mask = at.labels[::2, ::2, ::2] > 0
+    aff = at.affine.copy()
+    aff[:3, :3] *= 2
+    return mask, aff
+
+
+def plot_soz(result: SOZResult, path: str | os.PathLike | None = None, *, top: int = 5,
+             dpi: int = 110) -> Figure:
+    """Region map (top regions on sagittal, coronal and axial projections of the template
+    brain, MNI152) and the top regions' event-averaged time courses around the onset.
+
+    Parameters
+    ----------
+    result : SOZResult
+    path : where to save (PNG, PDF, SVG... by extension); None: not saved.
+    top : regions highlighted and plotted.
+    dpi : resolution of a saved raster image.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    top = max(1, min(top, len(result.regions)))
+    fig = Figure(figsize=(15, 4.2))
+    gs = fig.add_gridspec(1, 4, width_ratios=(1.05, 0.9, 0.9, 1.5))
+    mask, aff = _brain_mask_2mm()
+    c = np.asarray(result.centroids_mni)
+    score = np.asarray(result.score)
+    smax = max(float(score.max()), 1e-12)
+    colors = [f"C{i}" for i in range(top)]
+    for k, (name, ax_p, ax_h, ax_v) in enumerate(_VIEWS):
+        ax = fig.add_subplot(gs[0, k])
+        proj = mask.any(axis=ax_p).astype(float)  # indexed (horizontal, vertical)
+        hc = aff[ax_h, ax_h] * np.arange(proj.shape[0]) + aff[ax_h, 3]
+        vc = aff[ax_v, ax_v] * np.arange(proj.shape[1]) + aff[ax_v, 3]
+        ax.contourf(hc, vc, proj.T, levels=[0.5, 1.5], colors=["0.93"])
+        ax.contour(hc, vc, proj.T, levels=[0.5], colors="0.45", linewidths=0.8)
+        rest = np.arange(top, len(c))
+        ax.scatter(c[rest, ax_h], c[rest, ax_v], s=4 + 60 * score[rest] / smax,
+                   c=score[rest], cmap="Greys", vmin=0, vmax=smax * 1.3, alpha=0.5,
+                   linewidths=0)
+        for i in range(top - 1, -1, -1):
+            marker = "s" if result.kinds[i] == "thalamic" else "o"
+            ax.scatter(c[i, ax_h], c[i, ax_v], s=40 + 160 * score[i] / smax, c=colors[i],
+                       marker=marker, edgecolors="k", linewidths=0.8, zorder=3)
+            ax.annotate(str(i + 1), (c[i, ax_h], c[i, ax_v]), fontsize=7, ha="center",
+                        va="center", color="w", zorder=4, fontweight="bold")
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("xyz"[ax_h] + " (mm)", fontsize=8)
+        ax.set_ylabel("xyz"[ax_v] + " (mm)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    ax = fig.add_subplot(gs[0, 3])
+    t_ms = result.lags_s * 1000.0
+    for i in range(top):
+        lat = result.latency_ms[i]
+        lab = (f"{i + 1}. {result.regions[i]} ({result.kinds[i][:4]}.) score "
+               f"{result.score[i]:.2f}" + (f", {lat:+.0f} ms" if math.isfinite(lat) else ""))
+        ax.plot(t_ms, result.average[i], color=colors[i], lw=1.3, label=lab)
+    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("time from the EEG onset (ms)", fontsize=8)
+    ax.set_ylabel("event-averaged activity" + (" (mV-eq.)" if result.method == "temporal"
+                                               else " (A·m)"), fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6.5, loc="upper left")
+    ax.grid(alpha=0.3)
+    ev = result.events
+    fig.suptitle(f"Seizure-onset zone: {result.method}, {result.n_events} of "
+                 f"{ev.describe()} used (GFP z > {ev.config.threshold:g}); circles cortical, "
+                 "squares thalamic, size = score", fontsize=9)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# simulation and evaluation
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimulatedRecording:
+    """A recording of the brain model with a known focus.
+
+    Attributes
+    ----------
+    eeg : array, shape (n_channels, n_times)
+        Volts, average reference.
+    sfreq : float
+    ch_names : list of str
+    regime : str
+        ``"interictal"`` or ``"ictal"``.
+    focus : int
+        Node index of the focus.
+    focus_name, focus_kind : str
+    spikes_s : array
+        Peaks of the focus' spikes (s), from the library.
+    spread_mm, source_snr_db, snr_db : float
+        Settings drawn or given.
+    """
+
+    eeg: np.ndarray
+    sfreq: float
+    ch_names: list[str]
+    regime: str
+    focus: int
+    focus_name: str
+    focus_kind: str
+    spikes_s: np.ndarray
+    spread_mm: float
+    source_snr_db: float
+    snr_db: float
+
+
+def simulate_recording(library: WaveformLibrary, run: int, projector: RegionProjector,
+                       rng: np.random.Generator, *, snr_db: float = 10.0,
+                       source_snr_db: tuple[float, float] = (10.0, 20.0),
+                       spread_mm: tuple[float, float] = (0.0, 20.0)) -> SimulatedRecording:
+    """EEG of one library run: the run's own node activity with its focus amplified.
+
+    The run's simulation gives every node's activity (the focus' spikes or discharge, the
+    other nodes' background and whatever reaches them through the connectome). As in the
+    dynamic evaluation (:class:`~rtsource.simulate.dynamics.DynamicComposer`), the focus'
+    waveform is spread over neighbouring cortical nodes (Gaussian, half amplitude at a
+    distance drawn from ``spread_mm``; nodes at half amplitude or more replace their own
+    activity by it) and scaled to a source SNR drawn from ``source_snr_db``: its power in
+    0.5 s windows around its spikes (40 % before) over the mean power of the other nodes.
+    Thalamic nuclei point along one random unit vector each for the whole recording. White
+    sensor noise gives a sensor SNR of ``snr_db`` over the recording.
+
+    Parameters
+    ----------
+    library : WaveformLibrary
+        An ``interictal`` or ``ictal`` library.
+    run : int
+        Run index (odd runs have a thalamic focus, even runs a cortical one).
+    projector : RegionProjector
+        Region lead fields of the head model making the EEG.
+    rng : numpy Generator
+    snr_db, source_snr_db, spread_mm : see above.
+
+    Returns
+    -------
+    SimulatedRecording
+
+    Raises
+    ------
+    ValueError
+        For a library without foci (spontaneous, evoked) or a run out of range.
+    """
+    from .simulate.dynamics import spread_weights
+
+    if library.config.regime not in ("interictal", "ictal"):
+        raise ValueError(f"Library regime {library.config.regime!r} has no epileptic focus; "
+                         "use an 'interictal' or 'ictal' library.")
+    if not 0 <= run < library.n_runs:
+        raise ValueError(f"run = {run} is not one of the library's {library.n_runs} runs.")
+    nodes = projector.nodes
+    fs = library.sfreq
+    W = library.waveforms[run].T.astype(np.float64)  # (n_nodes, n_t)
+    n_t = W.shape[1]
+    focus = int(library.foci[run, 0])
+    half = float(rng.uniform(*spread_mm))
+    S = spread_weights(nodes, [focus], half)[:, 0]
+    truth = S >= 0.5
+    sig = S[:, None] * W[focus][None, :]
+    ev = library.events[run]
+    n_w = round(0.5 * fs)
+    mask = np.zeros(n_t, bool)
+    for p in ev:
+        a = max(0, int(p) - int(0.4 * n_w))
+        mask[a:a + n_w] = True
+    if not mask.any():
+        mask[:] = True
+    p_sig = float(np.mean(sig[focus, mask] ** 2))
+    p_bg = float(np.mean(W[~truth] ** 2))
+    snr_src = float(rng.uniform(*source_snr_db))
+    gain = math.sqrt(p_bg * 10 ** (snr_src / 10) / max(p_sig, 1e-30))
+    act = np.where(truth[:, None], gain * sig, W)
+    n_free = int((~nodes.cortical).sum())
+    u = rng.standard_normal((n_free, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    clean = projector.leadfield(u) @ act
+    clean -= clean.mean(axis=0, keepdims=True)
+    sigma = clean.std() / math.sqrt(10 ** (snr_db / 10))
+    eeg = clean + sigma * rng.standard_normal(clean.shape)
+    eeg -= eeg.mean(axis=0, keepdims=True)
+    return SimulatedRecording(
+        eeg=eeg, sfreq=fs, ch_names=list(projector.headmodel.ch_names),
+        regime=library.config.regime, focus=focus, focus_name=nodes.names[focus],
+        focus_kind=str(nodes.kinds[focus]), spikes_s=np.asarray(ev, float) / fs,
+        spread_mm=half, source_snr_db=snr_src, snr_db=float(snr_db))
+
+
+@dataclass(frozen=True)
+class SOZEvalConfig:
+    """Settings of :func:`evaluate_soz`.
+
+    Attributes
+    ----------
+    headmodel : HeadModelConfig
+        Head model and montage that make the EEG and the inverse (default: the held-out
+        three-shell sphere, 0.332/0.0113/0.332 S/m, GSN-HydroCel-129, as the dynamic
+        evaluation; no network saw it in training).
+    regimes : tuple of str
+        ``interictal`` and/or ``ictal``.
+    n_recordings : int
+        Recordings per regime (library runs: half cortical, half thalamic foci).
+    duration_s : float
+        Length of each recording (s).
+    sfreq : float
+        Rate of the libraries and recordings (Hz).
+    snr_db : float
+        Sensor SNR (dB).
+    source_snr_db, spread_mm : (float, float)
+        Ranges drawn per recording (see :func:`simulate_recording`).
+    seed : int
+        Libraries' and recordings' seed (training used 11; 2024 is the evaluation's).
+    top_k : int
+        A hit: the true focus among the ``top_k`` ranked regions.
+    detector, ranking : DetectorConfig, RankingConfig
+    """
+
+    headmodel: HeadModelConfig = HeadModelConfig(montage="GSN-HydroCel-129", conductor="sphere",
+                                                 conductivity=(0.332, 0.0113, 0.332))
+    regimes: tuple[str, ...] = ("interictal", "ictal")
+    n_recordings: int = 20
+    duration_s: float = 30.0
+    sfreq: float = 250.0
+    snr_db: float = 10.0
+    source_snr_db: tuple[float, float] = (10.0, 20.0)
+    spread_mm: tuple[float, float] = (0.0, 20.0)
+    seed: int = 2024
+    top_k: int = 3
+    detector: DetectorConfig = DetectorConfig()
+    ranking: RankingConfig = RankingConfig()
+
+    def __post_init__(self) -> None:
+        for r in self.regimes:
+            check_value(r, ("interictal", "ictal"), "SOZ evaluation regime")
+        if self.n_recordings < 2 or self.top_k < 1:
+            raise ValueError(f"n_recordings = {self.n_recordings} must be >= 2 (cortical and "
+                             f"thalamic foci) and top_k = {self.top_k} >= 1.")
+        if self.duration_s < MIN_DURATION_S:
+            raise ValueError(f"duration_s = {self.duration_s} must be at least "
+                             f"{MIN_DURATION_S:g} s.")
+
+
+@dataclass
+class SOZEvalResult:
+    """rows: one dict per (recording, method); summary: per (regime, focus kind, method)
+    and over both regimes; meta: provenance."""
+
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _inverse_config(cfg: SOZEvalConfig) -> dict[str, Any]:
+    h = cfg.headmodel
+    return {"headmodel": {"conductor": h.conductor, "conductivity": list(h.conductivity),
+                          "spacing_mm": h.spacing_mm, "bem_ico": h.bem_ico,
+                          "mindist_mm": h.mindist_mm}}
+
+
+def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
+                 methods: tuple[str, ...] = ("temporal", "eloreta"),
+                 checkpoint: str | os.PathLike | None = None,
+                 progress: bool = True) -> SOZEvalResult:
+    """Seizure-onset ranking on simulated recordings with known foci, per method.
+
+    For every regime, a library of ``n_recordings`` runs (seed ``cfg.seed``) gives one
+    recording each (:func:`simulate_recording`, the run's focus: even runs cortical, odd runs
+    thalamic); each recording goes through the same detector and ranking for every method
+    (:func:`localize_soz` steps; localisation on ``cfg.headmodel``). Per recording: whether
+    the focus is among the ``top_k`` regions, its rank, and the distance (mm) from the top
+    region's centroid to the focus' centroid. A recording without a usable event is a miss
+    (rank and distance NaN).
+
+    Parameters
+    ----------
+    cfg : SOZEvalConfig
+    methods : methods of :func:`rtsource.localize` (``"temporal"``, ``"eloreta"``, ...).
+    checkpoint : temporal network weights (default: the shipped ones).
+    progress : progress bars.
+
+    Returns
+    -------
+    SOZEvalResult
+        ``summary`` rows: regime (``"all"`` for both), focus kind, method, n, top-k hit
+        rate, median rank, median distance of the top region (mm), events per recording.
+    """
+    from tqdm.auto import tqdm
+
+    from ._util import cpu_features, file_sha256
+    from .config import InverseConfig
+    from .simulate import load_entry
+    from .simulate.dynamics import LibraryConfig, RegionProjector, brain_nodes, build_library
+
+    cfg = cfg or SOZEvalConfig()
+    nodes = brain_nodes()
+    _, hm = load_entry(cfg.headmodel, None, InverseConfig(method="eloreta"), progress=progress)
+    projector = RegionProjector(hm, nodes)
+    dist = nodes.distances_mm()
+    inv_cfg = _inverse_config(cfg)
+    rows: list[dict[str, Any]] = []
+    timing: dict[str, float] = {m: 0.0 for m in methods}
+    t_start = time.perf_counter()
+    libs = {}
+    for regime in cfg.regimes:
+        libs[regime] = build_library(LibraryConfig(
+            regime=regime, n_runs=cfg.n_recordings, duration_s=cfg.duration_s,
+            sfreq=cfg.sfreq, seed=cfg.seed), progress=progress)
+    bar = tqdm(total=len(cfg.regimes) * cfg.n_recordings, desc="SOZ evaluation",
+               unit="recording", disable=not progress)
+    for regime in cfg.regimes:
+        lib = libs[regime]
+        for run in range(lib.n_runs):
+            rng = np.random.default_rng(int(stable_hash("soz-eval", cfg.seed, regime, run,
+                                                        length=12), 16))
+            rec = simulate_recording(lib, run, projector, rng, snr_db=cfg.snr_db,
+                                     source_snr_db=cfg.source_snr_db, spread_mm=cfg.spread_mm)
+            events = detect_events(rec.eeg, rec.sfreq, cfg.detector)
+            hits = _match_spikes(events.peak_s, rec.spikes_s)
+            for m in methods:
+                base = {"regime": regime, "run": run, "focus": rec.focus_name,
+                        "focus_kind": rec.focus_kind, "method": m,
+                        "spread_mm": round(rec.spread_mm, 2),
+                        "source_snr_db": round(rec.source_snr_db, 2),
+                        "n_spikes_true": len(rec.spikes_s), "n_events": len(events),
+                        "events_matched": hits}
+                t0 = time.perf_counter()
+                try:
+                    if len(events) == 0:
+                        raise NoEventsError("no event", events)
+                    act = region_activity(rec.eeg, rec.ch_names, rec.sfreq,
+                                          cfg.headmodel.montage, m, checkpoint=checkpoint,
+                                          config=inv_cfg)
+                    res = rank_regions(act, events, cfg.ranking)
+                except NoEventsError:
+                    rows.append({**base, "n_used": 0, "rank": math.nan, "hit": False,
+                                 "top_region": "", "top_kind": "", "top_dist_mm": math.nan,
+                                 "focus_score": math.nan, "focus_latency_ms": math.nan})
+                    continue
+                finally:
+                    timing[m] += time.perf_counter() - t0
+                rank = res.regions.index(rec.focus_name) + 1
+                top = nodes.names.index(res.regions[0])
+                rows.append({**base, "n_used": res.n_events, "rank": rank,
+                             "hit": rank <= cfg.top_k, "top_region": res.regions[0],
+                             "top_kind": res.kinds[0],
+                             "top_dist_mm": round(float(dist[top, rec.focus]), 2),
+                             "focus_score": round(float(res.score[rank - 1]), 4),
+                             "focus_latency_ms": float(res.latency_ms[rank - 1])})
+            bar.update()
+    bar.close()
+    summary = _summarise(rows, methods, cfg)
+    wall = time.perf_counter() - t_start
+    ck = checkpoint
+    net: dict[str, Any] = {}
+    if "temporal" in methods:
+        from .online.temporal import SHIPPED
+
+        path = Path(ck) if ck is not None else SHIPPED
+        net = {"path": str(path), "sha256": file_sha256(path) if path.exists() else None}
+    meta = {"config": dataclasses.asdict(cfg), "methods": list(methods), "network": net,
+            "eval_headmodel_hash": hm.hash, "inverse": "on the evaluation head model",
+            "cpu": cpu_features()["model"], "python": platform.python_version(),
+            "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                       "NUMBA_NUM_THREADS")},
+            "wall_s": round(wall, 1),
+            "localize_s_per_method": {k: round(v, 1) for k, v in timing.items()},
+            "library_keys": {r: lib.config.key for r, lib in libs.items()}}
+    return SOZEvalResult(rows=rows, summary=summary, meta=meta)
+
+
+def _match_spikes(peaks_s: np.ndarray, true_s: np.ndarray, tol_s: float = 0.05) -> int:
+    """How many detected peaks lie within ``tol_s`` of a true focus spike."""
+    if not len(peaks_s) or not len(true_s):
+        return 0
+    d = np.abs(np.asarray(peaks_s)[:, None] - np.asarray(true_s)[None, :]).min(axis=1)
+    return int((d <= tol_s).sum())
+
+
+def _summarise(rows: list[dict[str, Any]], methods: Sequence[str],
+               cfg: SOZEvalConfig) -> list[dict[str, Any]]:
+    out = []
+    for regime in (*cfg.regimes, "all"):
+        for kind in ("cortical", "thalamic"):
+            for m in methods:
+                sel = [r for r in rows if r["method"] == m and r["focus_kind"] == kind
+                       and (regime == "all" or r["regime"] == regime)]
+                if not sel:
+                    continue
+                ranks = np.array([r["rank"] for r in sel], float)
+                d = np.array([r["top_dist_mm"] for r in sel], float)
+                out.append({
+                    "regime": regime, "focus_kind": kind, "method": m, "n": len(sel),
+                    f"top{cfg.top_k}_hit_rate": round(float(np.mean([r["hit"] for r in sel])), 3),
+                    "top1_hit_rate": round(float(np.mean(ranks == 1)), 3),
+                    "median_rank": float(np.nanmedian(ranks)) if np.isfinite(ranks).any()
+                    else math.nan,
+                    "median_top_dist_mm": round(float(np.nanmedian(d)), 1)
+                    if np.isfinite(d).any() else math.nan,
+                    "no_event": int(sum(r["n_used"] == 0 for r in sel)),
+                    "median_events": float(np.median([r["n_used"] for r in sel])),
+                })
+    return out
+
+
+def soz_markdown(result: SOZEvalResult) -> str:
+    """Markdown table of the summary."""
+    k = result.meta.get("config", {}).get("top_k", 3)
+    head = ["regime", "focus", "method", "n", f"top-{k} hit", "top-1 hit", "median rank",
+            "median dist. top region (mm)", "no event", "events / rec. (median)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in result.summary:
+        def f(v: float, fmt: str) -> str:
+            return "–" if not math.isfinite(v) else format(v, fmt)
+        lines.append("| " + " | ".join([
+            s["regime"], s["focus_kind"], s["method"], str(s["n"]),
+            f"{100 * s[f'top{k}_hit_rate']:.0f} %", f"{100 * s['top1_hit_rate']:.0f} %",
+            f(s["median_rank"], "g"), f(s["median_top_dist_mm"], ".1f"), str(s["no_event"]),
+            f(s["median_events"], "g")]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_soz_report(result: SOZEvalResult, out_dir: str | os.PathLike,
+                     command: str | None = None) -> dict[str, Path]:
+    """Write ``soz_recordings.csv``, ``soz_summary.csv``, ``soz_meta.json`` and
+    ``soz_report.md`` under ``out_dir``; returns their paths."""
+    from .evaluate.report import write_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"recordings": write_csv(out / "soz_recordings.csv", result.rows),
+             "summary": write_csv(out / "soz_summary.csv", result.summary)}
+    meta = dict(result.meta)
+    if command:
+        meta["command"] = command
+    (out / "soz_meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    files["meta"] = out / "soz_meta.json"
+    c = meta.get("config", {})
+    h = c.get("headmodel", {})
+    text = ["# rtsource seizure-onset-zone evaluation\n",
+            f"Simulated {', '.join(c.get('regimes', []))} recordings of {c.get('duration_s')} s "
+            f"at {c.get('sfreq')} Hz from the brain model's libraries (seed {c.get('seed')}; "
+            f"training used 11), {c.get('n_recordings')} per regime (even runs cortical, odd "
+            f"runs thalamic foci); held-out {h.get('conductor')} head model, conductivities "
+            f"{h.get('conductivity')} S/m, montage {h.get('montage')} (EEG and inverse); white "
+            f"sensor noise at {c.get('snr_db')} dB; focus source SNR {c.get('source_snr_db')} "
+            f"dB and spread {c.get('spread_mm')} mm drawn per recording. Same detector and "
+            f"ranking for every method. A hit: the true focus among the top "
+            f"{c.get('top_k')} regions; a recording without a usable event is a miss. "
+            "Distance: from the top-ranked region's centroid to the focus' (MNI152 mm).\n"]
+    if command:
+        text.append(f"Command: `{command}`\n")
+    text.append(f"CPU: {meta.get('cpu')}; wall time {meta.get('wall_s')} s "
+                f"(localisation per method, s: {meta.get('localize_s_per_method')}).\n")
+    net = meta.get("network") or {}
+    if net:
+        text.append(f"Temporal network: `{Path(str(net.get('path'))).name}` sha256 "
+                    f"`{str(net.get('sha256'))[:16]}…`.\n")
+    text.append(soz_markdown(result))
+    (out / "soz_report.md").write_text("\n".join(text))
+    files["report"] = out / "soz_report.md"
+    logger.info("SOZ report written to %s", out)
+    return files

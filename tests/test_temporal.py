@@ -1,0 +1,179 @@
+"""The temporal network (method ``temporal``): causality and streaming, its features against an
+independent reduction, checkpoints, training, the offline and live paths, and accuracy on a
+head model and montage it never saw against eLORETA."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import rtsource
+from rtsource.config import HeadModelConfig, InverseConfig, load_config
+from rtsource.models import TemporalNet, TemporalSpec, node_feature_kernel
+from rtsource.models.checkpoint import load_checkpoint, save_checkpoint
+from rtsource.online.processing import SourceProcessor
+from rtsource.online.temporal import SHIPPED, temporal_decimation
+
+MONTAGE = "biosemi32"
+SPHERE = {"montage": MONTAGE, "conductor": "sphere"}
+
+
+def test_network_is_causal_and_streams_like_the_whole_sequence():
+    torch.manual_seed(0)
+    net = TemporalNet(TemporalSpec(n_nodes=7, hidden=16, kernel=4)).eval()
+    x = torch.randn(2, 40, 21)
+    with torch.no_grad():
+        y, _ = net(x)
+        # the output at t does not change when the future changes
+        x2 = x.clone()
+        x2[:, 25:] = torch.randn(2, 15, 21)
+        y2, _ = net(x2)
+        assert torch.equal(y[:, :25], y2[:, :25]) and not torch.equal(y[:, 25:], y2[:, 25:])
+        # hop by hop (odd sizes, including single samples) = all at once
+        parts, state, t = [], None, 0
+        for n in (1, 3, 1, 10, 2, 23):
+            out, state = net(x[:, t:t + n], state)
+            parts.append(out)
+            t += n
+        torch.testing.assert_close(torch.cat(parts, 1), y, rtol=1e-5, atol=1e-6)
+
+
+def test_node_features_equal_eloreta_sources_averaged_over_each_node():
+    from rtsource.headmodel import build_headmodel
+    from rtsource.inverse import make_inverse
+    from rtsource.regions import region_map
+
+    hm = build_headmodel(HeadModelConfig(**SPHERE))
+    op = make_inverse(hm, InverseConfig(method="eloreta"))
+    rmap = region_map(hm, "bn246")
+    F = node_feature_kernel(op.kernel, rmap.weights)  # (3 n_regions, n_ch)
+    x = np.random.default_rng(1).standard_normal((hm.n_channels, 5)) * 1e-5
+    src = op.apply_samples(x.T.astype(np.float32)).astype(np.float64)  # (5, n_src, 3)
+    ref = np.einsum("rs,tsk->trk", rmap.weights.astype(np.float64), src).reshape(5, -1)
+    np.testing.assert_allclose((F @ x).T, ref, rtol=2e-4, atol=1e-6 * np.abs(ref).max())
+
+
+def test_checkpoints_round_trip_and_refuse_the_other_network(tmp_path):
+    from rtsource.models import PIUNet
+
+    net = TemporalNet(TemporalSpec(n_nodes=5, hidden=8)).eval()
+    path = tmp_path / "t.safetensors"
+    save_checkpoint(net, path, spacing_mm=7.0, dtype="float16",
+                    extra={"node_names": list("abcde"), "sfreq": 250.0})
+    ck = load_checkpoint(path, architecture="TemporalNet")
+    assert ck.header["node_names"] == list("abcde") and ck.model.spec == net.spec
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(ck.model.state_dict()[k], v.half().float())
+    with pytest.raises(ValueError, match="architecture.*TemporalNet.*PIUNet"):
+        load_checkpoint(path)  # a PIUNet was expected
+    p2 = tmp_path / "u.safetensors"
+    save_checkpoint(PIUNet(8), p2, spacing_mm=7.0)
+    with pytest.raises(ValueError, match="architecture"):
+        load_checkpoint(p2, architecture="TemporalNet")
+
+
+def test_rates_the_network_cannot_run_at_are_refused_with_the_fix():
+    assert temporal_decimation(1000.0, 250.0) == 4
+    assert temporal_decimation(256.0, 250.0) == 1
+    assert temporal_decimation(512.0, 250.0) == 2
+    with pytest.raises(ValueError, match=r"300 Hz.*250 Hz.*resample"):
+        temporal_decimation(300.0, 250.0)
+
+
+needs_weights = pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped temporal network")
+
+
+def _eeg(n_t: int, sfreq: float, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    import mne
+
+    mont = mne.channels.make_standard_montage(MONTAGE)
+    t = np.arange(n_t) / sfreq
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((len(mont.ch_names), n_t)) * 5e-6
+    x += 20e-6 * np.sin(2 * np.pi * 10 * t)[None] * rng.standard_normal((len(mont.ch_names), 1))
+    return list(mont.ch_names), x + 3e-3  # a DC offset, as DC-coupled amplifiers send
+
+
+@needs_weights
+def test_localize_runs_at_the_network_rate_and_streams_like_the_whole_recording():
+    names, x = _eeg(1000, 500.0)
+    res = rtsource.localize(x, ch_names=names, sfreq=500.0, montage=MONTAGE, method="temporal",
+                            config={"headmodel": {"conductor": "sphere"}}, filters=True,
+                            units="V")
+    assert res.regions.shape == (500, 226) and len(res.region_names) == 226
+    assert res.sfreq == 250.0
+    np.testing.assert_allclose(res.times, (np.arange(500) * 2 + 1) / 500.0)
+    assert np.isfinite(res.regions).all() and np.abs(res.regions).max() > 0
+    assert {"Tha_8_1_L", "SFG_7_1_L"} <= set(res.region_names)
+    assert res.provenance["method"] == "temporal" and res.provenance["temporal_sha256"]
+    # the live chain, fed in uneven pieces with the scheduler's phase, gives the same numbers
+    cfg = load_config(method="temporal", headmodel=SPHERE)
+    proc = SourceProcessor(cfg, names, 500.0, progress=False)
+    out, k = [], 0
+    for n in (7, 1, 130, 2, 360, 500):
+        piece = x[:, k:k + n].T.astype(np.float32)
+        sel = np.flatnonzero((np.arange(k, k + n) + 1) % 2 == 0)
+        out.append(proc.process(piece, keep=sel, sources=False)[1].copy())
+        k += n
+    np.testing.assert_allclose(np.concatenate(out), res.regions, rtol=1e-4,
+                               atol=1e-5 * np.abs(res.regions).max())
+    # reset forgets the state: the same data again give the same numbers again
+    proc.reset()
+    again = proc.process(x.T.astype(np.float32), keep=np.arange(1, 1000, 2), sources=False)[1]
+    np.testing.assert_allclose(again, res.regions, rtol=1e-4, atol=1e-5 * np.abs(again).max())
+
+
+@needs_weights
+def test_other_atlases_and_undecimatable_rates_are_refused():
+    names, x = _eeg(300, 300.0)
+    with pytest.raises(ValueError, match="300 Hz"):
+        rtsource.localize(x, ch_names=names, sfreq=300.0, montage=MONTAGE, method="temporal",
+                          config={"headmodel": {"conductor": "sphere"}})
+    with pytest.raises(ValueError, match="atlas.*aal3.*bn246"):
+        rtsource.localize(x[:, :250], ch_names=names, sfreq=250.0, montage=MONTAGE,
+                          method="temporal", atlas="aal3",
+                          config={"headmodel": {"conductor": "sphere"}})
+
+
+def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
+    from rtsource.train_temporal import TemporalTrainConfig, ship_temporal, train_temporal
+
+    cfg = TemporalTrainConfig(
+        hidden=16, kernel=3, n_lstm=1, window_s=0.4, batch_size=2, max_steps=4, warmup_steps=2,
+        library_runs=2, library_s=3.0, library_seed=5, montages=(MONTAGE,),
+        headmodels=(HeadModelConfig(conductor="sphere"),), val_windows=4,
+        out_dir=str(tmp_path / "run"), threads=1, checkpoint_minutes=60.0)
+    first = train_temporal(cfg, progress=False, max_steps=2)
+    assert first["step"] == 2 and np.isfinite(first["val_loss"])
+    assert first["val_zero_loss"] > 0 and first["precision"] in ("bf16", "fp32")
+    done = train_temporal(cfg, resume=True, progress=False)
+    assert done["step"] == 4 and done["samples_seen"] == 8
+    shipped = ship_temporal(done["checkpoint"], tmp_path / "t16.safetensors",
+                            metrics={"note": "test"})
+    ck = load_checkpoint(shipped, architecture="TemporalNet")
+    assert ck.header["dtype"] == "float16" and ck.header["metrics"]["note"] == "test"
+    assert len(ck.header["node_names"]) == 226 and ck.header["sfreq"] == 250.0
+    with pytest.raises(FileNotFoundError, match="resume"):
+        train_temporal(dataclasses.replace(cfg, out_dir=str(tmp_path / "none")), resume=True,
+                       progress=False)
+    with pytest.raises(ValueError, match="temporal.regimes"):
+        TemporalTrainConfig(regimes=("seizure",))
+
+
+@needs_weights
+def test_the_network_beats_eloreta_on_a_head_model_and_montage_it_never_saw():
+    """Interictal and evoked windows at 10 dB on the evaluation sphere with HydroCel-129
+    (training: BEMs, other montages, another library seed)."""
+    from rtsource.evaluate.dynamic import DynamicEvalConfig, evaluate_dynamic
+
+    cfg = DynamicEvalConfig(regimes=("interictal",), snr_db=(10.0,), n_windows=12,
+                            library_runs=4, library_s=4.0, seed=2024)
+    res = evaluate_dynamic(cfg, methods=("eloreta", "temporal"), progress=False)
+    by = {(s["method"], s["regions"]): s for s in res.summary}
+    for cls in ("cortical", "thalamic"):
+        t, e = by[("temporal", cls)], by[("eloreta", cls)]
+        assert t["precision"] > e["precision"], (cls, t, e)
+        assert t["le_mm"] < e["le_mm"], (cls, t, e)
