@@ -177,3 +177,46 @@ def test_the_network_beats_eloreta_on_a_head_model_and_montage_it_never_saw():
         t, e = by[("temporal", cls)], by[("eloreta", cls)]
         assert t["precision"] > e["precision"], (cls, t, e)
         assert t["le_mm"] < e["le_mm"], (cls, t, e)
+
+
+@needs_weights
+@pytest.mark.lsl
+def test_live_run_publishes_labelled_nodes_at_the_network_rate_and_resets_after_bad_data(lsl):
+    """``rtsource run --method temporal`` over loopback LSL: 500 Hz in, 250 Hz out with capture
+    stamps of every second input sample, 226 node channels; a flat stretch is withheld and
+    the network's state is restarted with a marker that says so."""
+    import pylsl
+
+    sfreq, n = 500.0, 2500
+    names, x = _eeg(n, sfreq, seed=2)
+    x = ((x - 3e-3) * 1e6).T.copy()  # (n_times, n_channels) microvolts, as amplifiers send
+    x[1000:1200, 3] = x[999, 3]  # a channel stuck for 0.4 s (flat): withheld
+    name, out = lsl.unique("tmp-in"), lsl.unique("tmp-out")
+    info = lsl.make_info(name, names, srate=sfreq, types=["eeg"] * len(names),
+                         units=["microvolts"] * len(names), source_id=name)
+    stamps = pylsl.local_clock() - (n - 1) / sfreq + np.arange(n) / sfreq
+    cfg = load_config(method="temporal", headmodel=SPHERE,
+                      stream={"input": name, "output": out})
+    sender = lsl.StreamSender(info, x, stamps, speed=4.0, chunk=10).start()
+    pipe, reader, markers = lsl.open_pipeline(cfg)
+    try:
+        assert markers.wait_for("bad_data_end", timeout=60.0)
+        assert reader.wait_for(900, timeout=60.0), reader.n
+        rinfo = reader.info
+    finally:
+        lsl.close_all(pipe, reader, markers)
+        sender.stop()
+    assert rinfo.nominal_srate() == 250.0 and rinfo.channel_count() == 226
+    ch = rinfo.desc().child("channels").child("channel")
+    assert ch.child_value("label") == pipe.processor.regions.names[0]
+    assert "mV" in ch.child_value("unit")
+    # each output carries the capture stamp of an odd input sample ((k + 1) % 2 == 0)
+    k = np.round((reader.ts - stamps[0]) * sfreq).astype(int)
+    assert np.all(k % 2 == 1) and np.allclose(reader.ts, stamps[k], atol=2e-4)
+    assert np.isfinite(reader.data).all()
+    # the flat stretch was withheld, and the state restarted when data were good again
+    assert not np.any((k >= 1000 + 50) & (k < 1200))
+    end = markers.of("bad_data_end")[0]
+    assert end["state_reset"] and "temporal network's state restarted" in end["message"]
+    dec = markers.of("decimation")[0]
+    assert dec["decimate"] == 2 and "temporal network runs at 250 Hz" in dec["message"]

@@ -719,7 +719,8 @@ class Pipeline:
         self._marker(
             "stream_returned",
             f"Input stream {inlet.name!r} (source_id={inlet.source_id!r}) is back; processing "
-            "resumes with fresh filter state.", force=True, source_id=inlet.source_id,
+            f"resumes ({self.scheduler.processor.restarted}).", force=True,
+            source_id=inlet.source_id, state_reset=True,
         )
         return True
 

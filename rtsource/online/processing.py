@@ -146,6 +146,12 @@ class SourceProcessor:
             self.temporal.reset()
 
     @property
+    def restarted(self) -> str:
+        """What :meth:`reset` restarts, in words (for the markers)."""
+        return ("filters and the temporal network's state restarted" if self.temporal is not None
+                else "filters restarted")
+
+    @property
     def decimate(self) -> int:
         """Input samples per output sample that the method itself requires (the temporal
         network runs at its own rate; 1 otherwise)."""

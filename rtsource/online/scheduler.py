@@ -623,8 +623,9 @@ class HopScheduler:
             self._need_reset = False
             events.append(Event(
                 "bad_data_end", f"Data are good again; publishing resumes at {new_ts[0]:.6f} "
-                f"(filters restarted) after {self._episode_flagged} withheld samples.",
-                {"flagged": self._episode_flagged, "t_resume": float(new_ts[0])}))
+                f"({proc.restarted}) after {self._episode_flagged} withheld samples.",
+                {"flagged": self._episode_flagged, "t_resume": float(new_ts[0]),
+                 "state_reset": True}))
             self._episode_flagged = 0
         sel = None
         if self.decimate > 1:
