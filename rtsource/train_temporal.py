@@ -18,8 +18,11 @@ Samples are composed on the fly from the cached neural-mass libraries
   (:func:`rtsource.models.node_feature_kernel`), sometimes the kernel of another conductor
   model (``mismatch_prob``).
 
-Loss: mean squared error between the network output and the target, both divided by the
-window's scale (the input features' RMS; the target by the RMS of all node activity).
+Loss: squared error between the network output and the target, both divided by the
+window's scale (the input features' RMS; the target by the RMS of all node activity),
+weighted ``1 + truth_weight`` on the nodes that carry the regime's activity and 1 elsewhere
+(under a plain mean the few true nodes weigh little against the many silent ones, and the
+network learns to shrink their waveforms).
 AdamW, warm-up then cosine decay, bf16 autocast on CPUs with AVX-512-BF16 or AMX (fp32
 elsewhere). Checkpoints (``last.safetensors`` + ``last.state.pt``) every few minutes; ``--resume``
 continues at the saved step with the same batches an uninterrupted run would have drawn.
@@ -74,6 +77,7 @@ class TemporalTrainConfig:
 
     Model: ``hidden``, ``kernel``, ``n_lstm`` (:class:`~rtsource.models.TemporalSpec`).
     Optimisation: ``batch_size`` windows of ``window_s`` seconds, ``lr`` (AdamW peak),
+    ``truth_weight`` (extra loss weight of the true nodes),
     ``weight_decay``, ``warmup_steps``, ``max_steps`` (the cosine spans them),
     ``max_minutes`` (training time, summed over resumes), ``grad_clip``, ``precision``
     (``auto``: bf16 where the CPU has AVX-512-BF16 or AMX), ``threads``.
@@ -95,25 +99,26 @@ class TemporalTrainConfig:
     window_s: float = 1.0
     batch_size: int = 16
     lr: float = 1e-3
+    truth_weight: float = 3.0
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     warmup_steps: int = 100
-    max_steps: int = 6000
+    max_steps: int = 9000
     max_minutes: float | None = None
     grad_clip: float = 1.0
     precision: str = "auto"
     threads: int = 2
     regimes: tuple[str, ...] = ("spontaneous", "evoked", "interictal", "ictal")
     regime_weights: tuple[float, ...] = (0.15, 0.25, 0.35, 0.25)
-    library_runs: int = 16
-    library_s: float = 20.0
+    library_runs: int = 40
+    library_s: float = 10.0
     library_seed: int = 11
     headmodels: tuple[HeadModelConfig, ...] = (
         _hm("bem", (0.3, 0.006, 0.3), 4), _hm("bem", (0.33, 0.0165, 0.33), 3))
     montages: tuple[str, ...] = ("biosemi64", "easycap-M10", "biosemi128")
     mismatch_prob: float = 0.2
-    relocate_prob: float = 0.7
-    thalamic_prob: float = 0.35
+    relocate_prob: float = 0.5
+    thalamic_prob: float = 0.3
     two_source_prob: float = 0.3
     spread_mm: tuple[float, float] = (0.0, 30.0)
     source_snr_db: tuple[float, float] = (10.0, 20.0)
@@ -350,15 +355,21 @@ def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, el
     return last
 
 
+def _loss(y: torch.Tensor, b: TemporalBatch, truth_weight: float) -> torch.Tensor:
+    w = 1.0 + truth_weight * torch.from_numpy(b.truth.astype(np.float32))[:, None, :]
+    return torch.mean(w * (y.float() - b.targets) ** 2)
+
+
 @torch.no_grad()
-def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool) -> dict[str, float]:
+def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool, truth_weight: float
+              ) -> dict[str, float]:
     model.eval()
     loss = zero = 0.0
     for b in val:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
-        loss += float(torch.mean((y.float() - b.targets) ** 2))
-        zero += float(torch.mean(b.targets ** 2))
+        loss += float(_loss(y, b, truth_weight))
+        zero += float(_loss(torch.zeros_like(b.targets), b, truth_weight))
     model.train()
     return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val)}
 
@@ -433,7 +444,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
         t_data += time.perf_counter() - t0
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
-        loss = torch.mean((y.float() - b.targets) ** 2)
+        loss = _loss(y, b, cfg.truth_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -459,7 +470,8 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
                        "windows_per_s": round(step * cfg.batch_size / max(elapsed, 1e-9), 2),
                        "data_share": round(t_data / max(elapsed, 1e-9), 3),
                        "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
-                       "cpu": cpu_features().get("model"), **_validate(model, val, bf16)}
+                       "cpu": cpu_features().get("model"),
+                       **_validate(model, val, bf16, cfg.truth_weight)}
             _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds)
             with open(out / "metrics.jsonl", "a") as fid:
                 fid.write(json.dumps(metrics) + "\n")
@@ -485,3 +497,35 @@ def ship_temporal(src: str | os.PathLike, dst: str | os.PathLike | None = None, 
                     metrics={**ck.metrics, **(metrics or {})}, dtype="float16",
                     extra={k: ck.header[k] for k in keep if k in ck.header})
     return dst
+
+
+def plot_training_curve(metrics_jsonl: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Draw the training and validation loss (and the all-zero prediction's loss) against
+    steps from a run's ``metrics.jsonl``; returns the image path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
+    if not recs:
+        raise ValueError(f"{str(metrics_jsonl)!r} holds no checkpoint records yet.")
+    steps = [r["step"] for r in recs]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(steps, [r["train_loss_ema"] for r in recs], "o-", label="training (EMA)")
+    ax.plot(steps, [r["val_loss"] for r in recs], "s-", label="validation")
+    ax.plot(steps, [r["val_zero_loss"] for r in recs], "--", color="grey",
+            label="all-zero prediction")
+    ax.set_xlabel("step (16 windows of 1 s)")
+    ax.set_ylabel("MSE (scaled)")
+    top = ax.secondary_xaxis("top", functions=(
+        lambda s: np.interp(s, steps, [r["elapsed_s"] / 60 for r in recs]),
+        lambda m: np.interp(m, [r["elapsed_s"] / 60 for r in recs], steps)))
+    top.set_xlabel("training time (min)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
