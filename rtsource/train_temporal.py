@@ -103,7 +103,7 @@ class TemporalTrainConfig:
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     warmup_steps: int = 100
-    max_steps: int = 9000
+    max_steps: int = 10000
     max_minutes: float | None = None
     grad_clip: float = 1.0
     precision: str = "auto"
