@@ -31,7 +31,7 @@ from rtsource._util import cpu_features
 from rtsource.config import HeadModelConfig, InverseConfig
 from rtsource.evaluate.dynamic import region_metrics
 from rtsource.models.checkpoint import load_checkpoint
-from rtsource.models.temporal import node_feature_kernel
+from rtsource.models.temporal import FeatureScaler, node_feature_kernel
 from rtsource.simulate import load_entry
 from rtsource.simulate.dynamics import (
     DynamicComposer,
@@ -67,7 +67,7 @@ def _score(nets: dict, montage: str, n_windows: int, snr: float, seed: int) -> l
                     continue
                 x = s.eeg.T.astype(np.float32) if kind == "sensors" else (F @ s.eeg.astype(
                     np.float32)).T
-                x = x / np.sqrt(np.mean(np.square(x, dtype=np.float64)))
+                x = x / FeatureScaler(250.0)(x)[:, None]  # the causal scale a stream gets
                 with torch.no_grad():
                     y = net(torch.from_numpy(x.astype(np.float32))[None])[0][0].numpy().T
                 for cls, vals in region_metrics(y.astype(np.float64), s.target, s.truth,

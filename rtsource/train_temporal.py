@@ -19,7 +19,8 @@ Samples are composed on the fly from the cached neural-mass libraries
   model (``mismatch_prob``).
 
 Loss: squared error between the network output and the target, both divided by the
-window's scale (the input features' RMS; the target by the RMS of all node activity),
+causal scale a stream gets (:class:`~rtsource.models.FeatureScaler`; the target also by the
+window's activity-to-feature gain),
 weighted ``1 + truth_weight`` on the nodes that carry the regime's activity and 1 elsewhere
 (under a plain mean the few true nodes weigh little against the many silent ones, and the
 network learns to shrink their waveforms).
@@ -44,7 +45,7 @@ import torch
 
 from ._util import cpu_features, logger, stable_hash
 from .config import HeadModelConfig, InverseConfig, check_value, from_dict, read_toml
-from .models.temporal import TemporalNet, TemporalSpec, node_feature_kernel
+from .models.temporal import FeatureScaler, TemporalNet, TemporalSpec, node_feature_kernel
 from .simulate import load_entry
 from .simulate.dynamics import (
     NOISE_KINDS,
@@ -307,13 +308,19 @@ class TemporalSampler:
         return feats, target.T, truth, float(np.sqrt(np.mean(activity ** 2)))
 
     def batch(self, n: int, rng: np.random.Generator) -> TemporalBatch:
-        """``n`` windows, scaled (see :class:`TemporalBatch`)."""
+        """``n`` windows, scaled (see :class:`TemporalBatch`).
+
+        Each window's features are divided by the causal scale a stream gets
+        (:class:`~rtsource.models.FeatureScaler` started at the window's first sample), and the
+        target by the same scale times the window's gain (activity RMS / feature RMS), so
+        that the network output times the stream's scale times the median gain is activity."""
         X, Y, truth, scale, gain = [], [], [], [], []
         for _ in range(n):
             f, t, tr, a = self.sample_one(rng)
             s = float(np.sqrt(np.mean(np.square(f, dtype=np.float64))))
-            X.append(f / s)
-            Y.append(t / a)
+            st = FeatureScaler(self.cfg.sfreq)(f)[:, None]
+            X.append(f / st)
+            Y.append(t / (st * (a / s)))
             truth.append(tr)
             scale.append(s)
             gain.append(a / s)
