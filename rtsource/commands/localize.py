@@ -99,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
     if res.provenance.get("excluded_channels", "none") != "none":
         print(f"left out (bad): {res.provenance['excluded_channels']}")
     regions = res.regions.reshape(-1, res.regions.shape[-1])  # epochs: all their samples
-    mean = regions.mean(axis=0)
+    signed = res.method == "temporal" or res.provenance.get("region_mode") == "signed"
+    mean = np.abs(regions).mean(axis=0) if signed else regions.mean(axis=0)
     order = np.argsort(mean)[::-1][: args.top]
     print(f"{res.method} on {regions.shape[0]} samples; top {len(order)} regions "
-          f"({res.provenance['atlas']}), mean activation:")
+          f"({res.provenance['atlas']}), mean {'|activation|' if signed else 'activation'}:")
     for i in order:
         print(f"  {res.region_names[i]:<24} {mean[i]:.3e}")
     if args.out:
