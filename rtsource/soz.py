@@ -66,7 +66,7 @@ __all__ = [
     "MIN_DURATION_S", "DetectorConfig", "Events", "NoEventsError", "RankingConfig",
     "RegionActivity", "SOZEvalConfig", "SOZEvalResult", "SOZResult", "SimulatedRecording",
     "detect_events", "evaluate_soz", "localize_soz", "rank_regions", "region_activity",
-    "simulate_recording", "soz_markdown", "write_soz_report",
+    "plot_soz", "simulate_recording", "soz_markdown", "write_soz_report",
 ]
 
 #: The shortest recording accepted (s): the detector's statistics and one event window.
@@ -105,15 +105,23 @@ class DetectorConfig:
         0.45 × the sampling rate where needed.
     order : int
         Butterworth order (applied forward and backward: twice the attenuation).
+    smooth_s : float
+        Length of the centred moving RMS applied to the GFP (s; 0: none). It removes the
+        GFP's ripple at twice the alpha frequency.
     threshold : float
-        Robust z-score of the GFP a peak must exceed (default 6).
+        Peak-to-trough ratio an event needs: the smoothed GFP at the peak divided by the
+        higher of its two minima within ``trough_s`` on either side (default 2: the GFP
+        at least doubles and halves again).
+    trough_s : float
+        Half-width of the window in which the troughs are sought (s).
+    min_z : float
+        The peak must also exceed the median GFP by ``min_z`` robust SDs (median/MAD of the
+        log GFP; default 0: above the median).
     refractory_s : float
         Least time between two events' peaks (s).
     onset_fraction : float
-        The onset is where the GFP falls below this fraction of the peak's height above
-        the median, going back from the peak.
-    max_rise_s : float
-        Longest search back from a peak for its onset (s).
+        The onset is where the GFP, going back from the peak, falls below the trough plus
+        this fraction of the peak's height above it.
     edge_s : float
         Peaks this close to the start or end are ignored (filter edge effects; s).
     train_gap_s, min_train : float, int
@@ -121,12 +129,14 @@ class DetectorConfig:
         ``"discharge"``; the others ``"spike"``.
     """
 
-    band_hz: tuple[float, float] = (3.0, 40.0)
+    band_hz: tuple[float, float] = (1.0, 30.0)
     order: int = 4
-    threshold: float = 6.0
+    smooth_s: float = 0.04
+    threshold: float = 2.0
+    trough_s: float = 0.2
+    min_z: float = 0.0
     refractory_s: float = 0.15
     onset_fraction: float = 0.5
-    max_rise_s: float = 0.2
     edge_s: float = 0.25
     train_gap_s: float = 0.5
     min_train: int = 3
@@ -135,15 +145,15 @@ class DetectorConfig:
         lo, hi = self.band_hz
         if not 0 < lo < hi:
             raise ValueError(f"band_hz = {self.band_hz} must be (low, high) with 0 < low < high "
-                             "(Hz; default (3, 40)).")
-        if not self.threshold > 0:
-            raise ValueError(f"threshold = {self.threshold} must be a positive robust z-score "
-                             "(default 6).")
-        if not (self.refractory_s > 0 and self.max_rise_s > 0 and self.edge_s >= 0
-                and self.train_gap_s > 0):
-            raise ValueError(f"refractory_s = {self.refractory_s}, max_rise_s = "
-                             f"{self.max_rise_s}, train_gap_s = {self.train_gap_s} must be "
-                             f"positive and edge_s = {self.edge_s} at least 0 (seconds).")
+                             "(Hz; default (1, 30)).")
+        if not self.threshold > 1:
+            raise ValueError(f"threshold = {self.threshold} must be a peak-to-trough ratio "
+                             "above 1 (default 2).")
+        if not (self.refractory_s > 0 and self.trough_s > 0 and self.edge_s >= 0
+                and self.smooth_s >= 0 and self.train_gap_s > 0):
+            raise ValueError(f"refractory_s = {self.refractory_s}, trough_s = {self.trough_s}, "
+                             f"train_gap_s = {self.train_gap_s} must be positive and edge_s = "
+                             f"{self.edge_s}, smooth_s = {self.smooth_s} at least 0 (seconds).")
         if not 0 < self.onset_fraction < 1:
             raise ValueError(f"onset_fraction = {self.onset_fraction} must lie in (0, 1) "
                              "(default 0.5).")
@@ -159,16 +169,20 @@ class Events:
     Attributes
     ----------
     onset_s, peak_s : array, shape (n_events,)
-        Onset (half-height rise of the GFP) and GFP peak, seconds from the recording's first
-        sample (plus ``t0``).
+        Onset (the GFP's half-height rise) and GFP peak, seconds (the first sample is
+        ``t0``).
+    ratio : array, shape (n_events,)
+        Peak-to-trough ratio of the GFP.
     z : array, shape (n_events,)
-        Robust z-score of the GFP at the peak.
+        Robust z-score of the log GFP at the peak.
     kind : array of str, shape (n_events,)
         ``"spike"`` or ``"discharge"`` (part of a rhythmic train).
-    gfp_z : array, shape (n_times,)
-        The robust z-score of the band-passed GFP (for plots and diagnosis).
+    gfp : array, shape (n_times,)
+        The band-passed, smoothed GFP (the data's unit).
+    candidates : array, shape (n_peaks, 2)
+        Every GFP peak considered: time (s) and peak-to-trough ratio (for diagnosis).
     sfreq : float
-        Rate of ``gfp_z`` (Hz).
+        Rate of ``gfp`` (Hz).
     t0 : float
         Time of the first sample (s).
     config : DetectorConfig
@@ -176,9 +190,11 @@ class Events:
 
     onset_s: np.ndarray
     peak_s: np.ndarray
+    ratio: np.ndarray
     z: np.ndarray
     kind: np.ndarray
-    gfp_z: np.ndarray
+    gfp: np.ndarray
+    candidates: np.ndarray
     sfreq: float
     t0: float
     config: DetectorConfig
@@ -187,11 +203,10 @@ class Events:
         return len(self.peak_s)
 
     @property
-    def max_z(self) -> float:
-        """Largest GFP z-score outside the edges (the best candidate when none was found)."""
-        e = round(self.config.edge_s * self.sfreq)
-        z = self.gfp_z[e:len(self.gfp_z) - e] if len(self.gfp_z) > 2 * e else self.gfp_z
-        return float(np.max(z)) if len(z) else math.nan
+    def max_ratio(self) -> float:
+        """The largest peak-to-trough ratio of any GFP peak (the best candidate when no event
+        was found; NaN without peaks)."""
+        return float(self.candidates[:, 1].max()) if len(self.candidates) else math.nan
 
     def counts(self) -> dict[str, int]:
         """Events per kind."""
@@ -201,6 +216,18 @@ class Events:
         c = self.counts()
         parts = [f"{v} {k}{'s' if v != 1 else ''}" for k, v in c.items() if v]
         return f"{len(self)} events ({', '.join(parts) or 'none'})"
+
+    def none_found(self) -> str:
+        """The message for a recording without events: threshold, best candidate, advice."""
+        c = self.config
+        best = (f"the largest GFP peak-to-trough ratio was {self.max_ratio:.2f}"
+                if math.isfinite(self.max_ratio) else "the GFP has no peak")
+        lower = min(c.threshold, self.max_ratio) if math.isfinite(self.max_ratio) else c.threshold
+        return (f"No epileptiform event found: no GFP peak rose to {c.threshold:g} x its "
+                f"troughs within {c.trough_s:g} s ({best}). Try a lower threshold (e.g. "
+                f"{max(1.1, round(0.95 * lower, 2)):g}; lower ones admit background peaks), "
+                f"another band (now {c.band_hz[0]:g}-{c.band_hz[1]:g} Hz), mark noisy channels "
+                "bad, or check that the recording holds spikes or a discharge.")
 
 
 def _check_eeg(eeg: np.ndarray, sfreq: float) -> np.ndarray:
@@ -231,25 +258,34 @@ def detect_events(eeg: np.ndarray, sfreq: float, config: DetectorConfig | None =
                   t0: float = 0.0, **overrides: Any) -> Events:
     """Find epileptiform events (interictal spikes, ictal discharges) in EEG.
 
-    See the module docstring for the method (band-passed GFP, robust z-score, peaks with a
-    refractory period, half-height onsets).
+    The EEG is band-passed (zero phase), average-referenced, reduced to its global field
+    power (GFP: the SD over channels per sample) and smoothed (centred moving RMS). An event
+    is a GFP peak that stands out of its surroundings: at least ``threshold`` times the
+    higher of the two troughs within ``trough_s`` on either side, above the median GFP by
+    ``min_z`` robust SDs (median and 1.4826 · MAD of the log GFP), and ``refractory_s``
+    from a larger event. A ratio to the neighbouring troughs, rather than to the whole
+    recording's median, also separates the spikes of a discharge that fills the recording;
+    the smoothing keeps background alpha (whose GFP ripples at twice its frequency) below
+    it. The onset is where the GFP, going back from the peak, falls below the higher trough
+    plus ``onset_fraction`` of the peak's height above it.
 
     Parameters
     ----------
     eeg : array, shape (n_channels, n_times)
-        EEG in any unit (the z-score does not depend on it), any reference.
+        EEG in any unit (the ratios do not depend on it), any reference.
     sfreq : float
         Sampling rate (Hz).
     config : DetectorConfig | None
         Settings (default :class:`DetectorConfig`); ``**overrides`` replace single fields,
-        e.g. ``threshold=4``.
+        e.g. ``threshold=1.6``.
     t0 : float
         Time of the first sample (s).
 
     Returns
     -------
     Events
-        Possibly empty (``len(events) == 0``): no error is raised here.
+        Possibly empty (``len(events) == 0``; :meth:`Events.none_found` says why): no error
+        is raised for that here.
 
     Raises
     ------
@@ -269,37 +305,57 @@ def detect_events(eeg: np.ndarray, sfreq: float, config: DetectorConfig | None =
     x = x - x.mean(axis=0, keepdims=True)  # average reference
     y = sosfiltfilt(sos, x, axis=1)
     gfp = y.std(axis=0)
+    k = round(cfg.smooth_s * sfreq)
+    if k > 1:
+        gfp = np.sqrt(np.convolve(gfp**2, np.ones(k) / k, mode="same"))
     n = len(gfp)
+    floor = max(float(gfp.max()) * 1e-12, 1e-300)
+    lg = np.log(np.maximum(gfp, floor))
     edge = min(round(cfg.edge_s * sfreq), n // 4)
-    core = gfp[edge:n - edge]
+    core = lg[edge:n - edge]
     med = float(np.median(core))
     mad = float(np.median(np.abs(core - med))) * _MAD_TO_SD
-    z = (gfp - med) / max(mad, 1e-30 * max(med, 1e-300))
-    zc = z.copy()
-    zc[:edge], zc[n - edge:] = -np.inf, -np.inf
-    peaks, _ = find_peaks(zc, height=cfg.threshold,
-                          distance=max(1, round(cfg.refractory_s * sfreq)))
+    z = (lg - med) / max(mad, 1e-12)
+    wlen = 2 * max(1, round(cfg.trough_s * sfreq)) + 1
+    peaks, props = find_peaks(lg, prominence=0.0, wlen=wlen)
+    inside = (peaks >= edge) & (peaks < n - edge)
+    peaks, prom = peaks[inside], props["prominences"][inside]
+    ratio = np.exp(prom)
+    candidates = np.c_[t0 + peaks / sfreq, ratio] if len(peaks) else np.empty((0, 2))
+    ok = (ratio >= cfg.threshold) & (z[peaks] >= cfg.min_z)
+    peaks, ratio = peaks[ok], ratio[ok]
+    # refractory period: keep the larger of two events closer than refractory_s
+    order = np.argsort(-ratio, kind="stable")
+    dist = max(1, round(cfg.refractory_s * sfreq))
+    keep = np.zeros(len(peaks), bool)
+    taken: list[int] = []
+    for i in order:
+        if all(abs(int(peaks[i]) - j) >= dist for j in taken):
+            keep[i] = True
+            taken.append(int(peaks[i]))
+    peaks, ratio = peaks[keep], ratio[keep]
     onsets = np.empty(len(peaks), np.int64)
-    back = max(1, round(cfg.max_rise_s * sfreq))
-    for k, p in enumerate(peaks):
-        level = med + cfg.onset_fraction * (gfp[p] - med)
+    half = max(1, round(cfg.trough_s * sfreq))
+    for j, p in enumerate(peaks):
+        a, b = max(0, p - half), min(n, p + half + 1)
+        trough = max(float(gfp[a:p + 1].min()), float(gfp[p:b].min()))
+        level = trough + cfg.onset_fraction * (gfp[p] - trough)
         i = p
-        stop = max(0, p - back)
-        while i > stop and gfp[i - 1] >= level:
+        while i > a and gfp[i - 1] >= level:
             i -= 1
-        onsets[k] = i
+        onsets[j] = i
     kind = np.full(len(peaks), "spike", dtype=object)
     if len(peaks):
         gap = np.diff(peaks) / sfreq < cfg.train_gap_s
         start = 0
-        for k in range(1, len(peaks) + 1):
-            if k == len(peaks) or not gap[k - 1]:
-                if k - start >= cfg.min_train:
-                    kind[start:k] = "discharge"
-                start = k
-    return Events(onset_s=t0 + onsets / sfreq, peak_s=t0 + peaks / sfreq, z=z[peaks],
-                  kind=kind.astype(str), gfp_z=z.astype(np.float32), sfreq=float(sfreq),
-                  t0=float(t0), config=cfg)
+        for j in range(1, len(peaks) + 1):
+            if j == len(peaks) or not gap[j - 1]:
+                if j - start >= cfg.min_train:
+                    kind[start:j] = "discharge"
+                start = j
+    return Events(onset_s=t0 + onsets / sfreq, peak_s=t0 + peaks / sfreq, ratio=ratio,
+                  z=z[peaks], kind=kind.astype(str), gfp=gfp.astype(np.float32),
+                  candidates=candidates, sfreq=float(sfreq), t0=float(t0), config=cfg)
 
 
 # ---------------------------------------------------------------------------------------
@@ -358,8 +414,18 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
                     *, checkpoint: str | os.PathLike | None = None, config: Any = None,
                     exclude: Sequence[str] | str = "bads", units: str = "auto",
                     on_missing: str = "raise", filters: bool = False,
+                    segment_s: float = 30.0, warmup_s: float = 10.0,
                     progress: bool = False) -> RegionActivity:
-    """Localise a whole recording once and keep the brain model's 226 nodes.
+    """Localise a whole recording and keep the brain model's 226 nodes.
+
+    The recording runs through :func:`rtsource.localize` from its first sample, as it would
+    live (the temporal network's state carries on). To bound memory (``localize`` also
+    returns the source vectors, about 63 kB per output sample), a recording longer than
+    ``segment_s`` is processed in segments of whole seconds, each started ``warmup_s``
+    earlier with the warm-up's output discarded: the network, its input scale (1 s time
+    constant) and the 0.5 Hz conditioning high-pass forget their start within it (on a
+    simulated ictal recording, the temporal network's output after a 10 s warm-up differed
+    from one pass over the recording by 1 % RMS; after 5 s by 5 %).
 
     Parameters
     ----------
@@ -372,6 +438,8 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
     checkpoint : path | None
         Temporal network weights (default: ``config``'s ``refine.checkpoint``, normally
         the shipped ones).
+    segment_s, warmup_s : float
+        Segment length and warm-up (s; see above).
 
     Returns
     -------
@@ -387,28 +455,68 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
     from .online.localize import localize
     from .simulate.dynamics import brain_nodes
 
-    if hasattr(data, "info") and not hasattr(data, "n_times"):
+    is_mne = hasattr(data, "info") and hasattr(data, "get_data")
+    if is_mne and not hasattr(data, "n_times"):
         raise ValueError("Seizure-onset ranking needs a continuous recording (MNE Raw or a "
                          f"(n_channels, n_times) array), not {type(data).__name__}.")
-    if not hasattr(data, "info") and np.asarray(data).ndim == 3:
-        raise ValueError("Seizure-onset ranking needs a continuous recording, shape "
-                         "(n_channels, n_times); got epochs (3-D).")
-    res = localize(data, ch_names=ch_names, sfreq=sfreq, montage=montage, method=method,
-                   atlas="bn246", config=_localize_config(config, checkpoint),
-                   exclude=exclude, units=units, on_missing=on_missing, filters=filters,
-                   progress=progress)
+    if not (segment_s > 0 and warmup_s >= 0):
+        raise ValueError(f"segment_s = {segment_s} must be positive and warmup_s = {warmup_s} "
+                         "at least 0 (seconds).")
+    if is_mne:
+        fs, n = float(data.info["sfreq"]), int(data.n_times)
+        t_first = float(data.times[0])
+    else:
+        arr = np.asarray(data)
+        if arr.ndim != 2:
+            raise ValueError("Seizure-onset ranking needs a continuous recording, shape "
+                             f"(n_channels, n_times); got {arr.shape}.")
+        if sfreq is None:
+            raise ValueError("With an array, pass ch_names=[...] and sfreq=... as well.")
+        fs, n, t_first = float(sfreq), arr.shape[1], 0.0
+    sec = max(1, round(fs))
+    seg = max(1, round(segment_s)) * sec
+    warm = round(warmup_s) * sec
+    starts = list(range(0, n, seg))
+    if len(starts) > 1 and n - starts[-1] < seg // 2:
+        starts.pop()  # a short tail joins the segment before it
+    stops = [*starts[1:], n]
+    cfg = _localize_config(config, checkpoint)
     nodes = brain_nodes()
-    index = {n: i for i, n in enumerate(res.region_names)}
-    missing = [n for n in nodes.names if n not in index]
-    if missing:
-        raise ValueError(f"Method {res.method!r} gives no activity for nodes {missing[:5]} "
-                         "(atlas BN246 expected).")
-    rows = np.array([index[n] for n in nodes.names])
+    parts, times, res = [], [], None
+    for a, b in zip(starts, stops, strict=True):
+        a0 = max(0, a - warm)
+        if is_mne:
+            import mne
+
+            piece = mne.io.RawArray(data.get_data(start=a0, stop=b), data.info,
+                                    verbose="error")
+            offset = t_first + a0 / fs
+        else:
+            piece, offset = arr[:, a0:b], a0 / fs
+        res = localize(piece, ch_names=ch_names, sfreq=sfreq, montage=montage, method=method,
+                       atlas="bn246", config=cfg, exclude=exclude, units=units,
+                       on_missing=on_missing, filters=filters, progress=progress)
+        if not parts:
+            index = {name: i for i, name in enumerate(res.region_names)}
+            missing = [name for name in nodes.names if name not in index]
+            if missing:
+                raise ValueError(f"Method {res.method!r} gives no activity for nodes "
+                                 f"{missing[:5]} (atlas BN246 expected).")
+            rows = np.array([index[name] for name in nodes.names])
+        t = res.times + offset  # the piece's times start at 0
+        keep = t >= t_first + (a - 0.5) / fs
+        parts.append(res.regions[keep][:, rows])
+        times.append(t[keep])
+    assert res is not None
+    prov = dict(res.provenance)
+    if len(starts) > 1:
+        prov["soz_segments"] = (f"{len(starts)} segments of {segment_s:g} s, each after "
+                                f"{warmup_s:g} s of warm-up")
     return RegionActivity(
-        data=np.ascontiguousarray(res.regions[:, rows], np.float32), times=res.times,
-        sfreq=float(res.sfreq or sfreq), names=list(nodes.names),
+        data=np.ascontiguousarray(np.concatenate(parts), np.float32),
+        times=np.concatenate(times), sfreq=float(res.sfreq or fs), names=list(nodes.names),
         kinds=[str(k) for k in nodes.kinds], centroids_mni=nodes.centroids_mni.copy(),
-        method=res.method, provenance=dict(res.provenance))
+        method=res.method, provenance=prov)
 
 
 # ---------------------------------------------------------------------------------------
@@ -541,10 +649,12 @@ class SOZResult:
         ev = self.events
         with open(path, "w", newline="") as fid:
             w = csv.writer(fid)
-            w.writerow(["event", "onset_s", "peak_s", "gfp_z", "kind", "used"])
+            w.writerow(["event", "onset_s", "peak_s", "peak_trough_ratio", "gfp_z", "kind",
+                        "used"])
             for k in range(len(ev)):
                 w.writerow([k + 1, f"{ev.onset_s[k]:.4f}", f"{ev.peak_s[k]:.4f}",
-                            f"{ev.z[k]:.2f}", ev.kind[k], bool(self.used[k])])
+                            f"{ev.ratio[k]:.3f}", f"{ev.z[k]:.2f}", ev.kind[k],
+                            bool(self.used[k])])
         return path
 
     def plot(self, path: str | os.PathLike | None = None, *, top: int = 5,
@@ -577,7 +687,7 @@ def rank_regions(activity: RegionActivity, events: Events,
     """
     cfg = config or RankingConfig()
     fs = activity.sfreq
-    A = np.asarray(activity.data, np.float64)
+    A = np.asarray(activity.data)
     n_t = len(A)
     lags = np.arange(math.floor(cfg.window_s[0] * fs), math.ceil(cfg.window_s[1] * fs) + 1)
     lags_s = lags / fs
@@ -586,24 +696,26 @@ def rank_regions(activity: RegionActivity, events: Events,
     used = (on_idx + lags[0] >= 0) & (on_idx + lags[-1] < n_t)
     if not used.any():
         if len(events) == 0:
-            msg = (f"No epileptiform event found: no GFP peak reached the threshold "
-                   f"(robust z > {events.config.threshold:g}; the largest was "
-                   f"{events.max_z:.1f}).")
+            msg = events.none_found()
         else:
             msg = (f"All {len(events)} events lie within {-cfg.window_s[0]:g} s of the "
                    f"recording's start or {cfg.window_s[1]:g} s of its end; none can be used.")
         raise NoEventsError(msg, events)
     base = (lags_s >= cfg.baseline_s[0]) & (lags_s <= cfg.baseline_s[1])
-    X = A[on_idx[used][:, None] + lags[None, :]]  # (n_ev, n_lags, n_nodes)
-    X -= X[:, base].mean(axis=1, keepdims=True)
+    starts = on_idx[used]
     rise = (events.peak_s - events.onset_s)[used]
-    amp = np.empty((len(X), A.shape[1]))
-    for e in range(len(X)):
-        w = (lags_s >= cfg.early_s[0]) & (lags_s <= rise[e] + cfg.early_s[1])
-        amp[e] = np.sqrt(np.mean(X[e, w] ** 2, axis=0))
+    amp = np.empty((len(starts), A.shape[1]))
+    total = np.zeros((len(lags), A.shape[1]))
+    for c in range(0, len(starts), 128):  # bounded memory for long recordings
+        X = A[starts[c:c + 128, None] + lags[None, :]].astype(np.float64)  # (ev, lags, nodes)
+        X -= X[:, base].mean(axis=1, keepdims=True)
+        total += X.sum(axis=0)
+        for e in range(len(X)):
+            w = (lags_s >= cfg.early_s[0]) & (lags_s <= rise[c + e] + cfg.early_s[1])
+            amp[c + e] = np.sqrt(np.mean(X[e, w] ** 2, axis=0))
     norm = amp / np.maximum(amp.max(axis=1, keepdims=True), 1e-300)
     score = norm.mean(axis=0)
-    avg = X.mean(axis=0).T  # (n_nodes, n_lags)
+    avg = (total / len(starts)).T  # (n_nodes, n_lags)
     latency = _latency_ms(avg, lags_s, base, cfg)
     order = np.lexsort((np.nan_to_num(latency, nan=np.inf), -score))
     prov = {**activity.provenance, "ranking": json.dumps(dataclasses.asdict(cfg)),
@@ -642,8 +754,8 @@ def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float 
                  checkpoint: str | os.PathLike | None = None, config: Any = None,
                  detector: DetectorConfig | None = None, ranking: RankingConfig | None = None,
                  exclude: Sequence[str] | str = "bads", units: str = "auto",
-                 on_missing: str = "raise", filters: bool = False,
-                 progress: bool = False) -> SOZResult:
+                 on_missing: str = "raise", filters: bool = False, segment_s: float = 30.0,
+                 warmup_s: float = 10.0, progress: bool = False) -> SOZResult:
     """Detect epileptiform events in a recording and rank the regions that lead them.
 
     Parameters
@@ -659,6 +771,7 @@ def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float 
     config : rtsource configuration (Config, TOML path or dict of sections).
     detector, ranking : settings of :func:`detect_events` and :func:`rank_regions`.
     exclude, units, on_missing, filters, progress : as :func:`rtsource.localize`.
+    segment_s, warmup_s : segments of a long recording (:func:`region_activity`).
 
     Returns
     -------
@@ -689,18 +802,19 @@ def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float 
         arr = np.asarray(data)
         if arr.ndim != 2:
             raise ValueError("Seizure-onset ranking needs a continuous recording, shape "
-                             f"(n_channels, n_times); got {arr.shape}.")
+                             f"(n_channels, n_times); got {arr.shape}"
+                             + (" (epochs? give one continuous recording)." if arr.ndim == 3
+                                else "."))
         keep = [i for i, c in enumerate(ch_names)
                 if exclude == "bads" or c not in set(exclude)]
         eeg, fs, t0 = arr[keep], float(sfreq), 0.0
     events = detect_events(eeg, fs, detector, t0=t0)
     if len(events) == 0:
-        raise NoEventsError(
-            f"No epileptiform event found: no GFP peak reached the threshold (robust z > "
-            f"{events.config.threshold:g}; the largest was {events.max_z:.1f}).", events)
+        raise NoEventsError(events.none_found(), events)
     act = region_activity(data, ch_names, sfreq, montage, method, checkpoint=checkpoint,
                           config=config, exclude=exclude, units=units, on_missing=on_missing,
-                          filters=filters, progress=progress)
+                          filters=filters, segment_s=segment_s, warmup_s=warmup_s,
+                          progress=progress)
     return rank_regions(act, events, ranking)
 
 
@@ -743,8 +857,8 @@ def plot_soz(result: SOZResult, path: str | os.PathLike | None = None, *, top: i
     from matplotlib.figure import Figure
 
     top = max(1, min(top, len(result.regions)))
-    fig = Figure(figsize=(15, 4.2))
-    gs = fig.add_gridspec(1, 4, width_ratios=(1.05, 0.9, 0.9, 1.5))
+    fig = Figure(figsize=(16, 4.4))
+    gs = fig.add_gridspec(1, 4, width_ratios=(1.05, 0.9, 0.9, 1.9))
     mask, aff = _brain_mask_2mm()
     c = np.asarray(result.centroids_mni)
     score = np.asarray(result.score)
@@ -758,9 +872,8 @@ def plot_soz(result: SOZResult, path: str | os.PathLike | None = None, *, top: i
         ax.contourf(hc, vc, proj.T, levels=[0.5, 1.5], colors=["0.93"])
         ax.contour(hc, vc, proj.T, levels=[0.5], colors="0.45", linewidths=0.8)
         rest = np.arange(top, len(c))
-        ax.scatter(c[rest, ax_h], c[rest, ax_v], s=4 + 60 * score[rest] / smax,
-                   c=score[rest], cmap="Greys", vmin=0, vmax=smax * 1.3, alpha=0.5,
-                   linewidths=0)
+        ax.scatter(c[rest, ax_h], c[rest, ax_v], s=3 + 30 * score[rest] / smax, color="0.55",
+                   alpha=0.6, linewidths=0)
         for i in range(top - 1, -1, -1):
             marker = "s" if result.kinds[i] == "thalamic" else "o"
             ax.scatter(c[i, ax_h], c[i, ax_v], s=40 + 160 * score[i] / smax, c=colors[i],
@@ -784,11 +897,11 @@ def plot_soz(result: SOZResult, path: str | os.PathLike | None = None, *, top: i
     ax.set_ylabel("event-averaged activity" + (" (mV-eq.)" if result.method == "temporal"
                                                else " (A·m)"), fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6.5, loc="upper left")
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(alpha=0.3)
     ev = result.events
     fig.suptitle(f"Seizure-onset zone: {result.method}, {result.n_events} of "
-                 f"{ev.describe()} used (GFP z > {ev.config.threshold:g}); circles cortical, "
+                 f"{ev.describe()} used (GFP peak/trough >= {ev.config.threshold:g}); circles cortical, "
                  "squares thalamic, size = score", fontsize=9)
     fig.tight_layout()
     if path is not None:
@@ -818,8 +931,10 @@ class SimulatedRecording:
     focus_name, focus_kind : str
     spikes_s : array
         Peaks of the focus' spikes (s), from the library.
-    spread_mm, source_snr_db, snr_db : float
+    spread_mm, focus_snr_db, snr_db : float
         Settings drawn or given.
+    focus_snr_at : str
+        Where ``focus_snr_db`` is measured (``"scalp"`` or ``"source"``).
     """
 
     eeg: np.ndarray
@@ -831,23 +946,36 @@ class SimulatedRecording:
     focus_kind: str
     spikes_s: np.ndarray
     spread_mm: float
-    source_snr_db: float
+    focus_snr_db: float
     snr_db: float
+    focus_snr_at: str = "scalp"
 
 
 def simulate_recording(library: WaveformLibrary, run: int, projector: RegionProjector,
                        rng: np.random.Generator, *, snr_db: float = 10.0,
-                       source_snr_db: tuple[float, float] = (10.0, 20.0),
-                       spread_mm: tuple[float, float] = (0.0, 20.0)) -> SimulatedRecording:
+                       focus_snr_db: tuple[float, float] = (0.0, 10.0),
+                       spread_mm: tuple[float, float] = (0.0, 20.0),
+                       focus_snr_at: str = "scalp") -> SimulatedRecording:
     """EEG of one library run: the run's own node activity with its focus amplified.
 
-    The run's simulation gives every node's activity (the focus' spikes or discharge, the
-    other nodes' background and whatever reaches them through the connectome). As in the
-    dynamic evaluation (:class:`~rtsource.simulate.dynamics.DynamicComposer`), the focus'
-    waveform is spread over neighbouring cortical nodes (Gaussian, half amplitude at a
-    distance drawn from ``spread_mm``; nodes at half amplitude or more replace their own
-    activity by it) and scaled to a source SNR drawn from ``source_snr_db``: its power in
-    0.5 s windows around its spikes (40 % before) over the mean power of the other nodes.
+    The run's simulation gives every node's activity: the focus' spikes or discharge, the
+    other nodes' background, and what the focus drives through the connectome (a thalamic
+    focus drives its cortical targets 20-80 ms later). As in the dynamic evaluation
+    (:class:`~rtsource.simulate.dynamics.DynamicComposer`), the focus' waveform is spread
+    over neighbouring cortical nodes (Gaussian, half amplitude at a distance drawn from
+    ``spread_mm``; nodes at half amplitude or more replace their own activity by it) and
+    scaled by a gain set from ``focus_snr_db`` (dB, drawn per recording), measured in 0.5 s
+    windows around the focus' spikes (40 % before the peak):
+
+    * ``focus_snr_at="scalp"`` (default): the focus' EEG power over the EEG power of all
+      other nodes, so that its events are visible on the scalp, as seizure-onset analysis
+      of scalp EEG presumes. A deep thalamic focus needs far more source power for this
+      than a cortical one (about 40 against 25-35 dB over one background node).
+    * ``focus_snr_at="source"``: the focus node's power over the mean power of the other
+      nodes, the dynamic evaluation's (and the temporal network's training) definition;
+      10-20 dB there is mostly invisible in the EEG of 225 background nodes, and a thalamic
+      focus shows only through the cortex it drives.
+
     Thalamic nuclei point along one random unit vector each for the whole recording. White
     sensor noise gives a sensor SNR of ``snr_db`` over the recording.
 
@@ -860,7 +988,7 @@ def simulate_recording(library: WaveformLibrary, run: int, projector: RegionProj
     projector : RegionProjector
         Region lead fields of the head model making the EEG.
     rng : numpy Generator
-    snr_db, source_snr_db, spread_mm : see above.
+    snr_db, focus_snr_db, spread_mm, focus_snr_at : see above.
 
     Returns
     -------
@@ -869,10 +997,12 @@ def simulate_recording(library: WaveformLibrary, run: int, projector: RegionProj
     Raises
     ------
     ValueError
-        For a library without foci (spontaneous, evoked) or a run out of range.
+        For a library without foci (spontaneous, evoked), a run out of range or another
+        ``focus_snr_at``.
     """
     from .simulate.dynamics import spread_weights
 
+    check_value(focus_snr_at, ("scalp", "source"), "focus_snr_at")
     if library.config.regime not in ("interictal", "ictal"):
         raise ValueError(f"Library regime {library.config.regime!r} has no epileptic focus; "
                          "use an 'interictal' or 'ictal' library.")
@@ -895,16 +1025,23 @@ def simulate_recording(library: WaveformLibrary, run: int, projector: RegionProj
         mask[a:a + n_w] = True
     if not mask.any():
         mask[:] = True
-    p_sig = float(np.mean(sig[focus, mask] ** 2))
-    p_bg = float(np.mean(W[~truth] ** 2))
-    snr_src = float(rng.uniform(*source_snr_db))
-    gain = math.sqrt(p_bg * 10 ** (snr_src / 10) / max(p_sig, 1e-30))
-    act = np.where(truth[:, None], gain * sig, W)
     n_free = int((~nodes.cortical).sum())
     u = rng.standard_normal((n_free, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
-    clean = projector.leadfield(u) @ act
-    clean -= clean.mean(axis=0, keepdims=True)
+    L = projector.leadfield(u)
+    eeg_sig = L[:, truth] @ sig[truth]
+    eeg_bg = L[:, ~truth] @ W[~truth]
+    eeg_sig -= eeg_sig.mean(axis=0, keepdims=True)
+    eeg_bg -= eeg_bg.mean(axis=0, keepdims=True)
+    if focus_snr_at == "scalp":
+        p_sig = float(np.mean(eeg_sig[:, mask] ** 2))
+        p_bg = float(np.mean(eeg_bg ** 2))
+    else:
+        p_sig = float(np.mean(sig[focus, mask] ** 2))
+        p_bg = float(np.mean(W[~truth] ** 2))
+    snr_src = float(rng.uniform(*focus_snr_db))
+    gain = math.sqrt(p_bg * 10 ** (snr_src / 10) / max(p_sig, 1e-30))
+    clean = gain * eeg_sig + eeg_bg
     sigma = clean.std() / math.sqrt(10 ** (snr_db / 10))
     eeg = clean + sigma * rng.standard_normal(clean.shape)
     eeg -= eeg.mean(axis=0, keepdims=True)
@@ -912,7 +1049,7 @@ def simulate_recording(library: WaveformLibrary, run: int, projector: RegionProj
         eeg=eeg, sfreq=fs, ch_names=list(projector.headmodel.ch_names),
         regime=library.config.regime, focus=focus, focus_name=nodes.names[focus],
         focus_kind=str(nodes.kinds[focus]), spikes_s=np.asarray(ev, float) / fs,
-        spread_mm=half, source_snr_db=snr_src, snr_db=float(snr_db))
+        spread_mm=half, focus_snr_db=snr_src, snr_db=float(snr_db), focus_snr_at=focus_snr_at)
 
 
 @dataclass(frozen=True)
@@ -935,8 +1072,11 @@ class SOZEvalConfig:
         Rate of the libraries and recordings (Hz).
     snr_db : float
         Sensor SNR (dB).
-    source_snr_db, spread_mm : (float, float)
-        Ranges drawn per recording (see :func:`simulate_recording`).
+    focus_snr_db, spread_mm : (float, float)
+        Ranges of the focus' SNR (dB) and spread (mm) drawn per recording (see
+        :func:`simulate_recording`).
+    focus_snr_at : ``"scalp"`` | ``"source"``
+        Where the focus' SNR is measured (:func:`simulate_recording`).
     seed : int
         Libraries' and recordings' seed (training used 11; 2024 is the evaluation's).
     top_k : int
@@ -951,7 +1091,8 @@ class SOZEvalConfig:
     duration_s: float = 30.0
     sfreq: float = 250.0
     snr_db: float = 10.0
-    source_snr_db: tuple[float, float] = (10.0, 20.0)
+    focus_snr_db: tuple[float, float] = (0.0, 10.0)
+    focus_snr_at: str = "scalp"
     spread_mm: tuple[float, float] = (0.0, 20.0)
     seed: int = 2024
     top_k: int = 3
@@ -961,6 +1102,7 @@ class SOZEvalConfig:
     def __post_init__(self) -> None:
         for r in self.regimes:
             check_value(r, ("interictal", "ictal"), "SOZ evaluation regime")
+        check_value(self.focus_snr_at, ("scalp", "source"), "focus_snr_at")
         if self.n_recordings < 2 or self.top_k < 1:
             raise ValueError(f"n_recordings = {self.n_recordings} must be >= 2 (cortical and "
                              f"thalamic foci) and top_k = {self.top_k} >= 1.")
@@ -1042,14 +1184,15 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
             rng = np.random.default_rng(int(stable_hash("soz-eval", cfg.seed, regime, run,
                                                         length=12), 16))
             rec = simulate_recording(lib, run, projector, rng, snr_db=cfg.snr_db,
-                                     source_snr_db=cfg.source_snr_db, spread_mm=cfg.spread_mm)
+                                     focus_snr_db=cfg.focus_snr_db, spread_mm=cfg.spread_mm,
+                                     focus_snr_at=cfg.focus_snr_at)
             events = detect_events(rec.eeg, rec.sfreq, cfg.detector)
             hits = _match_spikes(events.peak_s, rec.spikes_s)
             for m in methods:
                 base = {"regime": regime, "run": run, "focus": rec.focus_name,
                         "focus_kind": rec.focus_kind, "method": m,
                         "spread_mm": round(rec.spread_mm, 2),
-                        "source_snr_db": round(rec.source_snr_db, 2),
+                        "focus_snr_db": round(rec.focus_snr_db, 2),
                         "n_spikes_true": len(rec.spikes_s), "n_events": len(events),
                         "events_matched": hits}
                 t0 = time.perf_counter()
@@ -1148,6 +1291,10 @@ def soz_markdown(result: SOZEvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+_SNR_AT = {"scalp": "its EEG power in 0.5 s windows around its spikes over all other nodes' EEG",
+           "source": "its power over a background node's"}
+
+
 def write_soz_report(result: SOZEvalResult, out_dir: str | os.PathLike,
                      command: str | None = None) -> dict[str, Path]:
     """Write ``soz_recordings.csv``, ``soz_summary.csv``, ``soz_meta.json`` and
@@ -1171,9 +1318,10 @@ def write_soz_report(result: SOZEvalResult, out_dir: str | os.PathLike,
             f"training used 11), {c.get('n_recordings')} per regime (even runs cortical, odd "
             f"runs thalamic foci); held-out {h.get('conductor')} head model, conductivities "
             f"{h.get('conductivity')} S/m, montage {h.get('montage')} (EEG and inverse); white "
-            f"sensor noise at {c.get('snr_db')} dB; focus source SNR {c.get('source_snr_db')} "
-            f"dB and spread {c.get('spread_mm')} mm drawn per recording. Same detector and "
-            f"ranking for every method. A hit: the true focus among the top "
+            f"sensor noise at {c.get('snr_db')} dB; the focus' SNR ({c.get('focus_snr_at')}: "
+            f"{_SNR_AT.get(str(c.get('focus_snr_at')), '')}) drawn from {c.get('focus_snr_db')} dB and its spread from {c.get('spread_mm')} mm "
+            "per recording; each run keeps its own background and propagation. Same detector "
+            "and ranking for every method. A hit: the true focus among the top "
             f"{c.get('top_k')} regions; a recording without a usable event is a miss. "
             "Distance: from the top-ranked region's centroid to the focus' (MNI152 mm).\n"]
     if command:
