@@ -45,10 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spread", type=_pair, default=(0.0, 20.0), metavar="LO,HI",
                    help="range of the focus' spread, half-amplitude distance in mm")
     p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--examples", type=int, default=2, metavar="N",
+                   help="also save the figure of the first N recordings of the first regime "
+                        "for each method (soz_example_<regime>_<run>_<method>.png; 0: none)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    from rtsource.soz import SOZEvalConfig, evaluate_soz, soz_markdown, write_soz_report
+    from pathlib import Path
+
+    from rtsource.soz import (
+        SOZEvalConfig,
+        evaluate_soz,
+        evaluation_recording,
+        localize_soz,
+        soz_markdown,
+        write_soz_report,
+    )
 
     cfg = SOZEvalConfig(regimes=tuple(args.regimes.split(",")), n_recordings=args.recordings,
                         duration_s=args.duration, snr_db=args.snr, focus_snr_db=args.focus_snr,
@@ -58,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/eval_soz.py " + " ".join(shlex.quote(a) for a in
                                                      (argv if argv is not None else sys.argv[1:]))
     files = write_soz_report(result, args.out, command=command.strip())
+    regime = cfg.regimes[0]
+    for run in range(min(args.examples, cfg.n_recordings)):
+        rec = evaluation_recording(cfg, regime, run)
+        for m in args.methods.split(","):
+            res = localize_soz(rec.eeg, rec.ch_names, rec.sfreq, cfg.headmodel.montage, m,
+                               checkpoint=args.checkpoint, config=cfg.localize_config(),
+                               detector=cfg.detector, ranking=cfg.ranking)
+            path = Path(args.out) / f"soz_example_{regime}_{run}_{m}.png"
+            res.plot(path, top=5, dpi=80,
+                     note=f"simulated {regime} recording {run}: true focus {rec.focus_name} "
+                          f"({rec.focus_kind}), ranked {res.regions.index(rec.focus_name) + 1}")
     print(soz_markdown(result))
     print(f"wall time {result.meta['wall_s']} s; report: {files['report']}")
     return 0
