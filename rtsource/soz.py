@@ -27,9 +27,11 @@ A recording is processed in three steps:
    lower). Per event the early activity is divided by the largest over regions, so each
    event counts the same; the **score** is the mean over events (1: the strongest region of
    every event). The **onset latency** of a region is where its event-averaged,
-   baseline-corrected activity (its absolute value) first reaches half of its peak, in
-   milliseconds after the EEG onset (negative: before it); NaN where the averaged activity
-   never stands out of the baseline (peak below three baseline SDs).
+   baseline-corrected activity (its absolute value), going back from its peak between
+   the baseline and the end of the (median) early window, falls below half of that peak,
+   in milliseconds after the EEG onset (negative: before it); NaN where the average does
+   not stand out of its own uncertainty (peak under three standard errors of the mean:
+   no time-locked response).
 
 The evaluation (:func:`evaluate_soz`, ``bench/eval_soz.py``) simulates recordings from the
 brain model's interictal and ictal libraries on a head model and montage no network saw in
@@ -712,17 +714,22 @@ def rank_regions(activity: RegionActivity, events: Events,
     rise = (events.peak_s - events.onset_s)[used]
     amp = np.empty((len(starts), A.shape[1]))
     total = np.zeros((len(lags), A.shape[1]))
+    total2 = np.zeros_like(total)
     for c in range(0, len(starts), 128):  # bounded memory for long recordings
         X = A[starts[c:c + 128, None] + lags[None, :]].astype(np.float64)  # (ev, lags, nodes)
         X -= X[:, base].mean(axis=1, keepdims=True)
         total += X.sum(axis=0)
+        total2 += (X**2).sum(axis=0)
         for e in range(len(X)):
             w = (lags_s >= cfg.early_s[0]) & (lags_s <= rise[c + e] + cfg.early_s[1])
             amp[c + e] = np.sqrt(np.mean(X[e, w] ** 2, axis=0))
     norm = amp / np.maximum(amp.max(axis=1, keepdims=True), 1e-300)
     score = norm.mean(axis=0)
-    avg = (total / len(starts)).T  # (n_nodes, n_lags)
-    latency = _latency_ms(avg, lags_s, base, cfg)
+    n_ev = len(starts)
+    avg = (total / n_ev).T  # (n_nodes, n_lags)
+    var = np.maximum(total2.T / n_ev - avg**2, 0.0)
+    sem = np.sqrt(var / max(n_ev - 1, 1))
+    latency = _latency_ms(avg, sem, lags_s, float(np.median(rise)) + cfg.early_s[1], cfg)
     order = np.lexsort((np.nan_to_num(latency, nan=np.inf), -score))
     prov = {**activity.provenance, "ranking": json.dumps(dataclasses.asdict(cfg)),
             "detector": json.dumps(dataclasses.asdict(events.config))}
@@ -734,24 +741,24 @@ def rank_regions(activity: RegionActivity, events: Events,
         provenance=prov)
 
 
-def _latency_ms(avg: np.ndarray, lags_s: np.ndarray, base: np.ndarray,
+def _latency_ms(avg: np.ndarray, sem: np.ndarray, lags_s: np.ndarray, stop_s: float,
                 cfg: RankingConfig) -> np.ndarray:
-    """First time |avg| reaches half its post-baseline peak, going back from the peak (ms);
-    NaN where the peak is under three baseline SDs."""
+    """Onset latency per region (ms): going back from the peak of |avg| between the baseline's
+    end and ``stop_s``, where it falls below half of that peak. NaN where the peak is under
+    three times the region's median standard error of the mean (no time-locked response)."""
     env = np.abs(avg)
-    after = lags_s > cfg.baseline_s[1]
-    idx_after = np.flatnonzero(after)
-    sd = avg[:, base].std(axis=1)
+    idx = np.flatnonzero((lags_s > cfg.baseline_s[1]) & (lags_s <= stop_s))
+    noise = np.median(sem, axis=1)
     out = np.full(len(avg), np.nan)
     for r in range(len(avg)):
-        seg = env[r, idx_after]
+        seg = env[r, idx]
         k = int(np.argmax(seg))
         peak = seg[k]
-        if not peak > 3.0 * sd[r]:
+        if not peak > 3.0 * noise[r]:
             continue
         while k > 0 and seg[k - 1] >= 0.5 * peak:
             k -= 1
-        out[r] = lags_s[idx_after[k]] * 1000.0
+        out[r] = lags_s[idx[k]] * 1000.0
     return out
 
 

@@ -61,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "file's positions, else the template holding most of its channels)")
     p.add_argument("--conductor", choices=CONDUCTORS, help="head model (default bem)")
     p.add_argument("--spacing", type=float, metavar="MM", help="source grid spacing (default 7)")
-    p.add_argument("--top", type=_positive_int, default=10, help="print the N leading regions")
+    p.add_argument("--top", type=_positive_int, default=10, metavar="N",
+                   help="print the N leading regions (default 10)")
     p.add_argument("--threshold", type=_ratio, default=2.0, metavar="RATIO",
                    help="detection threshold: a GFP peak must reach RATIO x its troughs within "
                         "0.2 s on either side (default 2; lower finds weaker events and more "
