@@ -19,7 +19,7 @@ def test_dynamic_sweep_writes_rows_per_region_class(tmp_path):
     cfg = DynamicEvalConfig(
         headmodel=HeadModelConfig(montage="biosemi32", conductor="sphere"),
         regimes=("interictal",), snr_db=(20.0,), n_windows=4, window_s=0.4,
-        library_runs=2, library_s=2.0, seed=3)
+        library_runs=2, library_s=2.0, seed=3, lead_in_s=0.0)
     res = evaluate_dynamic(cfg, methods=("eloreta", "dspm"), progress=False)
     classes = {r["regions"] for r in res.rows}
     assert classes == {"cortical", "thalamic"}  # the tiny library has one focus of each kind

@@ -87,6 +87,10 @@ class DynamicEvalConfig:
     piunet_every : 3D-PIUNet refines every k-th sample of a window (its cost); the linear
         methods are scored on the same samples.
     backend, precision : how the network runs (see :func:`rtsource.engines.make_engine`).
+    lead_in_s : seconds of EEG before each scored window (composed with it, the event at 40 %
+        of the scored part): the temporal network runs over them first, as it has the
+        stream's past when it runs live; every method is scored on the same window_s
+        seconds. 0: windows start cold.
     """
 
     headmodel: HeadModelConfig = HeadModelConfig(montage="GSN-HydroCel-129", conductor="sphere",
@@ -109,8 +113,11 @@ class DynamicEvalConfig:
     piunet_every: int = 1
     backend: str = "eager"
     precision: str = "fp32"
+    lead_in_s: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.lead_in_s < 0:
+            raise ValueError(f"lead_in_s = {self.lead_in_s} must be >= 0.")
         for r in self.regimes:
             check_value(r, REGIMES, "regime")
         check_value(self.noise, NOISE_KINDS, "noise")
@@ -247,6 +254,9 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
         stage = TemporalStage(inv_model, kernels["eloreta"], cfg.sfreq,
                               str(temporal_checkpoint), precision=cfg.precision
                               if cfg.precision in ("fp32", "bf16") else "auto")
+        if stage.decimate != 1:
+            raise ValueError(f"The temporal network runs at {stage.model_sfreq:g} Hz; run the "
+                             f"dynamic evaluation at that rate (sfreq = {cfg.sfreq:g}).")
         if stage.node_names != list(nodes.names):
             raise ValueError("The temporal network's nodes differ from the brain model's.")
         net_info["temporal"] = {"path": str(stage.checkpoint.path),
@@ -264,14 +274,19 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
             LibraryConfig(regime=regime, n_runs=cfg.library_runs, duration_s=cfg.library_s,
                           sfreq=cfg.sfreq, seed=cfg.seed), progress=progress)
         rates[regime] = lib.rate
-        comp = DynamicComposer(lib, background, projector, window_s=cfg.window_s,
+        total = cfg.window_s + cfg.lead_in_s
+        comp = DynamicComposer(lib, background, projector, window_s=total,
                                spread_mm=cfg.spread_mm, source_snr_db=cfg.source_snr_db,
-                               noise=cfg.noise)
+                               noise=cfg.noise,
+                               event_frac=(cfg.lead_in_s + 0.4 * cfg.window_s) / total)
+        n_lead = round(cfg.lead_in_s * cfg.sfreq)
         for snr in cfg.snr_db:
             rng = np.random.default_rng(int(stable_hash("dyn-eval", cfg.seed, regime, snr,
                                                         length=12), 16))
             for w in range(cfg.n_windows):
                 s = comp.sample(rng, snr)
+                full_eeg = s.eeg
+                s.eeg, s.target = s.eeg[:, n_lead:], s.target[:, n_lead:]
                 keep = np.arange(0, s.eeg.shape[1], cfg.piunet_every)
                 eeg = s.eeg[:, keep]
                 est_src = {m: (kernels[m] @ eeg).T.reshape(len(keep), -1, 3)
@@ -283,8 +298,8 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
                     est_src["piunet"] = _predict(net, mapper, z.astype(np.float32), 32)
                 if stage is not None:
                     stage.reset()
-                    x = stage.condition(s.eeg.T)[::stage.decimate]
-                    node_est = stage(x)[keep // stage.decimate].T.astype(np.float64)
+                    node_est = stage(stage.condition(full_eeg.T))[n_lead:][keep].T.astype(
+                        np.float64)
                 for m in methods:
                     if m == "temporal":
                         est = node_est
@@ -389,7 +404,9 @@ def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
             f"{h.get('conductivity')} S/m, montage {h.get('montage')}; kernels from the "
             f"{c.get('inverse_from')} head model; {c.get('noise')} sensor noise; windows of "
             f"{c.get('window_s')} s at {c.get('sfreq')} Hz; source SNR {c.get('source_snr_db')} "
-            f"dB; spread {c.get('spread_mm')} mm. Means over windows; LE = localisation error.\n"]
+            f"dB; spread {c.get('spread_mm')} mm; each window follows {c.get('lead_in_s', 0)} s of "
+            "lead-in that only the temporal network uses (it runs live with the stream's past). "
+            "Means over windows; LE = localisation error.\n"]
     if command:
         text.append(f"Command: `{command}`\n")
     text.append(dynamic_markdown(result))

@@ -293,7 +293,9 @@ class DynamicComposer:
     projector : RegionProjector
         Region lead fields of the head model that makes the EEG.
     window_s : float
-        Window length (s), centred on a library event (spike, stimulus, ...) at 40 %.
+        Window length (s), with a library event (spike, stimulus, ...) at ``event_frac``.
+    event_frac : float
+        Where in the window the event falls (0.4: at 40 % of it).
     spread_mm : (float, float)
         Range of the Gaussian spread's half-amplitude distance (mm; DeepSIF: 40–60 mm for
         its 994-region model; 0 disables spreading).
@@ -306,7 +308,8 @@ class DynamicComposer:
     def __init__(self, library: WaveformLibrary, background: WaveformLibrary,
                  projector: RegionProjector, *, window_s: float = 0.5,
                  spread_mm: tuple[float, float] = (0.0, 20.0),
-                 source_snr_db: tuple[float, float] = (10.0, 20.0), noise: str = "white") -> None:
+                 source_snr_db: tuple[float, float] = (10.0, 20.0), noise: str = "white",
+                 event_frac: float = 0.4) -> None:
         if library.sfreq != background.sfreq or library.names != background.names:
             raise ValueError("The regime and background libraries must share nodes and rate.")
         if list(projector.nodes.names) != library.names:
@@ -316,6 +319,9 @@ class DynamicComposer:
         if self.n_times > min(library.waveforms.shape[1], background.waveforms.shape[1]):
             raise ValueError(f"window_s = {window_s} is longer than the library runs.")
         self.spread_mm, self.source_snr_db, self.noise = spread_mm, source_snr_db, noise
+        if not 0.0 <= event_frac < 1.0:
+            raise ValueError(f"event_frac = {event_frac} must be in [0, 1).")
+        self.event_frac = float(event_frac)
         hm = projector.headmodel
         self.ch_names, self.ch_pos = list(hm.ch_names), np.asarray(hm.ch_pos)
 
@@ -325,8 +331,9 @@ class DynamicComposer:
         r = int(rng.integers(lib.n_runs))
         T = lib.waveforms.shape[1]
         ev = lib.events[r]
-        ev = ev[(ev - int(0.4 * n_t) >= 0) & (ev - int(0.4 * n_t) + n_t <= T)]
-        start = (int(rng.choice(ev)) - int(0.4 * n_t)) if len(ev) else int(rng.integers(T - n_t + 1))
+        at = int(self.event_frac * n_t)
+        ev = ev[(ev - at >= 0) & (ev - at + n_t <= T)]
+        start = (int(rng.choice(ev)) - at) if len(ev) else int(rng.integers(T - n_t + 1))
         truth0 = np.flatnonzero(lib.truth[r])
         if lib.config.regime == "spontaneous":  # an alpha generator drawn at random
             truth0 = np.array([int(rng.integers(len(lib.names)))])
