@@ -304,14 +304,16 @@ def _read_recording(recording: Any, montage: Any, exclude: Any, units: str) -> _
 def _good_spans(raw: Any) -> list[tuple[int, int]]:
     """Contiguous stretches (start, stop) in samples between ``BAD``/``EDGE`` annotations
     (a zero-duration one splits, a longer one is cut out)."""
-    n = raw.n_times
+    n = int(raw.n_times)
     cuts, drops = {0, n}, []
     ann = raw.annotations
     for onset, dur, desc in zip(ann.onset, ann.duration, ann.description, strict=True):
         if not str(desc).lower().startswith(("bad", "edge")):
             continue
-        a = int(raw.time_as_index(onset, use_rounding=True, origin=ann.orig_time)[0])
-        b = a + int(round(dur * raw.info["sfreq"]))
+        # a Raw's annotations count from its recording's sample 0 (MNE syncs them to the
+        # measurement date, or to the first sample without one): shift by first_time
+        a = int(round((onset - raw.first_time) * raw.info["sfreq"]))
+        b = int(round((onset + dur - raw.first_time) * raw.info["sfreq"]))
         a, b = min(max(a, 0), n), min(max(b, 0), n)
         cuts.update((a, b))
         if b > a:

@@ -86,6 +86,18 @@ def test_forward_residual_physics():
     assert float(minnorm_residual(x, L).max()) < 0.1
 
 
+def test_bad_and_edge_annotations_split_the_recording():
+    from rtsource.adapt import _good_spans
+
+    info = mne.create_info(["Cz", "Pz"], 100.0, "eeg")
+    raw = mne.io.RawArray(np.zeros((2, 1000)), info, first_samp=500, verbose="error")
+    # onsets count from the first sample here (no measurement date): 2-3 s bad, a join at 6 s,
+    # a note that is neither bad nor an edge
+    raw.set_annotations(mne.Annotations([2.0, 6.0, 8.0], [1.0, 0.0, 0.5],
+                                        ["BAD_muscle", "EDGE boundary", "eyes closed"]))
+    assert _good_spans(raw) == [(0, 200), (300, 600), (600, 1000)]
+
+
 def test_writes_loadable_checkpoint_with_provenance(adapted, recording):
     res = adapted
     assert res.path.exists()
