@@ -127,8 +127,9 @@ class AdaptConfig:
     ``real_background_prob`` (probability that real EEG replaces the simulated background).
     Report: ``eval_windows`` simulated windows per regime, at ``eval_snr_db`` (cycled), on
     ``eval_headmodel`` with libraries of seed ``eval_seed`` (``eval_library_runs`` runs of
-    ``eval_library_s`` s); ``eval_recording``: also on the recording's head model with the
-    held-out EEG as noise; ``tolerance``: largest relative loss of simulated accuracy that
+    ``eval_library_s`` s), each window after ``eval_lead_s`` of unscored lead-in (the
+    network has the stream's past when it runs live); ``eval_recording``: also on the
+    recording's head model with the held-out EEG as noise; ``tolerance``: largest relative loss of simulated accuracy that
     still meets the target.
     """
 
@@ -149,6 +150,7 @@ class AdaptConfig:
     eval_windows: int = 24
     eval_snr_db: tuple[float, ...] = (5.0, 10.0, 20.0)
     eval_headmodel: HeadModelConfig = EVAL_HEADMODEL
+    eval_lead_s: float = 0.5
     eval_seed: int = 2024
     eval_library_runs: int = 6
     eval_library_s: float = 20.0
@@ -172,6 +174,8 @@ class AdaptConfig:
                     "steps", "batch_sim") else 1):
                 raise ValueError(f"{name} = {v!r} must be a whole number >= "
                                  f"{0 if name in ('steps', 'batch_sim') else 1}.")
+        if not self.eval_lead_s >= 0:
+            raise ValueError(f"eval_lead_s = {self.eval_lead_s!r} must be >= 0 seconds.")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes = {self.minutes!r} must be positive (or None: no cap).")
         for name in ("lr", "sim_weight", "forward_weight", "anchor_weight", "tolerance",
@@ -554,22 +558,32 @@ class _SimSet:
     targets: torch.Tensor  # (N, T, n)
     truth: np.ndarray  # (N, n)
     regimes: list[str]
+    lead: int = 0  # samples of lead-in before the scored part
+    sfreq: float = 250.0
 
 
 def _sim_set(name: str, projector: RegionProjector, features: np.ndarray, n_times: int,
              cfg: AdaptConfig, sfreq: float, noise: list[np.ndarray] | None,
              progress: bool) -> _SimSet:
     """``eval_windows`` windows per regime composed with :class:`DynamicComposer` on the
-    given head model (white noise, or the given real EEG as noise) at ``eval_snr_db``."""
+    given head model (white noise, or the given real EEG as noise) at ``eval_snr_db``, each
+    after ``eval_lead_s`` of lead-in that the network runs over but that is not scored (as
+    :func:`rtsource.evaluate.dynamic.evaluate_dynamic` does; shortened to the longest real
+    noise stretch when that is shorter)."""
+    lead = round(cfg.eval_lead_s * sfreq)
+    if noise:
+        lead = max(0, min(lead, max(len(x) for x in noise) - n_times))
+        noise = [x for x in noise if len(x) >= n_times + lead]
+    total = n_times + lead
     lib_cfg = {"n_runs": cfg.eval_library_runs, "duration_s": cfg.eval_library_s,
                "sfreq": sfreq, "seed": cfg.eval_seed}
     bg = build_library(LibraryConfig(regime="spontaneous", **lib_cfg), progress=progress)
     X, Y, truth, regimes = [], [], [], []
-    window_s = n_times / sfreq
     for regime in ("spontaneous", "evoked", "interictal", "ictal"):
         lib = bg if regime == "spontaneous" else build_library(
             LibraryConfig(regime=regime, **lib_cfg), progress=progress)
-        comp = DynamicComposer(lib, bg, projector, window_s=window_s, noise="white")
+        comp = DynamicComposer(lib, bg, projector, window_s=total / sfreq, noise="white",
+                               event_frac=(lead + 0.4 * n_times) / total)
         rng = np.random.default_rng(int(stable_hash("adapt-eval", name, cfg.eval_seed, regime,
                                                     length=12), 16))
         for i in range(cfg.eval_windows):
@@ -579,8 +593,8 @@ def _sim_set(name: str, projector: RegionProjector, features: np.ndarray, n_time
             if noise:  # real EEG instead of white noise, at the same SNR
                 clean = eeg - eeg.mean(0, keepdims=True)
                 x = noise[int(rng.integers(len(noise)))]
-                o = int(rng.integers(len(x) - n_times + 1))
-                seg = x[o:o + n_times].T.astype(np.float64)
+                o = int(rng.integers(len(x) - total + 1))
+                seg = x[o:o + total].T.astype(np.float64)
                 seg -= seg.mean(0, keepdims=True)
                 eeg = clean + seg * clean.std() / max(float(seg.std()), 1e-30) / np.sqrt(
                     10 ** (snr / 10))
@@ -591,7 +605,8 @@ def _sim_set(name: str, projector: RegionProjector, features: np.ndarray, n_time
             truth.append(s.truth)
             regimes.append(regime)
     return _SimSet(name, torch.from_numpy(np.stack(X).astype(np.float32)),
-                   torch.from_numpy(np.stack(Y).astype(np.float32)), np.stack(truth), regimes)
+                   torch.from_numpy(np.stack(Y).astype(np.float32)), np.stack(truth), regimes,
+                   lead, sfreq)
 
 
 # ---------------------------------------------------------------------------------------
@@ -607,20 +622,21 @@ def _run(model: TemporalNet, x: torch.Tensor, batch: int = 16) -> torch.Tensor:
 
 def _sim_metrics(model: TemporalNet, s: _SimSet, truth_weight: float) -> dict[str, float]:
     nodes = brain_nodes()
-    y = _run(model, s.inputs)
-    mse = float(torch.mean((y - s.targets) ** 2))
-    loss = float(_weighted_mse(y, s.targets, torch.from_numpy(s.truth), truth_weight))
+    y = _run(model, s.inputs)[:, s.lead:]
+    t = s.targets[:, s.lead:]
+    mse = float(torch.mean((y - t) ** 2))
+    loss = float(_weighted_mse(y, t, torch.from_numpy(s.truth), truth_weight))
     rows: dict[str, list[float]] = {k: [] for k in ("precision", "recall", "le_mm", "corr")}
     per: dict[str, dict[str, list[float]]] = {}
     for i in range(len(y)):
-        res = region_metrics(y[i].numpy().T.astype(np.float64), s.targets[i].numpy().T,
+        res = region_metrics(y[i].numpy().T.astype(np.float64), t[i].numpy().T,
                              s.truth[i], nodes.kinds, nodes.centroids_mni)
         for cls, vals in res.items():
             for k in rows:
                 if math.isfinite(vals[k]):
                     rows[k].append(vals[k])
                     per.setdefault(cls, {}).setdefault(k, []).append(vals[k])
-    out = {"loss": loss, "mse": mse, "n_windows": len(y)}
+    out = {"loss": loss, "mse": mse, "n_windows": len(y), "lead_in_s": s.lead / s.sfreq}
     for k, v in rows.items():
         out[k] = float(np.mean(v)) if v else math.nan
     out["score"] = float(np.nanmean([out["precision"], out["recall"], out["corr"]]))

@@ -185,6 +185,10 @@ def write_markdown(res: dict, table: str) -> None:
         "dense linear estimate's figure, for scale: explaining EEG is not the network's "
         "training objective (its target leaves the spontaneous background out), so it "
         "explains far less than a minimum-norm estimate and should.\n",
+        f"Simulated windows are scored after {rep['before']['sim'].get('lead_in_s', 0):g} s "
+        "of lead-in that the network runs over (as the dynamic evaluation does); those with the "
+        f"held-out EEG as noise after {rep['before']['sim_recording'].get('lead_in_s', 0):g} s "
+        "(the held-out EEG is no longer than the window).\n",
         "## End to end (`rtsource.localize(method=\"temporal\")`, held-out second)\n",
         "The streaming stage (causal scale, state carried over the second) on the held-out "
         "second alone, forward residual of its output:\n",
