@@ -438,7 +438,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     bar = tqdm(total=cfg.max_steps, initial=step, desc="Temporal network", unit="step",
                disable=not progress)
     t_start = time.perf_counter() - elapsed
-    last_ckpt = time.perf_counter()
+    last_ckpt = t_call = time.perf_counter()
     ema, metrics, t_data = None, {}, 0.0
     names, kinds = list(nodes.names), [str(k) for k in nodes.kinds]
     while step < stop_at:
@@ -475,7 +475,8 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
             metrics = {"step": step, "train_loss_ema": ema, "elapsed_s": round(elapsed, 1),
                        "samples_seen": step * cfg.batch_size,
                        "windows_per_s": round(step * cfg.batch_size / max(elapsed, 1e-9), 2),
-                       "data_share": round(t_data / max(elapsed, 1e-9), 3),
+                       "data_share": round(t_data / max(time.perf_counter() - t_call, 1e-9),
+                                           3),
                        "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
                        "cpu": cpu_features().get("model"),
                        **_validate(model, val, bf16, cfg.truth_weight)}
