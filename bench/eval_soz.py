@@ -69,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
                           checkpoint=args.checkpoint, progress=not args.no_progress)
     command = "python bench/eval_soz.py " + " ".join(shlex.quote(a) for a in
                                                      (argv if argv is not None else sys.argv[1:]))
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rtsource", "bench"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        result.meta["git_commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        result.meta["git_commit"] = "unknown"
     files = write_soz_report(result, args.out, command=command.strip())
     regime = cfg.regimes[0]
     for run in range(min(args.examples, cfg.n_recordings)):

@@ -1362,7 +1362,9 @@ def write_soz_report(result: SOZEvalResult, out_dir: str | os.PathLike,
             f"{c.get('top_k')} regions; a recording without a usable event is a miss. "
             "Distance: from the top-ranked region's centroid to the focus' (MNI152 mm).\n"]
     if command:
-        text.append(f"Command: `{command}`\n")
+        text.append(f"Command: `{command}`"
+                    + (f" (code at commit {meta['git_commit']})" if meta.get("git_commit")
+                       else "") + "\n")
     text.append(f"CPU: {meta.get('cpu')}; wall time {meta.get('wall_s')} s "
                 f"(localisation per method, s: {meta.get('localize_s_per_method')}).\n")
     net = meta.get("network") or {}
