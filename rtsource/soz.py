@@ -1201,7 +1201,9 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
     -------
     SOZEvalResult
         ``summary`` rows: regime (``"all"`` for both), focus kind, method, n, top-k hit
-        rate, median rank, median distance of the top region (mm), events per recording.
+        rate, median rank, median distance of the top region (mm), fraction of recordings
+        with a top-k region within 15 mm of the focus (the right neighbourhood, e.g. a
+        neighbouring thalamic nucleus), recordings without events, events per recording.
     """
     from tqdm.auto import tqdm
 
@@ -1243,16 +1245,19 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
                 except NoEventsError:
                     rows.append({**base, "n_used": 0, "rank": math.nan, "hit": False,
                                  "top_region": "", "top_kind": "", "top_dist_mm": math.nan,
-                                 "focus_score": math.nan, "focus_latency_ms": math.nan})
+                                 "topk_nearest_mm": math.nan, "focus_score": math.nan,
+                                 "focus_latency_ms": math.nan})
                     continue
                 finally:
                     timing[m] += time.perf_counter() - t0
                 rank = res.regions.index(rec.focus_name) + 1
                 top = nodes.names.index(res.regions[0])
+                top_k = [nodes.names.index(x) for x in res.regions[:cfg.top_k]]
                 rows.append({**base, "n_used": res.n_events, "rank": rank,
                              "hit": rank <= cfg.top_k, "top_region": res.regions[0],
                              "top_kind": res.kinds[0],
                              "top_dist_mm": round(float(dist[top, rec.focus]), 2),
+                             "topk_nearest_mm": round(float(dist[top_k, rec.focus].min()), 2),
                              "focus_score": round(float(res.score[rank - 1]), 4),
                              "focus_latency_ms": float(res.latency_ms[rank - 1])})
             bar.update()
@@ -1297,6 +1302,7 @@ def _summarise(rows: list[dict[str, Any]], methods: Sequence[str],
                     continue
                 ranks = np.array([r["rank"] for r in sel], float)
                 d = np.array([r["top_dist_mm"] for r in sel], float)
+                dk = np.array([r["topk_nearest_mm"] for r in sel], float)
                 out.append({
                     "regime": regime, "focus_kind": kind, "method": m, "n": len(sel),
                     f"top{cfg.top_k}_hit_rate": round(float(np.mean([r["hit"] for r in sel])), 3),
@@ -1305,6 +1311,7 @@ def _summarise(rows: list[dict[str, Any]], methods: Sequence[str],
                     else math.nan,
                     "median_top_dist_mm": round(float(np.nanmedian(d)), 1)
                     if np.isfinite(d).any() else math.nan,
+                    f"top{cfg.top_k}_within_15mm": round(float(np.mean(dk <= 15.0)), 3),
                     "no_event": int(sum(r["n_used"] == 0 for r in sel)),
                     "median_events": float(np.median([r["n_used"] for r in sel])),
                 })
@@ -1315,7 +1322,8 @@ def soz_markdown(result: SOZEvalResult) -> str:
     """Markdown table of the summary."""
     k = result.meta.get("config", {}).get("top_k", 3)
     head = ["regime", "focus", "method", "n", f"top-{k} hit", "top-1 hit", "median rank",
-            "median dist. top region (mm)", "no event", "events / rec. (median)"]
+            "median dist. top region (mm)", f"top-{k} within 15 mm", "no event",
+            "events / rec. (median)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in result.summary:
         def f(v: float, fmt: str) -> str:
@@ -1323,7 +1331,8 @@ def soz_markdown(result: SOZEvalResult) -> str:
         lines.append("| " + " | ".join([
             s["regime"], s["focus_kind"], s["method"], str(s["n"]),
             f"{100 * s[f'top{k}_hit_rate']:.0f} %", f"{100 * s['top1_hit_rate']:.0f} %",
-            f(s["median_rank"], "g"), f(s["median_top_dist_mm"], ".1f"), str(s["no_event"]),
+            f(s["median_rank"], "g"), f(s["median_top_dist_mm"], ".1f"),
+            f"{100 * s[f'top{k}_within_15mm']:.0f} %", str(s["no_event"]),
             f(s["median_events"], "g")]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -1360,7 +1369,9 @@ def write_soz_report(result: SOZEvalResult, out_dir: str | os.PathLike,
             "per recording; each run keeps its own background and propagation. Same detector "
             "and ranking for every method. A hit: the true focus among the top "
             f"{c.get('top_k')} regions; a recording without a usable event is a miss. "
-            "Distance: from the top-ranked region's centroid to the focus' (MNI152 mm).\n"]
+            "Distance: from the top-ranked region's centroid to the focus' (MNI152 mm); "
+            "within 15 mm: a top-3 region's centroid that close to the focus' (the right "
+            "neighbourhood, e.g. a neighbouring thalamic nucleus).\n"]
     if command:
         text.append(f"Command: `{command}`"
                     + (f" (code at commit {meta['git_commit']})" if meta.get("git_commit")
