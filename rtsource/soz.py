@@ -79,6 +79,8 @@ __all__ = [
 
 #: The shortest recording accepted (s): the detector's statistics and one event window.
 MIN_DURATION_S = 3.0
+#: Output samples per localisation call of a long recording (source vectors: about 1 GB).
+_SEGMENT_OUTPUT_SAMPLES = 16_384
 #: Robust z-score: the MAD of a normal distribution is 0.6745 of its SD.
 _MAD_TO_SD = 1.4826
 
@@ -422,18 +424,21 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
                     *, checkpoint: str | os.PathLike | None = None, config: Any = None,
                     exclude: Sequence[str] | str = "bads", units: str = "auto",
                     on_missing: str = "raise", filters: bool = False,
-                    segment_s: float = 30.0, warmup_s: float = 10.0,
+                    segment_s: float | None = None, warmup_s: float = 20.0,
                     progress: bool = False) -> RegionActivity:
     """Localise a whole recording and keep the brain model's 226 nodes.
 
     The recording runs through :func:`rtsource.localize` from its first sample, as it would
-    live (the temporal network's state carries on). To bound memory (``localize`` also
-    returns the source vectors, about 63 kB per output sample), a recording longer than
-    ``segment_s`` is processed in segments of whole seconds, each started ``warmup_s``
-    earlier with the warm-up's output discarded: the network, its input scale (1 s time
-    constant) and the 0.5 Hz conditioning high-pass forget their start within it (on a
-    simulated ictal recording, the temporal network's output after a 10 s warm-up differed
-    from one pass over the recording by 1 % RMS; after 5 s by 5 %).
+    live (the temporal network's state carries on). ``localize`` also returns the source
+    vectors (12 bytes per grid point and output sample: 63 kB on the 7 mm grid), so a long
+    recording is processed in segments of whole seconds (``segment_s``; default: about
+    16,000 output samples, 1 GB of source vectors, per segment: 65 s for the temporal
+    network at 250 Hz, 16 s for a linear method at 1 kHz). Where the chain has a state (the
+    temporal network; ``filters=True``), each segment starts ``warmup_s`` earlier and the
+    warm-up's output is discarded; a linear method without filters gives the same numbers
+    either way. The network's state has a long memory: on two simulated 30 s recordings
+    (ictal, interictal), a pass started 5 s in still differed from the pass from the first
+    sample by 0.1 % and 7-9 % RMS 20 s later (5 % and 8 % after 10 s).
 
     Parameters
     ----------
@@ -447,7 +452,7 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
         Temporal network weights (default: ``config``'s ``refine.checkpoint``, normally
         the shipped ones).
     segment_s, warmup_s : float
-        Segment length and warm-up (s; see above).
+        Segment length (None: automatic) and warm-up (s; see above).
 
     Returns
     -------
@@ -467,9 +472,9 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
     if is_mne and not hasattr(data, "n_times"):
         raise ValueError("Seizure-onset ranking needs a continuous recording (MNE Raw or a "
                          f"(n_channels, n_times) array), not {type(data).__name__}.")
-    if not (segment_s > 0 and warmup_s >= 0):
-        raise ValueError(f"segment_s = {segment_s} must be positive and warmup_s = {warmup_s} "
-                         "at least 0 (seconds).")
+    if not ((segment_s is None or segment_s > 0) and warmup_s >= 0):
+        raise ValueError(f"segment_s = {segment_s} must be positive (or None) and warmup_s = "
+                         f"{warmup_s} at least 0 (seconds).")
     if is_mne:
         fs, n = float(data.info["sfreq"]), int(data.n_times)
         t_first = float(data.times[0])
@@ -482,8 +487,12 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
             raise ValueError("With an array, pass ch_names=[...] and sfreq=... as well.")
         fs, n, t_first = float(sfreq), arr.shape[1], 0.0
     sec = max(1, round(fs))
+    stateful = str(method).lower() == "temporal" or filters
+    if segment_s is None:  # about 16,000 output samples per segment
+        step = max(1, round(fs / 250.0)) if str(method).lower() == "temporal" else 1
+        segment_s = max(1.0, math.floor(_SEGMENT_OUTPUT_SAMPLES * step / fs))
     seg = max(1, round(segment_s)) * sec
-    warm = round(warmup_s) * sec
+    warm = round(warmup_s) * sec if stateful else 0
     starts = list(range(0, n, seg))
     if len(starts) > 1 and n - starts[-1] < seg // 2:
         starts.pop()  # a short tail joins the segment before it
@@ -518,8 +527,8 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
     assert res is not None
     prov = dict(res.provenance)
     if len(starts) > 1:
-        prov["soz_segments"] = (f"{len(starts)} segments of {segment_s:g} s, each after "
-                                f"{warmup_s:g} s of warm-up")
+        prov["soz_segments"] = (f"{len(starts)} segments of {segment_s:g} s"
+                                + (f", each after {warmup_s:g} s of warm-up" if warm else ""))
     return RegionActivity(
         data=np.ascontiguousarray(np.concatenate(parts), np.float32),
         times=np.concatenate(times), sfreq=float(res.sfreq or fs), names=list(nodes.names),
@@ -767,8 +776,9 @@ def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float 
                  checkpoint: str | os.PathLike | None = None, config: Any = None,
                  detector: DetectorConfig | None = None, ranking: RankingConfig | None = None,
                  exclude: Sequence[str] | str = "bads", units: str = "auto",
-                 on_missing: str = "raise", filters: bool = False, segment_s: float = 30.0,
-                 warmup_s: float = 10.0, progress: bool = False) -> SOZResult:
+                 on_missing: str = "raise", filters: bool = False,
+                 segment_s: float | None = None, warmup_s: float = 20.0,
+                 progress: bool = False) -> SOZResult:
     """Detect epileptiform events in a recording and rank the regions that lead them.
 
     Parameters
