@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                         "for each method (soz_example_<regime>_<run>_<method>.png; 0: none)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    import os
+
+    load_start = os.getloadavg()
 
     from pathlib import Path
 
@@ -74,11 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rtsource", "bench"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        result.meta["git_commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "rtsource", "bench"],
+                               capture_output=True, text=True, check=True).stdout.split()[1::2]
+        result.meta["git_commit"] = commit + (f" (uncommitted: {', '.join(dirty)})" if dirty
+                                              else "")
     except (OSError, subprocess.CalledProcessError):
         result.meta["git_commit"] = "unknown"
+    result.meta["load_avg_1_5_15min"] = {"start": [round(x, 2) for x in load_start],
+                                         "end": [round(x, 2) for x in os.getloadavg()]}
     files = write_soz_report(result, args.out, command=command.strip())
     regime = cfg.regimes[0]
     for run in range(min(args.examples, cfg.n_recordings)):
