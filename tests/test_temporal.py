@@ -165,18 +165,21 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
 
 @needs_weights
 def test_the_network_beats_eloreta_on_a_head_model_and_montage_it_never_saw():
-    """Interictal and evoked windows at 10 dB on the evaluation sphere with HydroCel-129
-    (training: BEMs, other montages, another library seed)."""
+    """Evoked windows at 10 dB on the evaluation sphere with HydroCel-129 (training: BEMs,
+    other montages, another library seed): sharper and better placed than eLORETA, in
+    cortex and in the thalamus (the README's table: interictal and ictal windows are not
+    better, and this test does not claim they are)."""
     from rtsource.evaluate.dynamic import DynamicEvalConfig, evaluate_dynamic
 
-    cfg = DynamicEvalConfig(regimes=("interictal",), snr_db=(10.0,), n_windows=12,
-                            library_runs=4, library_s=4.0, seed=2024)
+    cfg = DynamicEvalConfig(regimes=("evoked",), snr_db=(10.0,), n_windows=12,
+                            library_runs=3, library_s=5.0, seed=2024)
     res = evaluate_dynamic(cfg, methods=("eloreta", "temporal"), progress=False)
     by = {(s["method"], s["regions"]): s for s in res.summary}
     for cls in ("cortical", "thalamic"):
         t, e = by[("temporal", cls)], by[("eloreta", cls)]
-        assert t["precision"] > e["precision"], (cls, t, e)
+        assert t["precision"] > e["precision"] + 0.2, (cls, t, e)
         assert t["le_mm"] < e["le_mm"], (cls, t, e)
+    assert by[("temporal", "thalamic")]["recall"] >= 0.7
 
 
 @needs_weights
