@@ -16,31 +16,35 @@ Writes ``bench/results/temporal_inputs.json`` (CPU, load, training time, metrics
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import os
-import platform
-import time
-from pathlib import Path
+from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch load)
 
-import numpy as np
-import torch
+limit_threads()
 
-from rtsource._util import cpu_features
-from rtsource.config import HeadModelConfig, InverseConfig
-from rtsource.evaluate.dynamic import region_metrics
-from rtsource.models.checkpoint import load_checkpoint
-from rtsource.models.temporal import FeatureScaler, node_feature_kernel
-from rtsource.simulate import load_entry
-from rtsource.simulate.dynamics import (
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from rtsource._util import cpu_features  # noqa: E402
+from rtsource.config import HeadModelConfig, InverseConfig  # noqa: E402
+from rtsource.evaluate.dynamic import region_metrics  # noqa: E402
+from rtsource.models.checkpoint import load_checkpoint  # noqa: E402
+from rtsource.models.temporal import FeatureScaler, node_feature_kernel  # noqa: E402
+from rtsource.simulate import load_entry  # noqa: E402
+from rtsource.simulate.dynamics import (  # noqa: E402
     DynamicComposer,
     LibraryConfig,
     RegionProjector,
     brain_nodes,
     build_library,
 )
-from rtsource.train_temporal import load_temporal_config, train_temporal
+from rtsource.train_temporal import load_temporal_config, train_temporal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = dict(conductor="sphere", conductivity=(0.332, 0.0113, 0.332))
