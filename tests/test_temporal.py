@@ -223,3 +223,26 @@ def test_live_run_publishes_labelled_nodes_at_the_network_rate_and_resets_after_
     assert end["state_reset"] and "temporal network's state restarted" in end["message"]
     dec = markers.of("decimation")[0]
     assert dec["decimate"] == 2 and "temporal network runs at 250 Hz" in dec["message"]
+
+
+@needs_weights
+def test_bf16_stage_follows_the_float32_reference_over_a_long_stream():
+    """The bf16 stage (the fast path on CPUs with AVX-512-BF16 or AMX) against float32 over
+    10 s of a 250 Hz stream fed 3 samples at a time."""
+    from rtsource.headmodel import build_headmodel
+    from rtsource.inverse import make_inverse
+    from rtsource.online.temporal import TemporalStage
+
+    hm = build_headmodel(HeadModelConfig(**SPHERE))
+    op = make_inverse(hm, InverseConfig(method="eloreta"))
+    names, x = _eeg(2500, 250.0, seed=4)
+    outs = {}
+    for prec in ("fp32", "bf16"):
+        st = TemporalStage(hm, op.kernel, 250.0, precision=prec)
+        xc = st.condition(x.T)
+        outs[prec] = np.concatenate([st(xc[k:k + 3]) for k in range(0, 2500, 3)])
+    ref, got = outs["fp32"], outs["bf16"]
+    for a in (0, 1000, 2250):
+        seg = slice(a, a + 250)
+        rel = np.linalg.norm(got[seg] - ref[seg]) / np.linalg.norm(ref[seg])
+        assert rel < 0.03, (a, rel)
