@@ -16,7 +16,7 @@ real resting EEG as the noise. :func:`adapt` does both, in minutes on a CPU, wit
    ``holdout`` share of the usable time (25 % by default) is **held out**: it is never used
    in fine-tuning (neither as a training window nor as noise), only for the report. From the
    rest, training windows of ``window_s`` seconds are cut at random offsets.
-2. **Fine-tuning** on batches that mix two terms:
+2. **Fine-tuning** on batches of simulated and real windows, with three terms:
 
    a. *simulated windows with the user's EEG as background* (supervised): a regime's
       waveform (spontaneous, evoked, interictal, ictal) at a random focus with a spatial
@@ -28,7 +28,9 @@ real resting EEG as the noise. :func:`adapt` does both, in minutes on a CPU, wit
       training (the causal :class:`~rtsource.models.temporal.FeatureScaler`); loss: the
       training loss (squared error, the true nodes weighted ``1 + truth_weight`` as the source
       network's training config says);
-   b. *the real training windows* (unsupervised) with a **forward-consistency** term: the
+   b. *the real training windows* (unsupervised; crops of 0.5–1 s at random offsets, half of
+      them random mixtures of two crops, so that a short recording gives more than a few
+      distinct windows) with a **forward-consistency** term: the
       node lead field ``L`` (EEG volts per mV of node activity, average reference, thalamic
       nuclei along their strongest direction) applied to the network's estimate ``ŷ`` should
       explain the EEG ``x``. Since the output's unit is arbitrary, the residual is taken after
@@ -84,7 +86,7 @@ import torch
 from ._util import cpu_features, logger, stable_hash
 from .config import Config, HeadModelConfig, InverseConfig, check_value, from_dict, load_config
 from .evaluate.dynamic import region_metrics
-from .models.checkpoint import read_header, save_checkpoint
+from .models.checkpoint import load_checkpoint, read_header, save_checkpoint
 from .models.temporal import FeatureScaler, TemporalNet, node_feature_kernel
 from .simulate import load_entry
 from .simulate.dynamics import (
@@ -125,6 +127,9 @@ class AdaptConfig:
     ``threads`` (torch threads; None leaves torch's setting), ``seed``.
     Simulated windows: ``sensor_snr_db`` (range; real EEG as sensor noise),
     ``real_background_prob`` (probability that real EEG replaces the simulated background).
+    Real windows: crops of a length drawn from ``real_crop_s`` (seconds, at most
+    ``window_s``) at random offsets, with probability ``real_mix_prob`` a random mixture of
+    two crops (more distinct windows from a short recording).
     Report: ``eval_windows`` simulated windows per regime, at ``eval_snr_db`` (cycled), on
     ``eval_headmodel`` with libraries of seed ``eval_seed`` (``eval_library_runs`` runs of
     ``eval_library_s`` s), each window after ``eval_lead_s`` of unscored lead-in (the
@@ -142,11 +147,13 @@ class AdaptConfig:
     batch_sim: int = 8
     batch_real: int = 4
     sim_weight: float = 1.0
-    forward_weight: float = 1.0
+    forward_weight: float = 2.0
     anchor_weight: float = 0.5
     grad_clip: float = 1.0
     sensor_snr_db: tuple[float, float] = (0.0, 15.0)
     real_background_prob: float = 0.5
+    real_crop_s: tuple[float, float] = (0.5, 1.0)
+    real_mix_prob: float = 0.5
     eval_windows: int = 24
     eval_snr_db: tuple[float, ...] = (5.0, 10.0, 20.0)
     eval_headmodel: HeadModelConfig = EVAL_HEADMODEL
@@ -182,6 +189,13 @@ class AdaptConfig:
                      "real_background_prob"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} = {getattr(self, name)!r} must be >= 0.")
+        lo, hi = self.real_crop_s
+        if not 0 < lo <= hi:
+            raise ValueError(f"real_crop_s = {self.real_crop_s!r} must be (shortest, longest) "
+                             "crop in seconds, 0 < shortest <= longest.")
+        if not 0.0 <= self.real_mix_prob <= 1.0 or not 0.0 <= self.real_background_prob <= 1.0:
+            raise ValueError("real_mix_prob and real_background_prob are probabilities: give "
+                             "values between 0 and 1.")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads = {self.threads!r} must be >= 1 (or None).")
 
@@ -754,6 +768,31 @@ def _source_checkpoint(checkpoint: str | os.PathLike) -> Path:
     return path
 
 
+def _real_batch(parts: list[np.ndarray], n_t: int, cfg: AdaptConfig, sfreq: float,
+                rng: np.random.Generator) -> list[np.ndarray]:
+    """``batch_real`` crops of the training stretches, all of one length drawn from
+    ``real_crop_s`` (at most ``n_t``), at random offsets; with probability ``real_mix_prob``
+    a crop is a random mixture of two (EEG adds linearly: a mixture is EEG the lead field
+    can explain as well), so that a few seconds give more than a few distinct windows."""
+    lo, hi = (round(v * sfreq) for v in cfg.real_crop_s)
+    n = min(n_t, int(rng.integers(max(lo, 8), max(hi, lo, 8) + 1)))
+
+    def crop() -> np.ndarray:
+        p = parts[int(rng.integers(len(parts)))]
+        o = int(rng.integers(len(p) - n + 1))
+        w = p[o:o + n].astype(np.float64)
+        return w / max(float(np.sqrt(np.mean(w ** 2))), 1e-30)
+
+    out = []
+    for _ in range(cfg.batch_real):
+        w = crop()
+        if rng.random() < cfg.real_mix_prob:
+            a = float(rng.uniform(0.2, 0.8))
+            w = np.sqrt(a) * w + np.sqrt(1 - a) * crop()
+        out.append(w.astype(np.float32))
+    return out
+
+
 def _lr(step: int, cfg: AdaptConfig, total: int) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -838,7 +877,11 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
         raise ValueError(f"Checkpoint {src_path.name} estimates other nodes than the brain "
                          "model's (BN246 cortical regions and thalamic nuclei); it cannot be "
                          "adapted with this version of rtsource.")
-    src_header = stage.checkpoint.header
+    # the source network in float32, loaded afresh (the stage may hold it in bf16 for speed)
+    src_ck = load_checkpoint(src_path, architecture="TemporalNet")
+    if src_ck.sha256 != stage.checkpoint.sha256:
+        raise RuntimeError(f"{src_path} changed while it was being read; run again.")
+    src_header = src_ck.header
     tcfg = _train_settings(src_header)
     if stage.decimate != dec:  # the stage decides; the plan above must agree with it
         raise RuntimeError(f"Decimation mismatch: stage {stage.decimate}, plan {dec}.")
@@ -883,7 +926,7 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
                              progress))
     composer = _Composer(tcfg, projector, stage.features.astype(np.float64), train_parts, n_t,
                          cfg, progress)
-    src_model = stage.net
+    src_model = src_ck.model.float().eval()
     before = _evaluate(src_model, held_t, train_t, L, sims, tcfg.truth_weight)
     ref = float(minnorm_residual(held_t[1], L, run_cfg.inverse.lambda2).mean())
     before["forward_residual_holdout_minnorm"] = ref
@@ -908,18 +951,17 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
         rng = np.random.default_rng(int(stable_hash("adapt-batch", cfg.seed, step,
                                                     length=15), 16))
         xs, ys, ts = composer.batch(cfg.batch_sim, rng)
-        wins = []
-        for _ in range(cfg.batch_real):
-            p = train_parts[int(rng.integers(len(train_parts)))]
-            o = int(rng.integers(len(p) - n_t + 1))
-            wins.append(p[o:o + n_t])
-        xr, er = _real(wins)
+        xr, er = _real(_real_batch(train_parts, n_t, cfg, model_sfreq, rng))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            y, _ = model(torch.cat([xs, xr]))
-        y = y.float()
-        l_sim = (_weighted_mse(y[:len(xs)], ys, ts, tcfg.truth_weight) if len(xs)
-                 else y.new_zeros(()))
-        l_fwd = forward_residual(y[len(xs):], er, L).mean()
+            if xr.shape[1] == n_t:  # one call for both
+                y, _ = model(torch.cat([xs, xr]))
+                ys_hat, yr_hat = y[:len(xs)].float(), y[len(xs):].float()
+            else:
+                ys_hat = model(xs)[0].float() if len(xs) else xs.new_zeros((0,) + ys.shape[1:])
+                yr_hat = model(xr)[0].float()
+        l_sim = (_weighted_mse(ys_hat, ys, ts, tcfg.truth_weight) if len(xs)
+                 else yr_hat.new_zeros(()))
+        l_fwd = forward_residual(yr_hat, er, L).mean()
         l_anc = sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), anchor,
                                                           strict=True))
         loss = cfg.sim_weight * l_sim + cfg.forward_weight * l_fwd + cfg.anchor_weight * l_anc
@@ -958,7 +1000,7 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
                   "(supervised MSE) + forward consistency on real windows + L2-SP "
                   "(rtsource.adapt)",
         "references": REFERENCES,
-        "source_checkpoint": src_path.name, "source_sha256": stage.checkpoint.sha256,
+        "source_checkpoint": src_path.name, "source_sha256": src_ck.sha256,
         "recording": rec.name, "recording_data_sha256": rec.data_sha256,
         "recording_data_hash_of": "sha256 of json([channels, sfreq]) + EEG volts float64 LE",
         "recording_sfreq_hz": rec.sfreq, "recording_units": rec.units,

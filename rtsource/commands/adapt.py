@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=_positive(float), metavar="S",
                    help="window length in seconds (default 1)")
     p.add_argument("--forward-weight", type=float, metavar="W",
-                   help="weight of the forward-consistency term on real windows (default 1)")
+                   help="weight of the forward-consistency term on real windows (default 2)")
     p.add_argument("--anchor-weight", type=float, metavar="W",
                    help="weight of the L2-SP term keeping weights near the source's "
                         "(default 0.5)")
