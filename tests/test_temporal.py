@@ -246,3 +246,25 @@ def test_bf16_stage_follows_the_float32_reference_over_a_long_stream():
         seg = slice(a, a + 250)
         rel = np.linalg.norm(got[seg] - ref[seg]) / np.linalg.norm(ref[seg])
         assert rel < 0.03, (a, rel)
+
+
+@needs_weights
+def test_cli_takes_another_checkpoint_and_names_a_missing_one(tmp_path, capsys):
+    import mne
+
+    from rtsource.cli import main
+    from rtsource.train_temporal import ship_temporal
+
+    names, x = _eeg(500, 250.0, seed=6)
+    raw = mne.io.RawArray(x - 3e-3, mne.create_info(names, 250.0, "eeg"), verbose="error")
+    raw.set_montage(MONTAGE)
+    path = tmp_path / "rec_raw.fif"
+    raw.save(path, verbose="error")
+    copy = ship_temporal(SHIPPED, tmp_path / "copy.safetensors")
+    assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
+                 "--checkpoint", str(copy), "--top", "2"]) == 0
+    assert "temporal on 500 samples; top 2 regions" in capsys.readouterr().out
+    assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
+                 "--checkpoint", str(tmp_path / "none.safetensors")]) != 0
+    err = capsys.readouterr().err
+    assert "none.safetensors" in err and "does not exist" in err and "--checkpoint" in err

@@ -7,7 +7,8 @@ import argparse
 from ..config import ATLASES, CONDUCTORS, METHODS
 
 
-def add_config_args(p: argparse.ArgumentParser, montage: bool = True) -> None:
+def add_config_args(p: argparse.ArgumentParser, montage: bool = True,
+                    network: bool = True) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML configuration (see configs/)")
     if montage:
         p.add_argument("--montage", metavar="NAME_OR_FILE",
@@ -15,8 +16,13 @@ def add_config_args(p: argparse.ArgumentParser, montage: bool = True) -> None:
     p.add_argument("--conductor", choices=CONDUCTORS, help="head model (default bem)")
     p.add_argument("--spacing", type=float, metavar="MM", help="source grid spacing (default 7)")
     p.add_argument("--method", choices=METHODS,
-                   help="method: a linear inverse, or piunet (eLORETA refined by 3D-PIUNet); "
-                        "default eloreta")
+                   help="method: a linear inverse, piunet (eLORETA refined by 3D-PIUNet) or "
+                        "temporal (BN246 cortical and thalamic time courses from the temporal "
+                        "network); default eloreta")
+    if network:
+        p.add_argument("--checkpoint", metavar="FILE",
+                       help="network weights for piunet or temporal (a file written by "
+                            "'rtsource train' or 'rtsource adapt'; default: the shipped ones)")
     p.add_argument("--atlas", metavar="|".join(ATLASES) + "|PATH", help="atlas (default bn246)")
 
 
@@ -32,6 +38,7 @@ def config_from_args(args: argparse.Namespace, **sections: dict):
                    "conductor": getattr(args, "conductor", None),
                    "spacing_mm": getattr(args, "spacing", None)},
         regions={"atlas": getattr(args, "atlas", None)},
-        refine={"backend": getattr(args, "backend", None)},
+        refine={"backend": getattr(args, "backend", None),
+                "checkpoint": getattr(args, "checkpoint", None)},
         **sections,
     )

@@ -9,7 +9,7 @@ from ._common import add_config_args, config_from_args
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_args(p)
+    add_config_args(p, network=False)
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.add_argument("--no-kernel", action="store_true",
                    help="skip the inverse kernel (head model and forward only)")
