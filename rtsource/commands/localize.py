@@ -76,23 +76,32 @@ def _template_for(ch_names: list[str], configured: str) -> str:
     return best
 
 
+def montage_and_bads(args: argparse.Namespace, raw, configured: str
+                     ) -> tuple[object, list[str] | str | tuple]:
+    """The montage (``--montage``, the file's positions, or the template holding most of its
+    channels, said on stdout) and the channels to leave out (``--bads`` added to the file's
+    bad channels unless ``--keep-bads``) for a recording read from ``args.file``."""
+    montage = args.montage
+    if montage is None and raw.get_montage() is None:
+        montage = _template_for(raw.copy().pick("eeg").ch_names, configured)
+        print(f"{args.file} carries no electrode positions; using montage {montage!r}, the "
+              "template that holds most of its channels (set --montage to choose another).")
+    if args.bads:
+        exclude: list[str] | str | tuple = [b.strip() for b in args.bads.split(",") if b.strip()]
+        if not args.keep_bads:
+            exclude = list(dict.fromkeys([*raw.info["bads"], *exclude]))
+    else:
+        exclude = () if args.keep_bads else "bads"
+    return montage, exclude
+
+
 def run(args: argparse.Namespace) -> int:
 
     from ..online.localize import localize
 
     cfg = config_from_args(args, stream={"bad_data": args.bad_data})
     raw = _read(args.file)
-    montage = args.montage
-    if montage is None and raw.get_montage() is None:
-        montage = _template_for(raw.copy().pick("eeg").ch_names, cfg.headmodel.montage)
-        print(f"{args.file} carries no electrode positions; using montage {montage!r}, the "
-              "template that holds most of its channels (set --montage to choose another).")
-    if args.bads:
-        exclude: list[str] | str = [b.strip() for b in args.bads.split(",") if b.strip()]
-        if not args.keep_bads:
-            exclude = list(dict.fromkeys([*raw.info["bads"], *exclude]))
-    else:
-        exclude = () if args.keep_bads else "bads"
+    montage, exclude = montage_and_bads(args, raw, cfg.headmodel.montage)
     res = localize(raw, montage=montage, method=cfg.method, atlas=cfg.regions.atlas,
                    config=cfg, on_missing="drop" if args.drop_missing else "raise",
                    exclude=exclude, units=args.units, filters=args.filters, progress=True)

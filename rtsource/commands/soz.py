@@ -114,23 +114,13 @@ def _read_raw(path: str):
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..soz import DetectorConfig, NoEventsError, localize_soz
-    from .localize import _template_for
+    from .localize import montage_and_bads
 
     cfg = load_config(args.config, method=args.method,
                       headmodel={"montage": args.montage, "conductor": args.conductor,
                                  "spacing_mm": args.spacing})
     raw = _read_raw(args.file)
-    montage = args.montage
-    if montage is None and raw.get_montage() is None:
-        montage = _template_for(raw.copy().pick("eeg").ch_names, cfg.headmodel.montage)
-        print(f"{args.file} carries no electrode positions; using montage {montage!r}, the "
-              "template that holds most of its channels (set --montage to choose another).")
-    if args.bads:
-        exclude: list[str] | str = [b.strip() for b in args.bads.split(",") if b.strip()]
-        if not args.keep_bads:
-            exclude = list(dict.fromkeys([*raw.info["bads"], *exclude]))
-    else:
-        exclude = () if args.keep_bads else "bads"
+    montage, exclude = montage_and_bads(args, raw, cfg.headmodel.montage)
     n_eeg = len(raw.copy().pick("eeg").ch_names)
     print(f"{args.file}: {n_eeg} EEG channels, {raw.n_times / raw.info['sfreq']:.1f} s at "
           f"{raw.info['sfreq']:g} Hz")
