@@ -86,6 +86,7 @@ def test_mne_lsl_player_feeds_run_and_stream_reads_it(lsl, model32, tmp_path):
         resolve_stream(name=out_name, timeout=90.0)  # the command is up
         regions = lsl.RegionReader(out_name)
         out = StreamLSL(bufsize=10.0, name=out_name).connect(timeout=10.0)
+        resolve_stream(name=f"{out_name}-volume", timeout=60.0)  # announced after the regions
         vol = StreamLSL(bufsize=3.0, name=f"{out_name}-volume").connect(timeout=10.0)
         streams = [out, vol]
         in_ts: list[float] = []
