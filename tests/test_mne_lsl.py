@@ -99,6 +99,11 @@ def test_mne_lsl_player_feeds_run_and_stream_reads_it(lsl, model32, tmp_path):
         assert lsl.wait_until(enough, timeout=60.0, interval=0.02)
         got, got_ts = out.get_data(winsize=1.0)  # (n_regions, n_times), (n_times,)
         vdata, vts = vol.get_data(winsize=0.4)
+        # the input stamps up to the newest volume (it may refine samples pulled after the
+        # last enough() call: a busy machine showed a 4 ms = one-sample gap)
+        assert lsl.wait_until(lambda: in_ts.extend(eeg_in.pull_chunk(
+            timeout=0.0, max_samples=4096)[1]) or (in_ts and in_ts[-1] >= vts[-1]),
+            timeout=10.0, interval=0.02)
         out_info, vol_info = out.info, vol.info
         ch_names = list(out.ch_names)
         assert lsl.wait_until(lambda: (regions.poll(timeout=0.0) or True)
