@@ -13,16 +13,7 @@ import sys
 from pathlib import Path
 
 from ..config import CONDUCTORS, METHODS
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1.")
-    return n
+from .localize import _positive_int
 
 
 def _ratio(text: str) -> float:
