@@ -125,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print("The target is not met: keep the source network, or adapt on a longer "
               "recording or with other loss weights.")
     print(f"wrote {res.path} (sha256 {res.sha256[:16]}...)")
-    print(f"Use it with --method temporal and refine.checkpoint = \"{res.path}\" (a [refine] "
-          "table in the --config TOML; Python: rtsource.localize(raw, method='temporal', "
+    print(f"Use it with: rtsource run|localize ... --method temporal --checkpoint {res.path} "
+          f"(config: refine.checkpoint; Python: rtsource.localize(raw, method='temporal', "
           f"config={{'refine': {{'checkpoint': '{res.path}'}}}}))")
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint": str(res.path),

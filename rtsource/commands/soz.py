@@ -69,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--units", metavar="auto|V|mV|uV", default="auto",
                    help="unit of the file's EEG values (default: volts, MNE's unit)")
     p.add_argument("--bads", metavar="CH,CH",
-                   help="channels to leave out (default: the file's bad channels, as MNE)")
+                   help="channels to leave out, added to the file's bad channels (which are "
+                        "left out by default, as MNE does)")
     p.add_argument("--keep-bads", action="store_true",
                    help="use the channels the file marks bad")
     p.add_argument("--drop-missing", action="store_true",
