@@ -87,18 +87,22 @@ from ._util import cpu_features, logger, stable_hash
 from .config import Config, HeadModelConfig, InverseConfig, check_value, from_dict, load_config
 from .evaluate.dynamic import region_metrics
 from .models.checkpoint import load_checkpoint, read_header, save_checkpoint
-from .models.temporal import FeatureScaler, TemporalNet, node_feature_kernel
+from .models.temporal import TemporalNet, node_feature_kernel
 from .simulate import load_entry
 from .simulate.dynamics import (
     DynamicComposer,
     LibraryConfig,
     RegionProjector,
-    WaveformLibrary,
     brain_nodes,
     build_library,
-    spread_weights,
 )
-from .train_temporal import SHIPPED_TEMPORAL, TemporalTrainConfig
+from .train_temporal import (
+    SHIPPED_TEMPORAL,
+    RegionActivity,
+    TemporalTrainConfig,
+    scale_window,
+    weighted_mse,
+)
 
 __all__ = ["EVAL_HEADMODEL", "AdaptConfig", "AdaptResult", "adapt", "forward_residual",
            "minnorm_residual", "report_table"]
@@ -415,27 +419,6 @@ def forward_residual(est: torch.Tensor, eeg: torch.Tensor, leadfield: torch.Tens
 # simulated windows
 
 
-def _scale(f: np.ndarray, target: np.ndarray | None, activity_rms: float, sfreq: float
-           ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A window scaled as training scales it (:meth:`TemporalSampler.batch
-    <rtsource.train_temporal.TemporalSampler.batch>`): features (T, 3 n) divided by the causal
-    scale a stream gets (:class:`~rtsource.models.temporal.FeatureScaler` started at the
-    window's first sample), the target (T, n) by that scale times the window's gain (activity
-    RMS / feature RMS)."""
-    st = FeatureScaler(sfreq)(f)[:, None]
-    if target is None:
-        return f / st, None
-    gain = activity_rms / float(np.sqrt(np.mean(np.square(f, dtype=np.float64))))
-    return f / st, target / (st * gain)
-
-
-def _weighted_mse(y: torch.Tensor, target: torch.Tensor, truth: torch.Tensor,
-                  truth_weight: float) -> torch.Tensor:
-    """The training loss: squared error weighted ``1 + truth_weight`` on true nodes."""
-    w = 1.0 + truth_weight * truth.to(y.dtype)[:, None, :]
-    return torch.mean(w * (y - target) ** 2)
-
-
 def _train_settings(header: dict[str, Any]) -> TemporalTrainConfig:
     """The source network's training settings that composition needs (defaults where the
     header lacks them)."""
@@ -466,38 +449,9 @@ class _Composer:
         self.F = features  # (n_channels, 3 n_nodes)
         self.noise = [x for x in noise if len(x) >= n_times]  # (n, n_channels) each
         self.n_times = n_times
-        self.libs: dict[str, WaveformLibrary] = {
-            r: build_library(LibraryConfig(regime=r, n_runs=tcfg.library_runs,
-                                           duration_s=tcfg.library_s, sfreq=tcfg.sfreq,
-                                           seed=tcfg.library_seed), progress=progress)
-            for r in dict.fromkeys(("spontaneous", *tcfg.regimes))}
-        w = np.asarray(tcfg.regime_weights, float)
-        self.regime_p = w / w.sum()
-        self.cortical = np.flatnonzero(self.nodes.cortical)
-        self.thalamic = np.flatnonzero(~self.nodes.cortical)
-
-    def _source(self, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
-        """One source (as :class:`~rtsource.train_temporal.TemporalSampler` draws it)."""
-        t = self.tcfg
-        regime = str(rng.choice(t.regimes, p=self.regime_p))
-        lib = self.libs[regime]
-        n_t, T = self.n_times, lib.waveforms.shape[1]
-        r = int(rng.integers(lib.n_runs))
-        ev = lib.events[r]
-        if regime != "spontaneous" and len(ev):
-            s = int(np.clip(int(rng.choice(ev)) - int(rng.uniform(0.1, 0.9) * n_t), 0, T - n_t))
-        else:
-            s = int(rng.integers(T - n_t + 1))
-        wav = lib.waveforms[r, s:s + n_t].T.astype(np.float64)
-        if regime == "spontaneous":
-            c = int(rng.integers(self.nodes.n_nodes))
-            return [c], wav[[c]]
-        truth0 = np.flatnonzero(lib.truth[r])
-        focus = int(lib.foci[r, 0]) if lib.foci[r, 0] >= 0 else int(truth0[0])
-        if rng.random() < t.relocate_prob:
-            pool = self.thalamic if rng.random() < t.thalamic_prob else self.cortical
-            return [int(rng.choice(pool))], wav[[focus]]
-        return list(truth0), wav[truth0]
+        # the training's composition of the brain model's activity (the same draws)
+        self.activity = RegionActivity(tcfg, self.nodes, n_times, progress=progress)
+        self.thalamic = self.activity.thalamic
 
     def _real(self, rng: np.random.Generator) -> np.ndarray:
         x = self.noise[int(rng.integers(len(self.noise)))]
@@ -507,27 +461,8 @@ class _Composer:
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scaled features (T, 3 n), scaled target (T, n), truth (n,))."""
-        t, n_t = self.tcfg, self.n_times
-        centres, waves = self._source(rng)
-        if rng.random() < t.two_source_prob:
-            c2, w2 = self._source(rng)
-            keep = [i for i, c in enumerate(c2) if c not in centres]
-            centres += [c2[i] for i in keep]
-            waves = np.vstack([waves, w2[keep]])
-        S = spread_weights(self.nodes, centres, float(rng.uniform(*t.spread_mm)))
-        best = S.argmax(1)
-        amp = S[np.arange(len(S)), best]
-        truth = amp >= 0.5
-        target = amp[:, None] * waves[best]
-        target[~truth] = 0.0
-        bg = self.libs["spontaneous"]
-        rb, sb = int(rng.integers(bg.n_runs)), int(rng.integers(bg.waveforms.shape[1] - n_t + 1))
-        back = bg.waveforms[rb, sb:sb + n_t].T.astype(np.float64)
-        back[truth] = 0.0
-        p_bg = float(np.mean(back[~truth] ** 2)) if (~truth).any() else 1.0
-        p_sig = float(np.mean(target[truth] ** 2))
-        target *= np.sqrt(p_bg * 10 ** (float(rng.uniform(*t.source_snr_db)) / 10)
-                          / max(p_sig, 1e-30))
+        t = self.tcfg
+        target, back, truth = self.activity.draw(rng)
         activity = target + back
         u = rng.standard_normal((len(self.thalamic), 3))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
@@ -546,7 +481,7 @@ class _Composer:
             snr = float(rng.uniform(*self.cfg.sensor_snr_db))
             eeg = clean + real * clean.std() / np.sqrt(10 ** (snr / 10))
         f = (self.F.T @ eeg).T  # (T, 3 n)
-        x, y = _scale(f, target.T, float(np.sqrt(np.mean(activity ** 2))), t.sfreq)
+        x, y = scale_window(f, target.T, float(np.sqrt(np.mean(activity ** 2))), t.sfreq)
         return x, y, truth
 
     def batch(self, n: int, rng: np.random.Generator
@@ -612,7 +547,7 @@ def _sim_set(name: str, projector: RegionProjector, features: np.ndarray, n_time
                 seg -= seg.mean(0, keepdims=True)
                 eeg = clean + seg * clean.std() / max(float(seg.std()), 1e-30) / np.sqrt(
                     10 ** (snr / 10))
-            x, y = _scale((features.T @ eeg).T, s.target.T,
+            x, y = scale_window((features.T @ eeg).T, s.target.T,
                           float(np.sqrt(np.mean(s.activity ** 2))), sfreq)
             X.append(x)
             Y.append(y)
@@ -639,7 +574,7 @@ def _sim_metrics(model: TemporalNet, s: _SimSet, truth_weight: float) -> dict[st
     y = _run(model, s.inputs)[:, s.lead:]
     t = s.targets[:, s.lead:]
     mse = float(torch.mean((y - t) ** 2))
-    loss = float(_weighted_mse(y, t, torch.from_numpy(s.truth), truth_weight))
+    loss = float(weighted_mse(y, t, torch.from_numpy(s.truth), truth_weight))
     rows: dict[str, list[float]] = {k: [] for k in ("precision", "recall", "le_mm", "corr")}
     per: dict[str, dict[str, list[float]]] = {}
     for i in range(len(y)):
@@ -903,7 +838,7 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
     def _real(wins: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         e = np.stack(wins).astype(np.float64)  # (N, T, C)
         e -= e.mean(2, keepdims=True)
-        f = np.stack([_scale(w @ stage.features.astype(np.float64), None, 1.0,
+        f = np.stack([scale_window(w @ stage.features.astype(np.float64), None, 1.0,
                              model_sfreq)[0] for w in e])  # (N, T, 3 n), as a stream scales
         e /= np.sqrt(np.mean(e ** 2, axis=(1, 2), keepdims=True))
         return torch.from_numpy(f.astype(np.float32)), torch.from_numpy(e.astype(np.float32))
@@ -959,7 +894,7 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
             else:
                 ys_hat = model(xs)[0].float() if len(xs) else xs.new_zeros((0,) + ys.shape[1:])
                 yr_hat = model(xr)[0].float()
-        l_sim = (_weighted_mse(ys_hat, ys, ts, tcfg.truth_weight) if len(xs)
+        l_sim = (weighted_mse(ys_hat, ys, ts, tcfg.truth_weight) if len(xs)
                  else yr_hat.new_zeros(()))
         l_fwd = forward_residual(yr_hat, er, L).mean()
         l_anc = sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), anchor,

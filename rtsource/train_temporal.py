@@ -60,8 +60,9 @@ from .simulate.dynamics import (
     spread_weights,
 )
 
-__all__ = ["SHIPPED_TEMPORAL", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
-           "load_temporal_config", "ship_temporal", "train_temporal"]
+__all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
+           "load_temporal_config", "scale_window", "ship_temporal", "train_temporal",
+           "weighted_mse"]
 
 #: The shipped temporal network (``--method temporal`` with ``refine.checkpoint = "default"``).
 SHIPPED_TEMPORAL = Path(__file__).resolve().parent / "data" / "temporal.safetensors"
@@ -203,40 +204,31 @@ class _Head:
     ch_pos: np.ndarray | None = None
 
 
-class TemporalSampler:
-    """Composes training windows (see the module docstring).
+class RegionActivity:
+    """Draws the brain model's activity of one training window (the composition shared by
+    :class:`TemporalSampler` and :mod:`rtsource.adapt`): one or two sources (a regime's focus
+    waveform at its own region or moved to a random node), Gaussian spread, scaled to a
+    source SNR over a spontaneous background.
 
     Parameters
     ----------
     cfg : TemporalTrainConfig
-    progress : progress bars while libraries and head models are built or loaded.
+        Regimes and their weights, library, relocation, spread and SNR settings.
+    nodes : BrainNodes
+    n_times : window length in samples at ``cfg.sfreq``.
+    progress : progress bars while the libraries are built or loaded.
     """
 
-    def __init__(self, cfg: TemporalTrainConfig, progress: bool = True) -> None:
-        self.cfg = cfg
-        self.nodes: BrainNodes = brain_nodes()
+    def __init__(self, cfg: TemporalTrainConfig, nodes: BrainNodes, n_times: int,
+                 progress: bool = True) -> None:
+        self.cfg, self.nodes, self.n_times = cfg, nodes, n_times
         self.libs: dict[str, WaveformLibrary] = {
             r: build_library(LibraryConfig(regime=r, n_runs=cfg.library_runs,
                                            duration_s=cfg.library_s, sfreq=cfg.sfreq,
                                            seed=cfg.library_seed), progress=progress)
             for r in dict.fromkeys(("spontaneous", *cfg.regimes))}
-        self.n_times = round(cfg.window_s * cfg.sfreq)
-        inv = InverseConfig(method="eloreta", lambda2=cfg.lambda2)
-        self.heads: list[_Head] = []
-        for montage in cfg.montages:
-            kernels, heads = [], []
-            for hmc in cfg.headmodels:
-                entry, hm = load_entry(hmc, montage, inv, progress=progress)
-                proj = RegionProjector(hm, self.nodes)
-                kernels.append(node_feature_kernel(entry.kernel.numpy(), proj.weights)
-                               .astype(np.float32))
-                heads.append(_Head(f"{montage}/{hmc.conductor}{hmc.conductivity}", proj,
-                                   ch_names=list(hm.ch_names), ch_pos=np.asarray(hm.ch_pos)))
-            for i, h in enumerate(heads):  # own kernel first, the other conductors' after
-                h.features = [kernels[i]] + [k for j, k in enumerate(kernels) if j != i]
-                self.heads.append(h)
-        self.cortical = np.flatnonzero(self.nodes.cortical)
-        self.thalamic = np.flatnonzero(~self.nodes.cortical)
+        self.cortical = np.flatnonzero(nodes.cortical)
+        self.thalamic = np.flatnonzero(~nodes.cortical)
         w = np.asarray(cfg.regime_weights, float)
         self.regime_p = w / w.sum()
 
@@ -250,7 +242,7 @@ class TemporalSampler:
             return r, int(np.clip(start, 0, T - n_t))
         return r, int(rng.integers(T - n_t + 1))
 
-    def _source(self, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+    def source(self, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
         """One source: (centre nodes, their waveforms (n_centres, n_times))."""
         regime = str(rng.choice(self.cfg.regimes, p=self.regime_p))
         lib = self.libs[regime]
@@ -266,14 +258,14 @@ class TemporalSampler:
             return [int(rng.choice(pool))], wav[[focus]]
         return list(truth0), wav[truth0]
 
-    def sample_one(self, rng: np.random.Generator, head: _Head | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(features (T, 3 n_nodes) unscaled, target (T, n_nodes) mV, truth (n_nodes,),
-        activity RMS)."""
+    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(target, background, truth): target and background (n_nodes, n_times) mV, the
+        background zero on the true nodes (their activity is target + background), truth
+        (n_nodes,) bool."""
         cfg, n_t = self.cfg, self.n_times
-        centres, waves = self._source(rng)
+        centres, waves = self.source(rng)
         if rng.random() < cfg.two_source_prob:
-            c2, w2 = self._source(rng)
+            c2, w2 = self.source(rng)
             keep = [i for i, c in enumerate(c2) if c not in centres]
             centres += [c2[i] for i in keep]
             waves = np.vstack([waves, w2[keep]])
@@ -286,11 +278,72 @@ class TemporalSampler:
         bg = self.libs["spontaneous"]
         rb, sb = int(rng.integers(bg.n_runs)), int(rng.integers(bg.waveforms.shape[1] - n_t + 1))
         back = bg.waveforms[rb, sb:sb + n_t].T.astype(np.float64)
+        back[truth] = 0.0
         p_bg = float(np.mean(back[~truth] ** 2)) if (~truth).any() else 1.0
         p_sig = float(np.mean(target[truth] ** 2))
         snr = float(rng.uniform(*cfg.source_snr_db))
         target *= np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
-        activity = np.where(truth[:, None], target, back)
+        return target, back, truth
+
+
+def scale_window(f: np.ndarray, target: np.ndarray | None, activity_rms: float, sfreq: float
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A window scaled as training scales it: features (T, 3 n) divided by the causal scale a
+    stream gets (:class:`~rtsource.models.FeatureScaler` started at the window's first
+    sample), the target (T, n) by that scale times the window's gain (activity RMS /
+    feature RMS), so that the network output times the stream's scale times the median gain
+    is activity."""
+    st = FeatureScaler(sfreq)(f)[:, None]
+    if target is None:
+        return f / st, None
+    gain = activity_rms / float(np.sqrt(np.mean(np.square(f, dtype=np.float64))))
+    return f / st, target / (st * gain)
+
+
+def weighted_mse(y: torch.Tensor, target: torch.Tensor, truth: torch.Tensor,
+                 truth_weight: float) -> torch.Tensor:
+    """The training loss: squared error weighted ``1 + truth_weight`` on the true nodes;
+    y, target (batch, T, n_nodes), truth (batch, n_nodes) bool."""
+    w = 1.0 + truth_weight * truth.to(y.dtype)[:, None, :]
+    return torch.mean(w * (y.float() - target) ** 2)
+
+
+class TemporalSampler:
+    """Composes training windows (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : TemporalTrainConfig
+    progress : progress bars while libraries and head models are built or loaded.
+    """
+
+    def __init__(self, cfg: TemporalTrainConfig, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.nodes: BrainNodes = brain_nodes()
+        self.n_times = round(cfg.window_s * cfg.sfreq)
+        self.activity = RegionActivity(cfg, self.nodes, self.n_times, progress=progress)
+        self.thalamic = self.activity.thalamic
+        inv = InverseConfig(method="eloreta", lambda2=cfg.lambda2)
+        self.heads: list[_Head] = []
+        for montage in cfg.montages:
+            kernels, heads = [], []
+            for hmc in cfg.headmodels:
+                entry, hm = load_entry(hmc, montage, inv, progress=progress)
+                proj = RegionProjector(hm, self.nodes)
+                kernels.append(node_feature_kernel(entry.kernel.numpy(), proj.weights)
+                               .astype(np.float32))
+                heads.append(_Head(f"{montage}/{hmc.conductor}{hmc.conductivity}", proj,
+                                   ch_names=list(hm.ch_names), ch_pos=np.asarray(hm.ch_pos)))
+            for i, h in enumerate(heads):  # own kernel first, the other conductors' after
+                h.features = [kernels[i]] + [k for j, k in enumerate(kernels) if j != i]
+                self.heads.append(h)
+    def sample_one(self, rng: np.random.Generator, head: _Head | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(features (T, 3 n_nodes) unscaled, target (T, n_nodes) mV, truth (n_nodes,),
+        activity RMS)."""
+        cfg, n_t = self.cfg, self.n_times
+        target, back, truth = self.activity.draw(rng)
+        activity = target + back
         head = head if head is not None else self.heads[int(rng.integers(len(self.heads)))]
         u = rng.standard_normal((len(self.thalamic), 3))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
@@ -318,9 +371,9 @@ class TemporalSampler:
         for _ in range(n):
             f, t, tr, a = self.sample_one(rng)
             s = float(np.sqrt(np.mean(np.square(f, dtype=np.float64))))
-            st = FeatureScaler(self.cfg.sfreq)(f)[:, None]
-            X.append(f / st)
-            Y.append(t / (st * (a / s)))
+            x, y = scale_window(f, t, a, self.cfg.sfreq)
+            X.append(x)
+            Y.append(y)
             truth.append(tr)
             scale.append(s)
             gain.append(a / s)
@@ -363,8 +416,7 @@ def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, el
 
 
 def _loss(y: torch.Tensor, b: TemporalBatch, truth_weight: float) -> torch.Tensor:
-    w = 1.0 + truth_weight * torch.from_numpy(b.truth.astype(np.float32))[:, None, :]
-    return torch.mean(w * (y.float() - b.targets) ** 2)
+    return weighted_mse(y, b.targets, torch.from_numpy(b.truth), truth_weight)
 
 
 @torch.no_grad()
