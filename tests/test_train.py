@@ -13,13 +13,17 @@ from rtsource.models.checkpoint import load_checkpoint, read_header
 from rtsource.models.volume import VolumeMapper
 from rtsource.simulate import SimConfig
 from rtsource.train import (
+    SlicedWasserstein,
     TrainConfig,
     default_checkpoint_path,
     load_train_config,
     lr_factor,
+    magnitude_distribution,
     masked_l1,
     ship_checkpoint,
+    step_sim_config,
     train,
+    training_loss,
 )
 
 torch.set_num_threads(1)
@@ -72,6 +76,85 @@ def test_train_config_loads_and_rejects_typos(tmp_path):
     assert list(d["simulate"]["headmodels"][0]["conductivity"]) == [0.3, 0.006, 0.3]
 
 
+def test_sliced_wasserstein_matches_pot_and_grows_with_peak_distance():
+    ot = pytest.importorskip("ot")
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(300, 3, generator=g) * 50.0
+    sw = SlicedWasserstein(pos, n_projections=16, seed=1)
+    a = torch.rand(2, 300, generator=g)
+    b = torch.rand(2, 300, generator=g)
+    a, b = a / a.sum(1, keepdim=True), b / b.sum(1, keepdim=True)
+    ours = sw(a, b)
+    for i in range(2):  # POT, an independent implementation, with the same directions
+        ref = ot.sliced_wasserstein_distance(pos, pos, a[i], b[i], p=1,
+                                             projections=sw.projections)
+        assert float(ours[i]) == pytest.approx(float(ref), rel=1e-4)
+    # a peak moved away from the true one costs more the farther it goes (L1 cannot see it)
+    line = torch.zeros(50, 3)
+    line[:, 0] = torch.arange(50) * 7.0
+    sw1 = SlicedWasserstein(line, n_projections=8, seed=2)
+    truth = torch.zeros(1, 50)
+    truth[0, 10] = 1.0
+    costs = []
+    for j in (11, 20, 40):
+        guess = torch.zeros(1, 50)
+        guess[0, j] = 1.0
+        costs.append(float(sw1(guess, truth)))
+    assert costs[0] < costs[1] < costs[2]
+    assert costs[2] / costs[0] == pytest.approx(30.0, rel=1e-4)
+
+
+def test_training_loss_distribution_term():
+    vox = torch.stack(torch.meshgrid(torch.arange(4, 12), torch.arange(4, 12), torch.arange(4, 12),
+                                     indexing="ij"), -1).reshape(-1, 3)
+    mapper = VolumeMapper(vox)
+    pos = vox.float() * 7.0
+    sw = SlicedWasserstein(pos, n_projections=32)
+    target = torch.zeros(2, 3, 32, 32, 32)
+    target[:, 0, 6, 6, 6] = 1.0
+    cfg = TrainConfig(loss="l1", distribution_loss="sliced_wasserstein", distribution_weight=0.5)
+    perfect, parts = training_loss(target.clone(), target, mapper.flat_index, cfg, sw)
+    assert parts["sliced_nemd"] < 1e-3
+    flat, parts_flat = training_loss(torch.full_like(target, 0.1), target, mapper.flat_index,
+                                     cfg, sw)
+    assert parts_flat["sliced_nemd"] == pytest.approx(1.0, abs=1e-3)  # a flat map scores 1
+    near = torch.zeros_like(target, requires_grad=True)
+    with torch.no_grad():
+        near[:, 0, 7, 6, 6] = 1.0
+    far = torch.zeros_like(target)
+    far[:, 0, 11, 11, 11] = 1.0
+    l_near, p_near = training_loss(near, target, mapper.flat_index, cfg, sw)
+    l_far, p_far = training_loss(far, target, mapper.flat_index, cfg, sw)
+    assert p_near["l1"] == pytest.approx(p_far["l1"])  # voxel-wise L1 cannot tell them apart
+    assert p_near["sliced_nemd"] < p_far["sliced_nemd"]
+    l_near.backward()
+    assert torch.isfinite(near.grad).all() and near.grad.abs().sum() > 0
+    dist = magnitude_distribution(target, mapper.flat_index)
+    assert torch.allclose(dist.sum(1), torch.ones(2))
+    with pytest.raises(ValueError, match="SlicedWasserstein"):
+        training_loss(target, target, mapper.flat_index, cfg, None)
+
+
+def test_curriculum_widens_to_the_configured_ranges():
+    sim = SimConfig(n_sources_min=1, n_sources_max=21, snr_db_min=0.0, snr_db_max=20.0)
+    cfg = TrainConfig(curriculum_steps=100, simulate=sim)
+    start, mid, end = (step_sim_config(cfg, s) for s in (0, 50, 100))
+    assert (start.n_sources_max, start.snr_db_min) == (1, 15.0)
+    assert (mid.n_sources_max, mid.snr_db_min) == (11, 7.5)
+    assert end == sim
+    assert step_sim_config(replace(cfg, curriculum_steps=0), 0) == sim
+
+
+def test_old_configurations_with_amp_still_load(tmp_path):
+    old = tmp_path / "old.toml"
+    old.write_text("[train]\namp = true\n")
+    assert load_train_config(old).precision == "auto"
+    old.write_text("[train]\namp = false\n")
+    assert load_train_config(old).precision == "fp32"
+    with pytest.raises(ValueError, match="workers"):
+        TrainConfig(workers=-1)
+
+
 def _tiny(out: Path) -> TrainConfig:
     sim = SimConfig(montages=("biosemi32",), jitter_variants=1, n_sources_max=3,
                     headmodels=(HeadModelConfig(conductor="sphere", conductivity=(0.3, 0.006, 0.3)),
@@ -118,6 +201,33 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
         y32, y16 = net32(x), net16(x)
     assert float((y32 - y16).abs().max()) < 1e-2 * float(y32.abs().max()) + 1e-4
     assert load_checkpoint(shipped).metrics["note"] == "test"
+
+
+@pytest.mark.slow
+def test_simulation_worker_fine_tuning_and_bf16(tmp_path):
+    """A simulation worker changes nothing but the speed; init_from starts from given weights;
+    bf16 autocast follows float32 closely on the same batches."""
+    base = replace(_tiny(tmp_path / "w0"), max_steps=3, precision="fp32",
+                   distribution_loss="sliced_wasserstein", loss="weighted_l1")
+    a = train(base, progress=False)
+    b = train(replace(base, out_dir=str(tmp_path / "w1"), workers=1), progress=False)
+    sa = load_checkpoint(a.checkpoint).model.state_dict()
+    sb = load_checkpoint(b.checkpoint).model.state_dict()
+    for k in sa:
+        assert torch.allclose(sa[k], sb[k], rtol=1e-5, atol=1e-7), k
+    assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history])
+    assert "sliced_nemd" in a.history[0] and "val_sliced_nemd" in a.metrics
+    # fine-tuning: with a negligible learning rate the weights stay those of init_from
+    c = train(replace(base, out_dir=str(tmp_path / "ft"), init_from=str(a.checkpoint), lr=1e-12,
+                      max_steps=1), progress=False)
+    sc = load_checkpoint(c.checkpoint).model.state_dict()
+    for k in sa:
+        assert torch.allclose(sa[k], sc[k], rtol=1e-4, atol=1e-6), k
+    # bf16 autocast (+ channels-last): the same first-step loss within a few per cent
+    bf = train(replace(base, out_dir=str(tmp_path / "bf"), precision="bf16", max_steps=1),
+               progress=False)
+    assert bf.metrics["precision"] == "bf16" and a.metrics["precision"] == "fp32"
+    assert bf.history[0]["l1"] == pytest.approx(a.history[0]["l1"], rel=0.03)
 
 
 def test_resume_without_checkpoint_fails_clearly(tmp_path):

@@ -91,15 +91,18 @@ class Simulator:
         self.device = bank.device
         self.mapper = VolumeMapper(bank.vox).to(self.device)
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+    def sample(self, batch_size: int, generator: torch.Generator,
+               cfg: SimConfig | None = None) -> Batch:
         """Draw one batch (one montage layout and conductor for the whole batch).
 
         Parameters
         ----------
         batch_size : int
         generator : torch.Generator on the CPU (the batch depends only on its state).
+        cfg : source, SNR and noise ranges for this batch (default: the simulator's; the
+            bank's montages and head models stay as built).
         """
-        cfg = self.cfg
+        cfg = cfg or self.cfg
         fwd, inv = self.bank.draw(generator)
         src = random_sources(self.bank.src_pos_mm, batch_size,
                              n_sources=(cfg.n_sources_min, cfg.n_sources_max),
