@@ -91,7 +91,7 @@ def main() -> None:
             print(r)
     base = rows[0]["s_per_step_median"]
     for r in rows:
-        r["speedup_vs_baseline_w%d" % rows[0]["width"]] = base / r["s_per_step_median"]
+        r[f"speedup_vs_baseline_w{rows[0]['width']}"] = base / r["s_per_step_median"]
     path = write(args.out, {"command": "python " + " ".join(sys.argv),
                             "config": os.path.relpath(args.config, REPO),
                             "note": "s/step includes simulation, forward, backward and AdamW "

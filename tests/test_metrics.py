@@ -198,4 +198,48 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     assert len(rows) == 5 * 3  # five SNRs × (network + two baselines)
     elo = {float(r["snr_db"]): float(r["nemd"]) for r in rows if r["method"] == "eloreta"}
     assert all(0.0 < v < 1.2 for v in elo.values())
-    assert "Warning" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Warning" in report
+    # the snr_db sweep holds the one-source rows of the targets (not 3 or 10 sources)
+    assert "Targets for untrained" in report and "1 source, 20 dB" in report
+    assert "3 sources" not in report
+
+
+def _summary(values):
+    """EvalResult with summary rows {(method, n_sources, snr_db): (nemd, mle_mm, auc)}."""
+    from rtsource.evaluate import EvalResult
+
+    rows = [{"sweep": "x", "condition": f"{n} {snr}", "n_sources": n, "extent_mm": "5-40",
+             "snr_db": snr, "method": m, "nemd": v[0], "mle_mm": v[1], "auc": v[2]}
+            for (m, n, snr), v in values.items()]
+    return EvalResult(rows=[], summary=rows, meta={})
+
+
+def test_peak_targets_reached_and_missed():
+    from rtsource.evaluate import peak_targets, targets_markdown
+
+    vals = {}
+    for snr in (0.0, 5.0, 10.0, 20.0):
+        vals[("eloreta", 1, snr)] = (0.8, 20.0, 0.90)
+        vals[("dspm", 1, snr)] = (0.7, 30.0, 0.80)
+        vals[("net", 1, snr)] = (0.39, 19.0, 0.91)
+    vals[("net", 1, 20.0)] = (0.39, 21.0, 0.91)      # MLE worse than eLORETA at 20 dB
+    vals[("net", 1, 5.0)] = (0.60, 25.0, 0.91)       # NEMD beats all, MLE beats dSPM only
+    vals[("dspm", 1, 5.0)] = (0.7, 26.0, 0.80)
+    for n, net in ((3, (0.70, 40.0, 0.85)), (10, (0.80, 50.0, 0.70))):
+        vals[("eloreta", n, 10.0)] = (0.75, 40.0, 0.84)
+        vals[("dspm", n, 10.0)] = (0.75, 40.0, 0.84)
+        vals[("net", n, 10.0)] = net
+    rows = {r["target"].split(":")[0]: r for r in peak_targets(_summary(vals), "net")}
+    assert rows["1 source, 10 dB"]["reached"] is True
+    assert rows["1 source, 20 dB"]["reached"] is False
+    assert rows["3 sources, 10 dB"]["reached"] is True
+    assert rows["10 sources, 10 dB"]["reached"] is False   # 0.80 > 0.75
+    assert rows["1 source, 0 dB"]["reached"] is True
+    assert rows["1 source, 5 dB"]["reached"] is False
+    assert rows["1 source, 5 dB"]["reference"] == "NEMD 0.700 (dspm), MLE (mm) 20.0 (eloreta)"
+    assert "(½: 0.400)" in rows["1 source, 10 dB"]["reference"]
+    assert "| **no** |" in targets_markdown(_summary(vals), "net")
+    # conditions not evaluated: no rows
+    only = {k: v for k, v in vals.items() if k[1] == 3}
+    assert [r["target"][:9] for r in peak_targets(_summary(only), "net")] == ["3 sources"]

@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         default_conditions,
         evaluate,
         markdown_table,
+        targets_markdown,
         write_report,
     )
     from ..train import default_checkpoint_path
@@ -146,5 +147,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: {w.message}")
     files = write_report(result, args.out)
     print(markdown_table(result))
+    for name in checkpoints:
+        print(targets_markdown(result, name))
     print("Wrote " + ", ".join(str(p) for p in files.values()))
     return 0

@@ -23,7 +23,7 @@ from .metrics import (
     sample_metrics,
     weighted_cosine_error,
 )
-from .report import markdown_table, write_report
+from .report import markdown_table, peak_targets, targets_markdown, write_report
 from .sweep import (
     BASELINES,
     Condition,
@@ -39,6 +39,7 @@ __all__ = [
     "BASELINES", "LOWER_IS_BETTER", "METRICS", "METRIC_LABELS", "Condition", "EvalConfig",
     "EvalResult", "InverseCrimeWarning", "auc_close_far", "check_inverse_crime",
     "default_conditions", "emd", "evaluate", "grid_neighbours", "local_maxima",
-    "localisation_error", "markdown_table", "nemd", "nmse", "sample_metrics",
+    "localisation_error", "markdown_table", "nemd", "nmse", "peak_targets", "sample_metrics",
+    "targets_markdown",
     "weighted_cosine_error", "write_report",
 ]

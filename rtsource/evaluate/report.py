@@ -13,7 +13,7 @@ import numpy as np
 from .metrics import LOWER_IS_BETTER, METRIC_LABELS, METRICS
 from .sweep import BASELINES, EvalResult
 
-__all__ = ["markdown_table", "write_report"]
+__all__ = ["markdown_table", "peak_targets", "targets_markdown", "write_report"]
 
 
 def _fmt(v: float, k: str) -> str:
@@ -41,6 +41,85 @@ def markdown_table(result: EvalResult, metrics: tuple[str, ...] = ("nemd", "mle_
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _median(result: EvalResult, method: str, metric: str, n_sources: int, snr_db: float
+            ) -> float | None:
+    for s in result.summary:
+        if (s["method"] == method and int(s["n_sources"]) == n_sources
+                and float(s["snr_db"]) == snr_db and s["extent_mm"] == "5-40"):
+            return float(s[metric])
+    return None
+
+
+def peak_targets(result: EvalResult, network: str) -> list[dict]:
+    """Whether ``network`` beats the linear inverses where a user looks (medians).
+
+    The rows: one source at 10 and 20 dB, NEMD ≤ 0.5 × eLORETA's, MLE ≤ eLORETA's and AUC ≥
+    eLORETA's; three sources at 10 dB, NEMD and AUC better than eLORETA's; ten sources at
+    10 dB, NEMD no worse than eLORETA's; one source at 0 and 5 dB, NEMD and MLE better than
+    every linear inverse evaluated. Rows whose conditions the evaluation did not run are left
+    out (the ``snr_db`` and ``n_sources`` sweeps hold them all).
+
+    Parameters
+    ----------
+    result : an evaluation that includes ``network`` and ``eloreta``.
+    network : method name of the network.
+
+    Returns
+    -------
+    list of dicts with ``target``, ``network``, ``reference`` (text) and ``reached`` (bool).
+    """
+    linear = [m for m in BASELINES if any(s["method"] == m for s in result.summary)]
+    rows: list[dict] = []
+
+    def add(target: str, pairs: list[tuple[str, int, float, str]]) -> None:
+        net_txt, ref_txt, ok = [], [], True
+        for metric, n, snr, rule in pairs:
+            v = _median(result, network, metric, n, snr)
+            refs = {m: _median(result, m, metric, n, snr)
+                    for m in (linear if rule == "all" else ["eloreta"])}
+            if v is None or any(r is None for r in refs.values()):
+                return
+            label = METRIC_LABELS[metric]
+            net_txt.append(f"{label} {_fmt(v, metric)}")
+            if rule == "all":
+                best_m = min(refs, key=refs.get) if LOWER_IS_BETTER[metric] else max(refs,
+                                                                                    key=refs.get)
+                ref_txt.append(f"{label} {_fmt(refs[best_m], metric)} ({best_m})")
+                ok &= v < refs[best_m] if LOWER_IS_BETTER[metric] else v > refs[best_m]
+                continue
+            r = refs["eloreta"]
+            bound = {"half": 0.5 * r, "le": r, "ge": r, "lt": r, "gt": r}[rule]
+            ref_txt.append(f"{label} {_fmt(r, metric)}" + (f" (½: {_fmt(bound, metric)})"
+                                                           if rule == "half" else ""))
+            ok &= {"half": v <= bound, "le": v <= bound, "ge": v >= bound, "lt": v < bound,
+                   "gt": v > bound}[rule]
+        rows.append({"target": target, "network": ", ".join(net_txt),
+                     "reference": ", ".join(ref_txt), "reached": bool(ok)})
+
+    for snr in (10.0, 20.0):
+        add(f"1 source, {snr:g} dB: NEMD ≤ 0.5 × eLORETA, MLE ≤ eLORETA, AUC ≥ eLORETA",
+            [("nemd", 1, snr, "half"), ("mle_mm", 1, snr, "le"), ("auc", 1, snr, "ge")])
+    add("3 sources, 10 dB: NEMD and AUC better than eLORETA",
+        [("nemd", 3, 10.0, "lt"), ("auc", 3, 10.0, "gt")])
+    add("10 sources, 10 dB: NEMD no worse than eLORETA", [("nemd", 10, 10.0, "le")])
+    for snr in (0.0, 5.0):
+        add(f"1 source, {snr:g} dB: NEMD and MLE better than every linear inverse",
+            [("nemd", 1, snr, "all"), ("mle_mm", 1, snr, "all")])
+    return rows
+
+
+def targets_markdown(result: EvalResult, network: str) -> str:
+    """:func:`peak_targets` as a markdown table ('' when no target's conditions ran)."""
+    rows = peak_targets(result, network)
+    if not rows:
+        return ""
+    lines = [f"**Targets for {network}** (medians; eLORETA is the reference unless named)\n",
+             "| target | " + network + " | reference | reached |", "|---|---|---|---|"]
+    lines += [f"| {r['target']} | {r['network']} | {r['reference']} | "
+              f"{'yes' if r['reached'] else '**no**'} |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _plot(result: EvalResult, out: Path) -> list[Path]:
@@ -102,6 +181,10 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike) -> dict[str, Pa
     for msg in result.meta.get("inverse_crime_warnings", []):
         text.append(f"> **Warning:** {msg}\n")
     text.append(markdown_table(result))
+    for net in [m for m in dict.fromkeys(x["method"] for x in result.summary)
+                if m not in BASELINES]:
+        if any(x["method"] == "eloreta" for x in result.summary):
+            text.append(targets_markdown(result, net))
     text.append("NMSE and 1 − weighted cosine are in `summary.csv`; plots: "
                 + ", ".join(f"`{p.name}`" for p in _plot(result, out)) + ".\n")
     md.write_text("\n".join(text))
