@@ -43,7 +43,7 @@ else:  # pragma: no cover
 
 __all__ = ["SHIPPED_WEIGHTS", "SlicedWasserstein", "TrainConfig", "TrainResult",
            "default_checkpoint_path", "load_train_config", "lr_factor", "magnitude_distribution",
-           "masked_l1", "ship_checkpoint", "step_sim_config", "train", "training_loss",
+           "masked_l1", "plot_training_curve", "ship_checkpoint", "step_sim_config", "train", "training_loss",
            "use_bf16"]
 
 SHIPPED_WEIGHTS = SHIPPED_CHECKPOINT.name
@@ -340,8 +340,10 @@ class _Batches(torch.utils.data.IterableDataset):
             yield step, b.inputs, b.targets
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """The learning-rate multiplier (of ``cfg.lr``) at optimizer step ``step`` (0-based).
+def lr_factor(step: int, cfg: Any) -> float:
+    """The learning-rate multiplier (of ``cfg.lr``) at optimizer step ``step`` (0-based);
+    ``cfg`` is any config with ``warmup_steps``, ``max_steps`` and ``min_lr_ratio``
+    (:class:`TrainConfig`, the temporal network's config).
 
     Linear warm-up from ``1 / warmup_steps`` to 1 over the first ``cfg.warmup_steps``
     steps, then cosine decay from 1 to ``cfg.min_lr_ratio`` at ``cfg.max_steps`` (held
@@ -619,6 +621,53 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             torch.distributed.destroy_process_group()
     return TrainResult(checkpoint=ckpt_path, step=step, elapsed_s=elapsed, history=history,
                        metrics=metrics)
+
+
+def plot_training_curve(metrics_jsonl: str | os.PathLike, path: str | os.PathLike, *,
+                        step_label: str = "step", loss_label: str = "loss") -> Path:
+    """Draw the training and validation loss (and the all-zero prediction's loss) against
+    steps from a run's ``metrics.jsonl`` (3D-PIUNet's or the temporal network's); returns
+    the image path.
+
+    Parameters
+    ----------
+    metrics_jsonl : a run's ``metrics.jsonl`` (one record per checkpoint with ``step``,
+        ``train_loss_ema``, ``val_loss``, ``val_zero_loss`` and ``elapsed_s``).
+    path : output image (PNG).
+    step_label, loss_label : axis labels (e.g. "step (8 samples)", "masked L1").
+
+    Raises
+    ------
+    ValueError : the file holds no record yet.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    recs = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
+    if not recs:
+        raise ValueError(f"{str(metrics_jsonl)!r} holds no checkpoint records yet.")
+    steps = [r["step"] for r in recs]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(steps, [r["train_loss_ema"] for r in recs], "o-", label="training (EMA)")
+    ax.plot(steps, [r["val_loss"] for r in recs], "s-", label="validation")
+    ax.plot(steps, [r["val_zero_loss"] for r in recs], "--", color="grey",
+            label="all-zero prediction")
+    ax.set_xlabel(step_label)
+    ax.set_ylabel(loss_label)
+    top = ax.secondary_xaxis("top", functions=(
+        lambda s: np.interp(s, steps, [r["elapsed_s"] / 60 for r in recs]),
+        lambda m: np.interp(m, [r["elapsed_s"] / 60 for r in recs], steps)))
+    top.set_xlabel("training time (min)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def ship_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = None, *,

@@ -59,6 +59,7 @@ from .simulate.dynamics import (
     sensor_noise,
     spread_weights,
 )
+from .train import lr_factor
 
 __all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
            "load_temporal_config", "scale_window", "ship_temporal", "train_temporal",
@@ -382,13 +383,6 @@ class TemporalSampler:
                              np.stack(truth), np.array(scale), np.array(gain))
 
 
-def _lr(step: int, cfg: TemporalTrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
 def _use_bf16(cfg: TemporalTrainConfig) -> bool:
     if cfg.precision == "bf16":
         return True
@@ -495,7 +489,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     names, kinds = list(nodes.names), [str(k) for k in nodes.kinds]
     while step < stop_at:
         for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg)
+            g["lr"] = cfg.lr * lr_factor(step, cfg)
         t0 = time.perf_counter()
         rng = np.random.default_rng(int(stable_hash("temporal-batch", cfg.seed, step,
                                                     length=15), 16))
@@ -557,35 +551,3 @@ def ship_temporal(src: str | os.PathLike, dst: str | os.PathLike | None = None, 
                     metrics={**ck.metrics, **(metrics or {})}, dtype="float16",
                     extra={k: ck.header[k] for k in keep if k in ck.header})
     return dst
-
-
-def plot_training_curve(metrics_jsonl: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Draw the training and validation loss (and the all-zero prediction's loss) against
-    steps from a run's ``metrics.jsonl``; returns the image path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
-    if not recs:
-        raise ValueError(f"{str(metrics_jsonl)!r} holds no checkpoint records yet.")
-    steps = [r["step"] for r in recs]
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(steps, [r["train_loss_ema"] for r in recs], "o-", label="training (EMA)")
-    ax.plot(steps, [r["val_loss"] for r in recs], "s-", label="validation")
-    ax.plot(steps, [r["val_zero_loss"] for r in recs], "--", color="grey",
-            label="all-zero prediction")
-    ax.set_xlabel("step (16 windows of 1 s)")
-    ax.set_ylabel("MSE (scaled)")
-    top = ax.secondary_xaxis("top", functions=(
-        lambda s: np.interp(s, steps, [r["elapsed_s"] / 60 for r in recs]),
-        lambda m: np.interp(m, [r["elapsed_s"] / 60 for r in recs], steps)))
-    top.set_xlabel("training time (min)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
