@@ -7,6 +7,8 @@ head model of ``rtsource evaluate`` (three-shell sphere 0.332/0.0113/0.332 S/m,
 GSN-HydroCel-129, seed 1234) at one source 10 and 20 dB and three sources 10 dB.
 
     python bench/compare_piunet_losses.py --minutes 8 [--arms l1,weighted_l1,weighted_l1+sw]
+    python bench/compare_piunet_losses.py --steps 400 --arms w8-scratch,w16-scratch \
+        --out piunet-width-comparison.json     # widths 8 and 16 from scratch, equal steps
 
 Each arm trains in ``<--runs>/<arm>`` and resumes there if interrupted (re-run the same
 command); the winner can continue with ``rtsource train CONFIG --out-dir <--runs>/<arm>
@@ -40,6 +42,9 @@ ARMS = {
     "weighted_l1": {"loss": "weighted_l1", "distribution_loss": "none"},
     "weighted_l1+sw": {"loss": "weighted_l1", "distribution_loss": "sliced_wasserstein"},
     "l1+sw": {"loss": "l1", "distribution_loss": "sliced_wasserstein"},
+    # widths at an equal number of steps from a random start, with the config's loss
+    "w8-scratch": {"width": 8, "init_from": "", "lr": 1e-3, "warmup_steps": 50},
+    "w16-scratch": {"width": 16, "init_from": "", "lr": 1e-3, "warmup_steps": 50},
 }
 
 CONDITIONS = {"ablation": [Condition(n_sources=1, snr_db=10.0), Condition(n_sources=1, snr_db=20.0),
@@ -51,6 +56,8 @@ def main() -> None:
     ap.add_argument("--config", default=str(REPO / "configs" / "train-w8-peaks.toml"))
     ap.add_argument("--arms", default="l1,weighted_l1,weighted_l1+sw")
     ap.add_argument("--minutes", type=float, default=8.0, help="training time per arm")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train each arm this many steps instead (a schedule of that length)")
     ap.add_argument("--runs", default=str(REPO / "runs" / "loss-ablation"))
     ap.add_argument("--n-samples", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2, help="metric processes")
@@ -63,13 +70,15 @@ def main() -> None:
     trained = {}
     for arm in arms:
         out = Path(args.runs) / arm
-        cfg = load_train_config(args.config, out_dir=str(out), max_minutes=args.minutes,
-                                **ARMS[arm])
+        budget = ({"max_steps": args.steps, "max_minutes": 0} if args.steps
+                  else {"max_minutes": args.minutes})
+        cfg = load_train_config(args.config, out_dir=str(out), **{**budget, **ARMS[arm]})
         last = out / "last.safetensors"
         done = 0.0
         if last.exists():
-            done = float(load_checkpoint(last).metrics.get("elapsed_s", 0.0))
-        if done < args.minutes * 60 - 5:
+            m = load_checkpoint(last).metrics
+            done = float(m.get("step", 0) if args.steps else m.get("elapsed_s", 0.0))
+        if done < (args.steps if args.steps else args.minutes * 60 - 5):
             res = train(cfg, resume=last.exists(), progress=False)
             print(f"{arm}: step {res.step}, {res.elapsed_s / 60:.1f} min, {res.metrics}")
         trained[arm] = {"checkpoint": str(last),
@@ -84,7 +93,8 @@ def main() -> None:
         print(row)
     path = write(args.out, {"command": "python " + " ".join(sys.argv),
                             "config": str(Path(args.config).resolve().relative_to(REPO)),
-                            "minutes_per_arm": args.minutes, "arms": {a: ARMS[a] for a in arms},
+                            "budget_per_arm": (f"{args.steps} steps" if args.steps
+                                               else f"{args.minutes} min"), "arms": {a: ARMS[a] for a in arms},
                             "trained": trained, "n_samples": args.n_samples,
                             "eval": "sphere 0.332/0.0113/0.332 S/m, GSN-HydroCel-129, "
                                     "kernels from the evaluation head model, seed 1234",
