@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from .simulate.dynamics import RegionProjector, WaveformLibrary
 
 __all__ = [
-    "MIN_DURATION_S", "DetectorConfig", "Events", "NoEventsError", "RankingConfig",
+    "MIN_DURATION_S", "NOISE_RATIO", "DetectorConfig", "Events", "NoEventsError", "RankingConfig",
     "RegionActivity", "SOZEvalConfig", "SOZEvalResult", "SOZResult", "SimulatedRecording",
     "detect_events", "evaluate_soz", "evaluation_recording", "localize_soz", "plot_soz",
     "rank_regions", "region_activity", "simulate_recording", "soz_markdown",
@@ -102,6 +102,11 @@ class NoEventsError(ValueError):
 # ---------------------------------------------------------------------------------------
 # detection
 # ---------------------------------------------------------------------------------------
+
+
+#: The largest GFP peak-to-trough ratio seen in simulated spike-free EEG (alpha background,
+#: 5-40 dB sensor noise: 1.4-1.6); detection thresholds below it warn.
+NOISE_RATIO = 1.6
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,15 @@ class DetectorConfig:
         if not self.threshold > 1:
             raise ValueError(f"threshold = {self.threshold} must be a peak-to-trough ratio "
                              "above 1 (default 2).")
+        if self.threshold < NOISE_RATIO:
+            import warnings
+
+            warnings.warn(
+                f"threshold = {self.threshold:g} is below the peak-to-trough ratios that "
+                f"spike-free EEG reaches (up to {NOISE_RATIO:g} in simulated background with "
+                "sensor noise): background fluctuations will be detected and ranked as "
+                "events. Keep it at 1.6 or more unless the recording is known to be "
+                "epileptiform throughout.", UserWarning, stacklevel=3)
         if not (self.refractory_s > 0 and self.trough_s > 0 and self.edge_s >= 0
                 and self.smooth_s >= 0 and self.train_gap_s > 0):
             raise ValueError(f"refractory_s = {self.refractory_s}, trough_s = {self.trough_s}, "

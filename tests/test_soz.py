@@ -220,6 +220,8 @@ def test_api_errors():
         detect_events(np.full((8, 1000), np.nan), 250.0)
     with pytest.raises(ValueError, match="peak-to-trough ratio"):
         DetectorConfig(threshold=0.5)
+    with pytest.warns(UserWarning, match="spike-free EEG"):
+        DetectorConfig(threshold=1.3)
     with pytest.raises(ValueError, match="epochs"):
         localize_soz(np.zeros((2, 8, 1000)), [f"E{i}" for i in range(8)], 250.0)
     rng = np.random.default_rng(0)

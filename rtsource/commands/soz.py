@@ -116,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
     n_eeg = len(raw.copy().pick("eeg").ch_names)
     print(f"{args.file}: {n_eeg} EEG channels, {raw.n_times / raw.info['sfreq']:.1f} s at "
           f"{raw.info['sfreq']:g} Hz")
-    det = DetectorConfig(threshold=args.threshold, band_hz=args.band)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        det = DetectorConfig(threshold=args.threshold, band_hz=args.band)
+    for w in caught:
+        print(f"rtsource soz: warning: {w.message} (--threshold)", file=sys.stderr)
     try:
         res = localize_soz(raw, montage=montage, method=args.method,
                            checkpoint=args.checkpoint, config=cfg, detector=det,
