@@ -90,7 +90,9 @@ class TrainConfig:
     channels_last : channels-last (NDHWC) memory format on the CPU with bf16 (oneDNN's fast
         layout; FACTS.md: 6.8 vs 7.9 s per step at width 8).
     workers : processes that simulate batches ahead of the training step (0: simulate in
-        the training loop). Each uses one thread; batches are identical either way.
+        the training loop; must be 0 on CUDA). Each uses one thread; the batches are the
+        same either way (bit for bit at ``threads = 1``; with more training threads the
+        in-loop matrix products may round differently in the last bits).
     init_from : start from the weights of this checkpoint (fine-tuning; same width) instead
         of a random initialisation; ``"shipped"`` means :func:`default_checkpoint_path`.
     curriculum_steps : over this many first steps, widen the data from easy to the full
@@ -152,6 +154,20 @@ class TrainConfig:
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"train.lr = {self.lr} must be > 0 and train.min_lr_ratio = "
                              f"{self.min_lr_ratio} in [0, 1].")
+        for name, valid in (("loss", ("l1", "weighted_l1")),
+                            ("distribution_loss", ("none", "sliced_wasserstein")),
+                            ("precision", ("auto", "fp32", "bf16")),
+                            ("device", ("auto", "cpu", "cuda"))):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"train.{name} = {getattr(self, name)!r} is not valid; choose "
+                                 f"one of {list(valid)}.")
+        if self.init_from is not None and self.init_from != "shipped" and not Path(
+                self.init_from).is_file():
+            raise FileNotFoundError(
+                f"train.init_from = {self.init_from!r}: no such checkpoint (relative paths are "
+                f"from the working directory, {os.getcwd()!r}); use a .safetensors file written "
+                "by rtsource train, 'shipped' for the shipped weights, or leave it out to "
+                "start from random weights.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable rendering (stored in every checkpoint)."""
@@ -172,6 +188,9 @@ def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
         if tr.get(key) in (0, ""):
             tr[key] = None
     if "amp" in tr:  # configurations written before ``precision`` existed
+        if "precision" in tr:
+            raise ValueError("The [train] table sets both amp (old) and precision; keep only "
+                             "precision = 'auto', 'fp32' or 'bf16'.")
         tr["precision"] = "auto" if tr.pop("amp") else "fp32"
     cfg = from_dict(TrainConfig, tr, prefix="train.")
     sim = sim_config_from_dict(data.get("simulate", {}))
@@ -515,6 +534,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
             logger.warning("Resuming %s with a configuration that differs from the saved one",
                            last)
         logger.info("Resuming from step %d (%.1f min trained)", step, elapsed / 60)
+    if device.type == "cuda" and cfg.workers:
+        raise ValueError(f"train.workers = {cfg.workers}: simulation workers run on the CPU, "
+                         "but on CUDA the simulator's data live on the GPU (a forked worker "
+                         "cannot use it); set train.workers = 0 there (the GPU simulates "
+                         "fast enough).")
     bf16 = use_bf16(cfg, device)
     memory_format = (torch.channels_last_3d if bf16 and cfg.channels_last and device.type == "cpu"
                      else torch.contiguous_format)
@@ -647,8 +671,10 @@ def plot_training_curve(metrics_jsonl: str | os.PathLike, path: str | os.PathLik
     import numpy as np
 
     recs = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
+    recs = [r for r in recs if "val_loss" in r]
     if not recs:
-        raise ValueError(f"{str(metrics_jsonl)!r} holds no checkpoint records yet.")
+        raise ValueError(f"{str(metrics_jsonl)!r} holds no checkpoint record with a validation "
+                         "loss yet (train.val_samples = 0 records none).")
     steps = [r["step"] for r in recs]
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(steps, [r["train_loss_ema"] for r in recs], "o-", label="training (EMA)")

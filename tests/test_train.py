@@ -145,12 +145,54 @@ def test_curriculum_widens_to_the_configured_ranges():
     assert step_sim_config(replace(cfg, curriculum_steps=0), 0) == sim
 
 
+class _StepSim:
+    """Stands in for the simulator (the loader is under test): a batch that names its step's
+    random stream."""
+
+    def sample(self, batch_size, generator, cfg=None):
+        from types import SimpleNamespace
+
+        x = torch.rand(batch_size, generator=generator)
+        return SimpleNamespace(inputs=x, targets=x + cfg.n_sources_max)
+
+
+def test_simulation_workers_keep_the_step_order_from_a_resume_point():
+    from rtsource.train import _Batches, _step_generator
+
+    cfg = TrainConfig(batch_size=2, curriculum_steps=20)
+    for workers in (0, 2, 3):
+        loader = torch.utils.data.DataLoader(_Batches(_StepSim(), cfg, 0, 3, 11), batch_size=None,
+                                             num_workers=workers)
+        got = list(loader)
+        assert [int(s) for s, _, _ in got] == list(range(3, 11)), workers
+        for step, x, y in got:  # each batch is the one of its own step (seed, curriculum)
+            assert torch.equal(x, torch.rand(2, generator=_step_generator(cfg.seed, 0, int(step))))
+            n_max = step_sim_config(cfg, int(step)).n_sources_max
+            assert torch.allclose(y - x, torch.full((2,), float(n_max)))
+
+
+def test_config_values_are_checked(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="bf61")
+    with pytest.raises(ValueError, match="distribution_loss"):
+        TrainConfig(distribution_loss="emd")
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        TrainConfig(init_from=str(tmp_path / "missing.safetensors"))
+    monkeypatch.chdir(REPO)
+    peaks = load_train_config(REPO / "configs" / "train-w8-peaks.toml")
+    assert peaks.loss == "weighted_l1" and peaks.threads == 2
+    assert load_checkpoint(peaks.init_from).width == 8
+
+
 def test_old_configurations_with_amp_still_load(tmp_path):
     old = tmp_path / "old.toml"
     old.write_text("[train]\namp = true\n")
     assert load_train_config(old).precision == "auto"
     old.write_text("[train]\namp = false\n")
     assert load_train_config(old).precision == "fp32"
+    old.write_text("[train]\namp = false\nprecision = \"bf16\"\n")
+    with pytest.raises(ValueError, match="amp"):
+        load_train_config(old)
     with pytest.raises(ValueError, match="workers"):
         TrainConfig(workers=-1)
 

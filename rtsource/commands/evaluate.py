@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     files = write_report(result, args.out)
     print(markdown_table(result))
     for name in checkpoints:
-        print(targets_markdown(result, name))
+        table = targets_markdown(result, name)
+        if table:
+            print(table)
     print("Wrote " + ", ".join(str(p) for p in files.values()))
     return 0

@@ -58,8 +58,9 @@ def peak_targets(result: EvalResult, network: str) -> list[dict]:
     The rows: one source at 10 and 20 dB, NEMD ≤ 0.5 × eLORETA's, MLE ≤ eLORETA's and AUC ≥
     eLORETA's; three sources at 10 dB, NEMD and AUC better than eLORETA's; ten sources at
     10 dB, NEMD no worse than eLORETA's; one source at 0 and 5 dB, NEMD and MLE better than
-    every linear inverse evaluated. Rows whose conditions the evaluation did not run are left
-    out (the ``snr_db`` and ``n_sources`` sweeps hold them all).
+    every linear inverse evaluated. Rows whose conditions the evaluation did not run (the
+    ``snr_db`` and ``n_sources`` sweeps, extent σ 5–40 mm, hold them all) or whose references
+    it did not evaluate (eLORETA; at least one linear inverse) are left out.
 
     Parameters
     ----------
@@ -79,7 +80,7 @@ def peak_targets(result: EvalResult, network: str) -> list[dict]:
             v = _median(result, network, metric, n, snr)
             refs = {m: _median(result, m, metric, n, snr)
                     for m in (linear if rule == "all" else ["eloreta"])}
-            if v is None or any(r is None for r in refs.values()):
+            if v is None or not refs or any(r is None for r in refs.values()):
                 return
             label = METRIC_LABELS[metric]
             net_txt.append(f"{label} {_fmt(v, metric)}")

@@ -99,8 +99,9 @@ class Simulator:
         ----------
         batch_size : int
         generator : torch.Generator on the CPU (the batch depends only on its state).
-        cfg : source, SNR and noise ranges for this batch (default: the simulator's; the
-            bank's montages and head models stay as built).
+        cfg : source, SNR and correlated-noise ranges for this batch (default: the
+            simulator's). The bank's montages, head models, ``mismatch_prob`` and
+            ``noise_corr_length_mm`` stay as built.
         """
         cfg = cfg or self.cfg
         fwd, inv = self.bank.draw(generator)
