@@ -7,7 +7,7 @@ head model of ``rtsource evaluate`` (three-shell sphere 0.332/0.0113/0.332 S/m,
 GSN-HydroCel-129, seed 1234) at one source 10 and 20 dB and three sources 10 dB.
 
     python bench/compare_piunet_losses.py --minutes 8 [--arms l1,weighted_l1,weighted_l1+sw]
-    python bench/compare_piunet_losses.py --steps 400 --arms w8-scratch,w16-scratch \
+    python bench/compare_piunet_losses.py --steps 200 --arms w8-scratch,w16-scratch \
         --out piunet-width-comparison.json     # widths 8 and 16 from scratch, equal steps
 
 Each arm trains in ``<--runs>/<arm>`` and resumes there if interrupted (re-run the same
