@@ -146,7 +146,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} = {getattr(self, name)} must be at least 1.")
         for name in ("workers", "curriculum_steps"):
             if getattr(self, name) < 0:
-                raise ValueError(f"train.{name} = {getattr(self, name)} must be 0 or more.")
+                raise ValueError(f"train.{name} = {getattr(self, name)} must be 0 or more "
+                                 "(0 turns it off).")
         if self.distribution_weight < 0 or self.distribution_projections < 1:
             raise ValueError(f"train.distribution_weight = {self.distribution_weight} must be "
                              f"≥ 0 and train.distribution_projections = "
@@ -165,9 +166,10 @@ class TrainConfig:
                 self.init_from).is_file():
             raise FileNotFoundError(
                 f"train.init_from = {self.init_from!r}: no such checkpoint (relative paths are "
-                f"from the working directory, {os.getcwd()!r}); use a .safetensors file written "
-                "by rtsource train, 'shipped' for the shipped weights, or leave it out to "
-                "start from random weights.")
+                f"from the working directory, {os.getcwd()!r}: run from the repository root or "
+                "give an absolute path); use a .safetensors file written by rtsource train, "
+                "'shipped' for the shipped weights, or leave it out to start from random "
+                "weights.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable rendering (stored in every checkpoint)."""
@@ -531,8 +533,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         state = torch.load(state_file, map_location="cpu", weights_only=True)
         step, elapsed, opt_state = int(state["step"]), float(state["elapsed_s"]), state["optimizer"]
         if state.get("config") != json.dumps(cfg.to_dict(), sort_keys=True):
-            logger.warning("Resuming %s with a configuration that differs from the saved one",
-                           last)
+            saved = json.loads(state.get("config") or "{}")
+            now = json.loads(json.dumps(cfg.to_dict()))
+            changed = [f"{sec}.{k}: {saved.get(sec, {}).get(k)!r} -> {v!r}"
+                       for sec in now for k, v in now[sec].items()
+                       if saved.get(sec, {}).get(k) != v]
+            logger.warning("Resuming %s with settings that differ from the saved run's: %s",
+                           last, "; ".join(changed) or "(layout of the saved configuration)")
         logger.info("Resuming from step %d (%.1f min trained)", step, elapsed / 60)
     if device.type == "cuda" and cfg.workers:
         raise ValueError(f"train.workers = {cfg.workers}: simulation workers run on the CPU, "

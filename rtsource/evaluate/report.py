@@ -116,7 +116,10 @@ def targets_markdown(result: EvalResult, network: str) -> str:
     rows = peak_targets(result, network)
     if not rows:
         return ""
-    lines = [f"**Targets for {network}** (medians; eLORETA is the reference unless named)\n",
+    linear = [m for m in BASELINES if any(s["method"] == m for s in result.summary)]
+    n = result.meta.get("n_samples")
+    lines = [f"**Targets for {network}** (medians of {n} samples per condition; eLORETA is the "
+             f"reference unless named; linear inverses evaluated: {', '.join(linear)})\n",
              "| target | " + network + " | reference | reached |", "|---|---|---|---|"]
     lines += [f"| {r['target']} | {r['network']} | {r['reference']} | "
               f"{'yes' if r['reached'] else '**no**'} |" for r in rows]
