@@ -436,9 +436,10 @@ def _save(model, out: Path, cfg: TrainConfig, step: int, elapsed: float, opt, me
     return last
 
 
-def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether training runs under bfloat16 autocast (``cfg.precision``; ``"auto"``: on CUDA
-    and on CPUs with AMX or AVX-512-BF16)."""
+def use_bf16(cfg: Any, device: torch.device) -> bool:
+    """Whether training runs under bfloat16 autocast (``cfg.precision``: ``"auto"``, ``"fp32"``
+    or ``"bf16"``; ``"auto"``: on CUDA and on CPUs with AMX or AVX-512-BF16). ``cfg`` is a
+    :class:`TrainConfig` or the temporal network's config."""
     from ._util import cpu_features
 
     if cfg.precision != "auto":

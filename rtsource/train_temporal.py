@@ -59,7 +59,7 @@ from .simulate.dynamics import (
     sensor_noise,
     spread_weights,
 )
-from .train import lr_factor
+from .train import lr_factor, use_bf16
 
 __all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
            "load_temporal_config", "scale_window", "ship_temporal", "train_temporal",
@@ -383,12 +383,6 @@ class TemporalSampler:
                              np.stack(truth), np.array(scale), np.array(gain))
 
 
-def _use_bf16(cfg: TemporalTrainConfig) -> bool:
-    if cfg.precision == "bf16":
-        return True
-    return cfg.precision == "auto" and bool(cpu_features()["bf16_native"])
-
-
 def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, elapsed: float,
           opt, metrics: dict[str, Any], gain: float, node_names: list[str],
           node_kinds: list[str]) -> Path:
@@ -474,7 +468,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-    bf16 = _use_bf16(cfg)
+    bf16 = use_bf16(cfg, torch.device("cpu"))  # the temporal network trains on the CPU
     g_val = np.random.default_rng(cfg.seed + 10_000_019)
     val = [sampler.batch(min(cfg.batch_size, cfg.val_windows - i), g_val)
            for i in range(0, cfg.val_windows, cfg.batch_size)]
