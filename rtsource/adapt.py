@@ -428,7 +428,7 @@ def _train_settings(header: dict[str, Any]) -> TemporalTrainConfig:
     keep = {}
     for f in ("sfreq", "regimes", "regime_weights", "library_runs", "library_s",
               "library_seed", "relocate_prob", "thalamic_prob", "two_source_prob", "spread_mm",
-              "source_snr_db", "truth_weight"):
+              "source_snr_db", "snr_at", "truth_weight"):
         if f in tc:
             v = tc[f]
             keep[f] = tuple(v) if isinstance(v, list) else v
@@ -463,10 +463,11 @@ class _Composer:
         """(scaled features (T, 3 n), scaled target (T, n), truth (n,))."""
         t = self.tcfg
         target, back, truth = self.activity.draw(rng)
-        activity = target + back
         u = rng.standard_normal((len(self.thalamic), 3))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         L = self.proj.leadfield(u)
+        target = self.activity.at_scalp(target, back, L, rng)
+        activity = target + back
         real = self._real(rng)
         real /= max(float(real.std()), 1e-30)
         if rng.random() < self.cfg.real_background_prob:

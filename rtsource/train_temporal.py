@@ -88,10 +88,15 @@ class TemporalTrainConfig:
     ``library_s`` at ``sfreq``, seed ``library_seed``, never the evaluation's 2024),
     ``headmodels`` × ``montages`` (training only: the evaluation's sphere and
     GSN-HydroCel-129 are not among them), ``mismatch_prob``, ``relocate_prob``,
-    ``thalamic_prob``, ``two_source_prob``, ``spread_mm``, ``source_snr_db``,
+    ``thalamic_prob``, ``two_source_prob``, ``spread_mm``, ``source_snr_db`` (the focus'
+    SNR range in dB, measured where ``snr_at`` says: ``"source"``, its power in region
+    activity over the background nodes' mean power; ``"scalp"``, its EEG power over the
+    background's EEG power, so that a deep thalamic focus is as visible as a cortical one),
     ``sensor_snr_db``, ``noise`` kinds, ``lambda2``; ``inputs``: ``"eloreta"`` (node vectors,
     any montage) or ``"sensors"`` (the average-referenced channels of one montage; kept for the
     comparison in ``bench/compare_temporal_inputs.py``, not usable by ``--method temporal``).
+    Start: ``init_from`` (a checkpoint's weights, or ``"shipped"``; fine-tuning with a fresh
+    optimiser and schedule; ignored by ``--resume``).
     Output: ``out_dir``, ``checkpoint_minutes``, ``log_steps``, ``val_windows``, ``seed``.
     """
 
@@ -125,9 +130,11 @@ class TemporalTrainConfig:
     two_source_prob: float = 0.3
     spread_mm: tuple[float, float] = (0.0, 30.0)
     source_snr_db: tuple[float, float] = (10.0, 20.0)
+    snr_at: str = "source"
     sensor_snr_db: tuple[float, float] = (5.0, 20.0)
     noise: tuple[str, ...] = ("white", "correlated")
     lambda2: float = 1.0 / 9.0
+    init_from: str | None = None
     out_dir: str = "runs/temporal"
     checkpoint_minutes: float = 5.0
     log_steps: int = 25
@@ -145,6 +152,15 @@ class TemporalTrainConfig:
         for n in self.noise:
             check_value(n, NOISE_KINDS, "temporal.noise")
         check_value(self.precision, ("auto", "fp32", "bf16"), "temporal.precision")
+        check_value(self.snr_at, ("source", "scalp"), "temporal.snr_at")
+        if self.init_from is not None and self.init_from != "shipped" and not Path(
+                self.init_from).is_file():
+            raise FileNotFoundError(
+                f"temporal.init_from = {self.init_from!r}: no such checkpoint (relative paths "
+                f"are from the working directory, {os.getcwd()!r}: run from the repository "
+                "root or give an absolute path); use a .safetensors file written by rtsource "
+                "train, 'shipped' for the shipped weights, or leave it out to start from random "
+                "weights.")
         if len(self.regime_weights) != len(self.regimes):
             raise ValueError(f"temporal.regime_weights has {len(self.regime_weights)} values "
                              f"for {len(self.regimes)} regimes; give one weight per regime.")
@@ -170,6 +186,8 @@ def load_temporal_config(path: str | os.PathLike | None = None, **overrides: Any
     overrides that are not None replace its values."""
     data = dict(read_toml(path)["temporal"]) if path is not None else {}
     hms = data.pop("headmodels", None)
+    if data.get("init_from") == "":
+        data["init_from"] = None
     weights = data.pop("regime_weights", None)
     cfg = from_dict(TemporalTrainConfig, data, prefix="temporal.")
     if weights is not None:
@@ -286,6 +304,26 @@ class RegionActivity:
         target *= np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
         return target, back, truth
 
+    def at_scalp(self, target: np.ndarray, back: np.ndarray, leadfield: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+        """With ``snr_at = "scalp"``: ``target`` rescaled so that its average-referenced EEG
+        power over the background's is a fresh draw from ``source_snr_db``; otherwise
+        ``target`` unchanged (no draw).
+
+        Parameters
+        ----------
+        target, back : arrays, shape (n_nodes, n_times), mV (from :meth:`draw`)
+        leadfield : array, shape (n_channels, n_nodes), the window's region lead fields
+        """
+        if self.cfg.snr_at != "scalp":
+            return target
+        sig, bgp = leadfield @ target, leadfield @ back
+        sig -= sig.mean(0, keepdims=True)
+        bgp -= bgp.mean(0, keepdims=True)
+        snr = float(rng.uniform(*self.cfg.source_snr_db))
+        p_sig, p_bg = float(np.mean(sig ** 2)), float(np.mean(bgp ** 2))
+        return target * np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
+
 
 def scale_window(f: np.ndarray, target: np.ndarray | None, activity_rms: float, sfreq: float
                  ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -344,11 +382,13 @@ class TemporalSampler:
         activity RMS)."""
         cfg, n_t = self.cfg, self.n_times
         target, back, truth = self.activity.draw(rng)
-        activity = target + back
         head = head if head is not None else self.heads[int(rng.integers(len(self.heads)))]
         u = rng.standard_normal((len(self.thalamic), 3))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
-        clean = head.projector.leadfield(u) @ activity
+        L = head.projector.leadfield(u)
+        target = self.activity.at_scalp(target, back, L, rng)
+        activity = target + back
+        clean = L @ activity
         clean -= clean.mean(0, keepdims=True)
         sigma = clean.std() / np.sqrt(10 ** (float(rng.uniform(*cfg.sensor_snr_db)) / 10))
         kind = str(rng.choice(cfg.noise))
@@ -452,6 +492,14 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     spec = cfg.spec if cfg.inputs == "eloreta" else dataclasses.replace(
         cfg.spec, n_inputs=len(sampler.heads[0].ch_names))
     model = TemporalNet(spec)
+    if cfg.init_from is not None and not resume:
+        src = SHIPPED_TEMPORAL if cfg.init_from == "shipped" else Path(cfg.init_from)
+        start = load_checkpoint(src, architecture="TemporalNet").model.float()
+        if start.spec != spec:
+            raise ValueError(f"temporal.init_from = {cfg.init_from!r} is a {start.spec}; this "
+                             f"configuration builds a {spec}: match hidden, kernel and n_lstm.")
+        model = start
+        logger.info("Starting from the weights of %s", src)
     step, elapsed, opt_state, gain = 0, 0.0, None, None
     if resume:
         last, state_file = out / "last.safetensors", out / "last.state.pt"
