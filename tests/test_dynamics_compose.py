@@ -128,6 +128,25 @@ def test_composed_window_has_its_truth_and_snr(libs, projector):
     assert np.var(noise) < np.var(clean)
 
 
+def test_focus_snr_at_the_scalp_is_its_eeg_power_over_the_background(libs, projector):
+    lib, bg = libs
+    comp = DynamicComposer(lib, bg, projector, window_s=0.4, spread_mm=(0.0, 10.0),
+                           source_snr_db=(-3.0, -3.0), snr_at="scalp")
+    rng = np.random.default_rng(4)
+    kinds = set()
+    for _ in range(6):
+        s = comp.sample(rng, sensor_snr_db=10.0)
+        L = projector.leadfield(s.orientations)
+        a = L @ np.where(s.truth[:, None], s.activity, 0.0)
+        b = L @ np.where(s.truth[:, None], 0.0, s.activity)
+        a, b = a - a.mean(0), b - b.mean(0)
+        assert 10 * np.log10(np.mean(a ** 2) / np.mean(b ** 2)) == pytest.approx(-3.0, abs=1e-6)
+        kinds.add(bool(projector.nodes.cortical[s.focus]))
+    assert kinds == {True, False}  # both a cortical and a thalamic focus were checked
+    with pytest.raises(ValueError, match="snr_at"):
+        DynamicComposer(lib, bg, projector, snr_at="sensor")
+
+
 def test_region_metrics_on_known_estimates(nodes):
     rng = np.random.default_rng(1)
     true = np.zeros((226, 60))

@@ -163,6 +163,48 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
         TemporalTrainConfig(regimes=("seizure",))
 
 
+def test_fine_tuning_starts_from_the_given_weights_and_scalp_snr_is_what_was_drawn(tmp_path):
+    from rtsource.simulate.dynamics import brain_nodes
+    from rtsource.train_temporal import RegionActivity, TemporalTrainConfig, train_temporal
+
+    base = dict(hidden=16, kernel=3, n_lstm=1, window_s=0.4, batch_size=2, warmup_steps=1,
+                library_runs=2, library_s=3.0, library_seed=5, montages=(MONTAGE,),
+                headmodels=(HeadModelConfig(conductor="sphere"),), val_windows=2,
+                threads=1, checkpoint_minutes=60.0)
+    first = train_temporal(TemporalTrainConfig(**base, max_steps=1,
+                                               out_dir=str(tmp_path / "a")), progress=False)
+    start = load_checkpoint(first["checkpoint"], architecture="TemporalNet").model
+    # one step at a negligible rate from init_from: the weights it was given, within 1e-6
+    # (another seed's fresh network differs by orders more), on windows scaled at the scalp
+    cfg = TemporalTrainConfig(**base, max_steps=1, init_from=first["checkpoint"], lr=1e-12,
+                              seed=1, snr_at="scalp", source_snr_db=(-5.0, -5.0),
+                              out_dir=str(tmp_path / "b"))
+    tuned = train_temporal(cfg, progress=False)
+    assert tuned["step"] == 1 and np.isfinite(tuned["val_loss"])
+    got = load_checkpoint(tuned["checkpoint"], architecture="TemporalNet").model.state_dict()
+    for k, v in start.state_dict().items():
+        torch.testing.assert_close(got[k], v, rtol=0, atol=1e-6)
+    # the focus' EEG power over the background's is the drawn SNR, thalamic or cortical
+    act = RegionActivity(dataclasses.replace(cfg, thalamic_prob=0.5), brain_nodes(), 100,
+                         progress=False)
+    rng = np.random.default_rng(0)
+    L = rng.standard_normal((32, 226))
+    for _ in range(5):
+        target, back, _ = act.draw(rng)
+        t = act.at_scalp(target, back, L, rng)
+        sig, bg = L @ t, L @ back
+        sig, bg = sig - sig.mean(0), bg - bg.mean(0)
+        assert 10 * np.log10(np.mean(sig ** 2) / np.mean(bg ** 2)) == pytest.approx(-5.0,
+                                                                                   abs=1e-6)
+    with pytest.raises(FileNotFoundError, match="temporal.init_from.*repository root"):
+        TemporalTrainConfig(init_from=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ValueError, match="temporal.snr_at"):
+        TemporalTrainConfig(snr_at="sensor")
+    with pytest.raises(ValueError, match="match hidden"):
+        train_temporal(dataclasses.replace(cfg, hidden=8, out_dir=str(tmp_path / "c")),
+                       progress=False, max_steps=0)
+
+
 @needs_weights
 def test_the_network_beats_eloreta_on_a_head_model_and_montage_it_never_saw():
     """Evoked windows at 10 dB on the evaluation sphere with HydroCel-129 (training: BEMs,

@@ -50,6 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--regimes", default="spontaneous,evoked,interictal,ictal",
                    help="comma-separated regimes (spontaneous, evoked, interictal, ictal)")
     d.add_argument("--snrs", default="5,10,20", help="comma-separated sensor SNRs in dB")
+    d.add_argument("--focus-snr", default="10,20", metavar="LO,HI",
+                   help="range of the focus' SNR in dB over the background (default 10,20)")
+    d.add_argument("--focus-snr-at", choices=("source", "scalp"), default="source",
+                   help="measure the focus' SNR in region activity (default) or in EEG power "
+                        "(scalp: a deep thalamic focus as visible as a cortical one)")
     d.add_argument("--windows", type=int, default=20, metavar="N",
                    help="windows per regime and SNR (default 20)")
     d.add_argument("--window-s", type=float, default=0.5, metavar="S",
@@ -86,10 +91,16 @@ def _run_dynamic(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--snrs {args.snrs!r} must be comma-separated numbers (dB), "
                          "e.g. 5,10,20.") from None
+    try:
+        lo, hi = (float(x) for x in args.focus_snr.split(","))
+    except ValueError:
+        raise ValueError(f"--focus-snr {args.focus_snr!r} must be two comma-separated numbers "
+                         "(dB), e.g. 10,20.") from None
     cfg = DynamicEvalConfig(
         headmodel=hm, inverse_from=args.inverse_from,
         regimes=tuple(r.strip() for r in args.regimes.split(",") if r.strip()),
-        snr_db=snrs, n_windows=args.windows, window_s=args.window_s, noise=args.noise,
+        snr_db=snrs, source_snr_db=(lo, hi), snr_at=args.focus_snr_at,
+        n_windows=args.windows, window_s=args.window_s, noise=args.noise,
         library_runs=args.library_runs, library_s=args.library_s, seed=args.seed,
         piunet_every=args.piunet_every, backend=args.backend, precision=args.precision)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

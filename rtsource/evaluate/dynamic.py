@@ -82,7 +82,10 @@ class DynamicEvalConfig:
     window_s : window length (s).
     sfreq : rate of the libraries and windows (Hz; divides 2000).
     library_runs, library_s : library size per regime (runs × seconds).
-    source_snr_db : truth-to-background power in region activity (dB), uniform range.
+    source_snr_db : the focus' SNR (dB, uniform range): its power over the background's, in
+        region activity (``snr_at = "source"``) or in the EEG (``"scalp"``; see
+        :class:`~rtsource.simulate.dynamics.DynamicComposer`).
+    snr_at : ``"source"`` or ``"scalp"``.
     spread_mm : half-amplitude distance of the focus spread (mm), uniform range.
     noise : sensor noise kind (``white``, ``correlated``, ``real``).
     lambda2 : λ² of every kernel.
@@ -109,6 +112,7 @@ class DynamicEvalConfig:
     library_runs: int = 6
     library_s: float = 20.0
     source_snr_db: tuple[float, float] = (10.0, 20.0)
+    snr_at: str = "source"
     spread_mm: tuple[float, float] = (0.0, 20.0)
     noise: str = "white"
     lambda2: float = 1.0 / 9.0
@@ -124,6 +128,9 @@ class DynamicEvalConfig:
         for r in self.regimes:
             check_value(r, REGIMES, "regime")
         check_value(self.noise, NOISE_KINDS, "noise")
+        check_value(self.snr_at, ("source", "scalp"), "snr_at")
+        if len(self.source_snr_db) != 2 or self.source_snr_db[0] > self.source_snr_db[1]:
+            raise ValueError(f"source_snr_db = {self.source_snr_db} must be (low, high) in dB.")
         if self.n_windows < 1 or self.piunet_every < 1:
             raise ValueError(f"n_windows = {self.n_windows} and piunet_every = "
                              f"{self.piunet_every} must be at least 1.")
@@ -283,7 +290,7 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
         total = cfg.window_s + cfg.lead_in_s
         comp = DynamicComposer(lib, background, projector, window_s=total,
                                spread_mm=cfg.spread_mm, source_snr_db=cfg.source_snr_db,
-                               noise=cfg.noise,
+                               noise=cfg.noise, snr_at=cfg.snr_at,
                                event_frac=(cfg.lead_in_s + 0.4 * cfg.window_s) / total)
         n_lead = round(cfg.lead_in_s * cfg.sfreq)
         for snr in cfg.snr_db:
@@ -408,12 +415,14 @@ def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
         files[path.stem] = path
     c = result.meta.get("config", {})
     h = c.get("headmodel", {})
+    where = "in EEG power" if c.get("snr_at") == "scalp" else "in region activity"
     text = ["# rtsource dynamic evaluation (brain model, region time courses)\n",
             f"Held-out data: {h.get('conductor')} head model, conductivities "
             f"{h.get('conductivity')} S/m, montage {h.get('montage')}; kernels from the "
             f"{c.get('inverse_from')} head model; {c.get('noise')} sensor noise; windows of "
             f"{c.get('window_s')} s at {c.get('sfreq')} Hz; source SNR {c.get('source_snr_db')} "
-            f"dB; spread {c.get('spread_mm')} mm; each window follows {c.get('lead_in_s', 0)} s of "
+            f"dB (measured {where} over the background's); spread {c.get('spread_mm')} mm; "
+            f"each window follows {c.get('lead_in_s', 0)} s of "
             "lead-in that only the temporal network uses (it runs live with the stream's past). "
             "Means over windows; LE = localisation error.\n"]
     if command:

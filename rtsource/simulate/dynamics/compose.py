@@ -272,6 +272,8 @@ class DynamicSample:
     target : (n_nodes, n_times) mV, the regime's activity only (zero outside ``truth``).
     truth : (n_nodes,) bool, regions that carry the regime's activity.
     focus : int, index of the (first) focus or stimulated nucleus (-1 for spontaneous).
+    orientations : (n_free, 3) unit vectors of the free-orientation (thalamic) nodes, in the
+        order of :meth:`RegionProjector.leadfield`'s argument (None when not recorded).
     """
 
     eeg: np.ndarray
@@ -279,6 +281,7 @@ class DynamicSample:
     target: np.ndarray
     truth: np.ndarray
     focus: int
+    orientations: np.ndarray | None = None
 
 
 class DynamicComposer:
@@ -296,11 +299,15 @@ class DynamicComposer:
         Window length (s), with a library event (spike, stimulus, ...) at ``event_frac``.
     event_frac : float
         Where in the window the event falls (0.4: at 40 % of it).
+    snr_at : {"source", "scalp"}
+        Where ``source_snr_db`` is measured.
     spread_mm : (float, float)
         Range of the Gaussian spread's half-amplitude distance (mm; DeepSIF: 40–60 mm for
         its 994-region model; 0 disables spreading).
     source_snr_db : (float, float)
-        Range of the truth-to-background power ratio in region activity (dB).
+        Range of the focus' SNR (dB): its power over the background's, in region activity
+        (``snr_at = "source"``) or in average-referenced EEG (``snr_at = "scalp"``, where a
+        deep thalamic focus is as visible as a cortical one at the same value).
     noise : str
         Sensor noise kind (:data:`NOISE_KINDS`).
     """
@@ -309,7 +316,10 @@ class DynamicComposer:
                  projector: RegionProjector, *, window_s: float = 0.5,
                  spread_mm: tuple[float, float] = (0.0, 20.0),
                  source_snr_db: tuple[float, float] = (10.0, 20.0), noise: str = "white",
-                 event_frac: float = 0.4) -> None:
+                 event_frac: float = 0.4, snr_at: str = "source") -> None:
+        if snr_at not in ("source", "scalp"):
+            raise ValueError(f"snr_at = {snr_at!r} is not valid; choose 'source' or 'scalp'.")
+        self.snr_at = snr_at
         if library.sfreq != background.sfreq or library.names != background.names:
             raise ValueError("The regime and background libraries must share nodes and rate.")
         if list(projector.nodes.names) != library.names:
@@ -353,15 +363,19 @@ class DynamicComposer:
         p_bg = float(np.mean(back[~truth] ** 2)) if (~truth).any() else 1.0
         p_sig = float(np.mean(target[truth] ** 2))
         snr = float(rng.uniform(*self.source_snr_db))
-        target *= np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
-        activity = np.where(truth[:, None], target, back)
         n_free = int((~self.proj.nodes.cortical).sum())
         u = rng.standard_normal((n_free, 3))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         L = self.proj.leadfield(u)
+        if self.snr_at == "scalp":  # powers of the average-referenced EEG of each part
+            sig_e, bg_e = L @ target, L[:, ~truth] @ back[~truth]
+            p_sig = float(np.mean((sig_e - sig_e.mean(0)) ** 2))
+            p_bg = float(np.mean((bg_e - bg_e.mean(0)) ** 2))
+        target *= np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
+        activity = np.where(truth[:, None], target, back)
         clean = L @ activity
         clean -= clean.mean(0, keepdims=True)
         sigma = clean.std() / np.sqrt(10 ** (sensor_snr_db / 10))
         noise = sensor_noise(self.noise, n_t, self.ch_names, self.ch_pos, lib.sfreq, rng)
         return DynamicSample(eeg=clean + sigma * noise, activity=activity, target=target,
-                             truth=truth, focus=focus)
+                             truth=truth, focus=focus, orientations=u)
