@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=30.0, help="seconds per recording")
     p.add_argument("--snr", type=float, default=10.0, help="sensor SNR (dB)")
     p.add_argument("--focus-snr", type=_pair, default=(0.0, 10.0), metavar="LO,HI",
-                   help="range of the focus' SNR in dB (default 0,10)")
+                   help="range of the focus' SNR in dB (default 0,10; negative values: "
+                        "--focus-snr=-5,5)")
     p.add_argument("--focus-snr-at", choices=("scalp", "source"), default="scalp",
                    help="measure the focus' SNR on the scalp (default) or in source space")
     p.add_argument("--spread", type=_pair, default=(0.0, 20.0), metavar="LO,HI",

@@ -153,14 +153,10 @@ class TemporalTrainConfig:
             check_value(n, NOISE_KINDS, "temporal.noise")
         check_value(self.precision, ("auto", "fp32", "bf16"), "temporal.precision")
         check_value(self.snr_at, ("source", "scalp"), "temporal.snr_at")
-        if self.init_from is not None and self.init_from != "shipped" and not Path(
-                self.init_from).is_file():
-            raise FileNotFoundError(
-                f"temporal.init_from = {self.init_from!r}: no such checkpoint (relative paths "
-                f"are from the working directory, {os.getcwd()!r}: run from the repository "
-                "root or give an absolute path); use a .safetensors file written by rtsource "
-                "train, 'shipped' for the shipped weights, or leave it out to start from random "
-                "weights.")
+        lo, hi = self.source_snr_db
+        if lo > hi:
+            raise ValueError(f"Setting temporal.source_snr_db = {list(self.source_snr_db)} must be "
+                             "[low, high] in dB, e.g. [10.0, 20.0].")
         if len(self.regime_weights) != len(self.regimes):
             raise ValueError(f"temporal.regime_weights has {len(self.regime_weights)} values "
                              f"for {len(self.regimes)} regimes; give one weight per regime.")
@@ -307,21 +303,29 @@ class RegionActivity:
     def at_scalp(self, target: np.ndarray, back: np.ndarray, leadfield: np.ndarray,
                  rng: np.random.Generator) -> np.ndarray:
         """With ``snr_at = "scalp"``: ``target`` rescaled so that its average-referenced EEG
-        power over the background's is a fresh draw from ``source_snr_db``; otherwise
-        ``target`` unchanged (no draw).
+        power over the background's, over the whole window, is a fresh draw from
+        ``source_snr_db`` (dB); otherwise (or without background) ``target`` itself, and no
+        draw from ``rng``.
 
         Parameters
         ----------
         target, back : arrays, shape (n_nodes, n_times), mV (from :meth:`draw`)
         leadfield : array, shape (n_channels, n_nodes), the window's region lead fields
+        rng : the window's generator.
+
+        Returns
+        -------
+        array, shape (n_nodes, n_times), mV
         """
         if self.cfg.snr_at != "scalp":
             return target
         sig, bgp = leadfield @ target, leadfield @ back
         sig -= sig.mean(0, keepdims=True)
         bgp -= bgp.mean(0, keepdims=True)
-        snr = float(rng.uniform(*self.cfg.source_snr_db))
         p_sig, p_bg = float(np.mean(sig ** 2)), float(np.mean(bgp ** 2))
+        if p_bg == 0.0:
+            return target
+        snr = float(rng.uniform(*self.cfg.source_snr_db))
         return target * np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
 
 
@@ -423,9 +427,34 @@ class TemporalSampler:
                              np.stack(truth), np.array(scale), np.array(gain))
 
 
+def _check_init_from(cfg: TemporalTrainConfig) -> Path:
+    """The checkpoint ``cfg.init_from`` names, checked (exists, a TemporalNet of this
+    configuration's architecture) from its header alone."""
+    from .models.checkpoint import read_header
+
+    src = SHIPPED_TEMPORAL if cfg.init_from == "shipped" else Path(str(cfg.init_from))
+    if not src.is_file():
+        raise FileNotFoundError(
+            f"temporal.init_from = {cfg.init_from!r}: no such checkpoint (relative paths are "
+            f"from the working directory, {os.getcwd()!r}: run from the repository root or give "
+            "an absolute path); use a .safetensors file written by rtsource train, 'shipped' for "
+            "the shipped weights, or leave it out to start from random weights.")
+    h = read_header(src)
+    want = dataclasses.asdict(cfg.spec)
+    got = h.get("model_config") or {}
+    diff = {k: (got.get(k), v) for k, v in want.items()
+            if k not in ("n_inputs", "n_nodes") and got.get(k) != v}
+    if h.get("architecture") != "TemporalNet" or diff:
+        raise ValueError(f"temporal.init_from = {cfg.init_from!r} is a "
+                         f"{h.get('architecture')} with {got}; this configuration builds a "
+                         f"TemporalNet with {want} (differences, checkpoint vs config: {diff}): "
+                         "match hidden, kernel, n_lstm and sfreq, or start from random weights.")
+    return src
+
+
 def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, elapsed: float,
           opt, metrics: dict[str, Any], gain: float, node_names: list[str],
-          node_kinds: list[str]) -> Path:
+          node_kinds: list[str], init_info: dict[str, str] | None = None) -> Path:
     from .models.checkpoint import save_checkpoint
 
     last = out / "last.safetensors"
@@ -434,6 +463,8 @@ def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, el
              "features": ("eloreta node vectors (3 per node, head frame)" if cfg.inputs == "eloreta"
                           else f"sensors ({cfg.montages[0]}, average reference)"),
              "atlas": "bn246"}
+    if init_info:
+        extra["init_from"] = init_info  # the weights training started from (path, SHA-256)
     save_checkpoint(model, last, spacing_mm=7.0, training_config=cfg.to_dict(),
                     metrics=metrics, extra=extra)
     tmp = out / "last.state.pt.tmp"
@@ -484,6 +515,9 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     from .models.checkpoint import load_checkpoint
 
     torch.set_num_threads(cfg.threads)
+    init_src = None
+    if cfg.init_from is not None and not resume:  # checked before minutes of library building
+        init_src = _check_init_from(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sampler = TemporalSampler(cfg, progress=progress)
@@ -492,14 +526,17 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     spec = cfg.spec if cfg.inputs == "eloreta" else dataclasses.replace(
         cfg.spec, n_inputs=len(sampler.heads[0].ch_names))
     model = TemporalNet(spec)
-    if cfg.init_from is not None and not resume:
-        src = SHIPPED_TEMPORAL if cfg.init_from == "shipped" else Path(cfg.init_from)
-        start = load_checkpoint(src, architecture="TemporalNet").model.float()
-        if start.spec != spec:
-            raise ValueError(f"temporal.init_from = {cfg.init_from!r} is a {start.spec}; this "
-                             f"configuration builds a {spec}: match hidden, kernel and n_lstm.")
-        model = start
-        logger.info("Starting from the weights of %s", src)
+    init_info: dict[str, str] = {}
+    if init_src is not None:
+        start = load_checkpoint(init_src, architecture="TemporalNet")
+        if start.model.spec != spec:
+            raise ValueError(f"temporal.init_from = {cfg.init_from!r} is a {start.model.spec}; "
+                             f"this configuration builds a {spec}: match hidden, kernel, n_lstm, "
+                             "sfreq and inputs (the number of inputs).")
+        model = start.model.float()
+        init_info = {"path": str(init_src), "sha256": start.sha256}
+        logger.info("Starting from the weights of %s (SHA-256 %s)", init_src, start.sha256)
+
     step, elapsed, opt_state, gain = 0, 0.0, None, None
     if resume:
         last, state_file = out / "last.safetensors", out / "last.state.pt"
@@ -507,7 +544,9 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
             raise FileNotFoundError(f"Cannot resume: {str(last)!r} and {str(state_file)!r} must "
                                     f"both exist (out_dir = {cfg.out_dir!r}); start without "
                                     "--resume.")
-        model = load_checkpoint(last, architecture="TemporalNet").model
+        ck = load_checkpoint(last, architecture="TemporalNet")
+        model = ck.model
+        init_info = dict(ck.header.get("init_from") or {})
         st = torch.load(state_file, map_location="cpu", weights_only=True)
         step, elapsed, opt_state, gain = (int(st["step"]), float(st["elapsed_s"]),
                                           st["optimizer"], float(st["gain"]))
@@ -568,7 +607,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
                        "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
                        "cpu": cpu_features().get("model"),
                        **_validate(model, val, bf16, cfg.truth_weight)}
-            _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds)
+            _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds, init_info)
             with open(out / "metrics.jsonl", "a") as fid:
                 fid.write(json.dumps(metrics) + "\n")
             logger.info("checkpoint step %d: val loss %.5f (all-zero %.5f)", step,
@@ -588,7 +627,7 @@ def ship_temporal(src: str | os.PathLike, dst: str | os.PathLike | None = None, 
 
     ck = load_checkpoint(src, architecture="TemporalNet")
     dst = Path(dst) if dst is not None else SHIPPED_TEMPORAL
-    keep = ("node_names", "node_kinds", "sfreq", "output_gain", "features", "atlas")
+    keep = ("node_names", "node_kinds", "sfreq", "output_gain", "features", "atlas", "init_from")
     save_checkpoint(ck.model, dst, spacing_mm=7.0, training_config=ck.training_config,
                     metrics={**ck.metrics, **(metrics or {})}, dtype="float16",
                     extra={k: ck.header[k] for k in keep if k in ck.header})

@@ -196,10 +196,23 @@ def test_fine_tuning_starts_from_the_given_weights_and_scalp_snr_is_what_was_dra
         sig, bg = sig - sig.mean(0), bg - bg.mean(0)
         assert 10 * np.log10(np.mean(sig ** 2) / np.mean(bg ** 2)) == pytest.approx(-5.0,
                                                                                    abs=1e-6)
+    assert load_checkpoint(tuned["checkpoint"], architecture="TemporalNet").header[
+        "init_from"]["sha256"] == \
+        load_checkpoint(first["checkpoint"], architecture="TemporalNet").sha256
+    # source mode leaves the window as drawn and takes nothing from the generator
+    src_act = RegionActivity(dataclasses.replace(cfg, snr_at="source"), brain_nodes(), 100,
+                             progress=False)
+    target, back, _ = src_act.draw(rng)
+    before = rng.bit_generator.state
+    assert src_act.at_scalp(target, back, L, rng) is target
+    assert rng.bit_generator.state == before
     with pytest.raises(FileNotFoundError, match="temporal.init_from.*repository root"):
-        TemporalTrainConfig(init_from=str(tmp_path / "missing.safetensors"))
+        train_temporal(dataclasses.replace(cfg, init_from=str(tmp_path / "missing.safetensors")),
+                       progress=False, max_steps=0)
     with pytest.raises(ValueError, match="temporal.snr_at"):
         TemporalTrainConfig(snr_at="sensor")
+    with pytest.raises(ValueError, match="temporal.source_snr_db.*low, high"):
+        TemporalTrainConfig(source_snr_db=(10.0, -5.0))
     with pytest.raises(ValueError, match="match hidden"):
         train_temporal(dataclasses.replace(cfg, hidden=8, out_dir=str(tmp_path / "c")),
                        progress=False, max_steps=0)

@@ -50,11 +50,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--regimes", default="spontaneous,evoked,interictal,ictal",
                    help="comma-separated regimes (spontaneous, evoked, interictal, ictal)")
     d.add_argument("--snrs", default="5,10,20", help="comma-separated sensor SNRs in dB")
-    d.add_argument("--focus-snr", default="10,20", metavar="LO,HI",
-                   help="range of the focus' SNR in dB over the background (default 10,20)")
+    d.add_argument("--focus-snr", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="range of the focus' SNR in dB over the background, measured where "
+                        "--focus-snr-at says (default 10 20 in source, 0 10 at the scalp; "
+                        "negative values work: --focus-snr -5 5)")
     d.add_argument("--focus-snr-at", choices=("source", "scalp"), default="source",
-                   help="measure the focus' SNR in region activity (default) or in EEG power "
-                        "(scalp: a deep thalamic focus as visible as a cortical one)")
+                   help="measure the focus' SNR in region activity (default) or in the EEG power "
+                        "of the whole window (scalp: a deep thalamic focus as visible as a "
+                        "cortical one)")
     d.add_argument("--windows", type=int, default=20, metavar="N",
                    help="windows per regime and SNR (default 20)")
     d.add_argument("--window-s", type=float, default=0.5, metavar="S",
@@ -91,11 +94,7 @@ def _run_dynamic(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--snrs {args.snrs!r} must be comma-separated numbers (dB), "
                          "e.g. 5,10,20.") from None
-    try:
-        lo, hi = (float(x) for x in args.focus_snr.split(","))
-    except ValueError:
-        raise ValueError(f"--focus-snr {args.focus_snr!r} must be two comma-separated numbers "
-                         "(dB), e.g. 10,20.") from None
+    lo, hi = args.focus_snr or ((0.0, 10.0) if args.focus_snr_at == "scalp" else (10.0, 20.0))
     cfg = DynamicEvalConfig(
         headmodel=hm, inverse_from=args.inverse_from,
         regimes=tuple(r.strip() for r in args.regimes.split(",") if r.strip()),

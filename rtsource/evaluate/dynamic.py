@@ -130,7 +130,8 @@ class DynamicEvalConfig:
         check_value(self.noise, NOISE_KINDS, "noise")
         check_value(self.snr_at, ("source", "scalp"), "snr_at")
         if len(self.source_snr_db) != 2 or self.source_snr_db[0] > self.source_snr_db[1]:
-            raise ValueError(f"source_snr_db = {self.source_snr_db} must be (low, high) in dB.")
+            raise ValueError(f"source_snr_db = {self.source_snr_db} must be (low, high) in dB "
+                             "(--focus-snr LO HI), e.g. (10, 20).")
         if self.n_windows < 1 or self.piunet_every < 1:
             raise ValueError(f"n_windows = {self.n_windows} and piunet_every = "
                              f"{self.piunet_every} must be at least 1.")
@@ -420,7 +421,7 @@ def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
             f"Held-out data: {h.get('conductor')} head model, conductivities "
             f"{h.get('conductivity')} S/m, montage {h.get('montage')}; kernels from the "
             f"{c.get('inverse_from')} head model; {c.get('noise')} sensor noise; windows of "
-            f"{c.get('window_s')} s at {c.get('sfreq')} Hz; source SNR {c.get('source_snr_db')} "
+            f"{c.get('window_s')} s at {c.get('sfreq')} Hz; focus SNR {c.get('source_snr_db')} "
             f"dB (measured {where} over the background's); spread {c.get('spread_mm')} mm; "
             f"each window follows {c.get('lead_in_s', 0)} s of "
             "lead-in that only the temporal network uses (it runs live with the stream's past). "

@@ -306,8 +306,10 @@ class DynamicComposer:
         its 994-region model; 0 disables spreading).
     source_snr_db : (float, float)
         Range of the focus' SNR (dB): its power over the background's, in region activity
-        (``snr_at = "source"``) or in average-referenced EEG (``snr_at = "scalp"``, where a
-        deep thalamic focus is as visible as a cortical one at the same value).
+        (``snr_at = "source"``) or in average-referenced EEG over the whole window
+        (``snr_at = "scalp"``, where a deep thalamic focus is as visible as a cortical one at
+        the same value; :func:`rtsource.soz.simulate_recording` measures it only in 0.5 s
+        around the focus' spikes, so its dB are higher for the same recording).
     noise : str
         Sensor noise kind (:data:`NOISE_KINDS`).
     """
@@ -367,7 +369,7 @@ class DynamicComposer:
         u = rng.standard_normal((n_free, 3))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         L = self.proj.leadfield(u)
-        if self.snr_at == "scalp":  # powers of the average-referenced EEG of each part
+        if self.snr_at == "scalp" and (~truth).any():  # average-referenced EEG powers
             sig_e, bg_e = L @ target, L[:, ~truth] @ back[~truth]
             p_sig = float(np.mean((sig_e - sig_e.mean(0)) ** 2))
             p_bg = float(np.mean((bg_e - bg_e.mean(0)) ** 2))
