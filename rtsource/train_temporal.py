@@ -56,6 +56,7 @@ from .simulate.dynamics import (
     WaveformLibrary,
     brain_nodes,
     build_library,
+    eeg_power,
     sensor_noise,
     spread_weights,
 )
@@ -319,10 +320,7 @@ class RegionActivity:
         """
         if self.cfg.snr_at != "scalp":
             return target
-        sig, bgp = leadfield @ target, leadfield @ back
-        sig -= sig.mean(0, keepdims=True)
-        bgp -= bgp.mean(0, keepdims=True)
-        p_sig, p_bg = float(np.mean(sig ** 2)), float(np.mean(bgp ** 2))
+        p_sig, p_bg = eeg_power(leadfield, target), eeg_power(leadfield, back)
         if p_bg == 0.0:
             return target
         snr = float(rng.uniform(*self.cfg.source_snr_db))

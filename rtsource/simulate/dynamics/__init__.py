@@ -16,6 +16,7 @@ from .compose import (
     DynamicComposer,
     DynamicSample,
     RegionProjector,
+    eeg_power,
     sensor_noise,
     spread_weights,
 )
@@ -38,7 +39,7 @@ __all__ = [
     "DT_MS", "EDR_LAMBDA_PER_MM", "DynamicAmplifier", "DynamicSignal", "NOISE_KINDS", "REGIMES", "THALAMIC_NUCLEI",
     "THALAMOCORTICAL_TARGETS", "VELOCITY_MM_PER_MS", "BrainModel", "BrainNodes", "Connectome",
     "DynamicComposer", "DynamicSample", "DynamicsConfig", "LibraryConfig", "NodeParams",
-    "RegimeSimulation", "RegionProjector", "Stimulus", "WaveformLibrary", "brain_nodes",
+    "RegimeSimulation", "RegionProjector", "eeg_power", "Stimulus", "WaveformLibrary", "brain_nodes",
     "build_library", "default_connectome", "detect_spikes", "load_tvb_connectome",
     "sensor_noise", "spread_weights", "write_tvb_zip",
 ]

@@ -38,7 +38,7 @@ from .library import WaveformLibrary
 from .nodes import BrainNodes
 
 __all__ = ["NOISE_KINDS", "DynamicComposer", "DynamicSample", "RegionProjector",
-           "sensor_noise", "spread_weights"]
+           "eeg_power", "sensor_noise", "spread_weights"]
 
 NOISE_KINDS = ("white", "correlated", "real")
 """Kinds of sensor noise."""
@@ -284,6 +284,15 @@ class DynamicSample:
     orientations: np.ndarray | None = None
 
 
+def eeg_power(leadfield: np.ndarray, activity: np.ndarray) -> float:
+    """Mean power of the average-referenced EEG of ``activity``.
+
+    leadfield : (n_channels, n_nodes); activity : (n_nodes, n_times) mV. Returns V².
+    """
+    x = leadfield @ activity
+    return float(np.mean((x - x.mean(0, keepdims=True)) ** 2))
+
+
 class DynamicComposer:
     """Compose EEG windows from a regime library on a spontaneous background.
 
@@ -370,9 +379,7 @@ class DynamicComposer:
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         L = self.proj.leadfield(u)
         if self.snr_at == "scalp" and (~truth).any():  # average-referenced EEG powers
-            sig_e, bg_e = L @ target, L[:, ~truth] @ back[~truth]
-            p_sig = float(np.mean((sig_e - sig_e.mean(0)) ** 2))
-            p_bg = float(np.mean((bg_e - bg_e.mean(0)) ** 2))
+            p_sig, p_bg = eeg_power(L, target), eeg_power(L[:, ~truth], back[~truth])
         target *= np.sqrt(p_bg * 10 ** (snr / 10) / max(p_sig, 1e-30))
         activity = np.where(truth[:, None], target, back)
         clean = L @ activity
