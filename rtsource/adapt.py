@@ -96,6 +96,7 @@ from .simulate.dynamics import (
     brain_nodes,
     build_library,
 )
+from .train import optimizer_step
 from .train_temporal import (
     SHIPPED_TEMPORAL,
     RegionActivity,
@@ -901,16 +902,8 @@ def adapt(recording: str | os.PathLike | Any, checkpoint: str | os.PathLike = "d
         l_anc = sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), anchor,
                                                           strict=True))
         loss = cfg.sim_weight * l_sim + cfg.forward_weight * l_fwd + cfg.anchor_weight * l_anc
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        v = optimizer_step(loss, model, opt, cfg.grad_clip, step + 1, "lower the learning rate (--lr)")
         step += 1
-        v = float(loss.detach())
-        if not math.isfinite(v):
-            raise FloatingPointError(f"The adaptation loss became {v} at step {step}; lower "
-                                     "lr.")
         losses = {"sim": float(l_sim.detach()), "forward": float(l_fwd.detach()),
                   "anchor": float(l_anc.detach())}
         ema = v if ema is None else 0.9 * ema + 0.1 * v

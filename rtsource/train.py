@@ -33,7 +33,7 @@ import torch
 
 from ._util import logger, stable_hash
 from .config import from_dict, read_toml
-from .models.checkpoint import SHIPPED_CHECKPOINT
+from .models.checkpoint import SHIPPED_CHECKPOINT, init_from_path
 from .simulate import ForwardBank, SimConfig, Simulator, sim_config_from_dict
 
 if sys.version_info >= (3, 11):
@@ -43,7 +43,7 @@ else:  # pragma: no cover
 
 __all__ = ["SHIPPED_WEIGHTS", "SlicedWasserstein", "TrainConfig", "TrainResult",
            "default_checkpoint_path", "load_train_config", "lr_factor", "magnitude_distribution",
-           "masked_l1", "plot_training_curve", "ship_checkpoint", "step_sim_config", "train", "training_loss",
+           "masked_l1", "optimizer_step", "plot_training_curve", "ship_checkpoint", "step_sim_config", "train", "training_loss",
            "use_bf16"]
 
 SHIPPED_WEIGHTS = SHIPPED_CHECKPOINT.name
@@ -162,14 +162,8 @@ class TrainConfig:
             if getattr(self, name) not in valid:
                 raise ValueError(f"train.{name} = {getattr(self, name)!r} is not valid; choose "
                                  f"one of {list(valid)}.")
-        if self.init_from is not None and self.init_from != "shipped" and not Path(
-                self.init_from).is_file():
-            raise FileNotFoundError(
-                f"train.init_from = {self.init_from!r}: no such checkpoint (relative paths are "
-                f"from the working directory, {os.getcwd()!r}: run from the repository root or "
-                "give an absolute path); use a .safetensors file written by rtsource train, "
-                "'shipped' for the shipped weights, or leave it out to start from random "
-                "weights.")
+        if self.init_from is not None:
+            init_from_path("train.init_from", self.init_from, SHIPPED_CHECKPOINT)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable rendering (stored in every checkpoint)."""
@@ -359,6 +353,28 @@ class _Batches(torch.utils.data.IterableDataset):
             b = self.sim.sample(self.cfg.batch_size, _step_generator(self.cfg.seed, self.rank, step),
                                 cfg=step_sim_config(self.cfg, step))
             yield step, b.inputs, b.targets
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                   grad_clip: float, step: int, fix: str) -> float:
+    """One optimizer step on ``loss`` (gradients cleared, back-propagated, clipped to norm
+    ``grad_clip`` when it is > 0, applied); returns the loss as a float.
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss is not finite; the message names step ``step`` (the step this one makes,
+        1-based) and ``fix`` (the setting to change, e.g. ``"lower train.lr"``).
+    """
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"The loss became {value} at step {step}; {fix}.")
+    return value
 
 
 def lr_factor(step: int, cfg: Any) -> float:
@@ -602,15 +618,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             pred = net(inputs)
         loss, parts = training_loss(pred.float(), targets, flat_index, cfg, sliced)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        value = optimizer_step(loss, model, opt, cfg.grad_clip, step + 1, "lower train.lr")
         step += 1
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"Training loss became {value} at step {step}; lower train.lr.")
         ema = value if ema is None else 0.98 * ema + 0.02 * value
         elapsed = time.perf_counter() - t_start
         if cfg.max_minutes is not None and elapsed >= cfg.max_minutes * 60:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ from .simulate.dynamics import (
     sensor_noise,
     spread_weights,
 )
-from .train import lr_factor, use_bf16
+from .train import lr_factor, optimizer_step, use_bf16
 
 __all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
            "load_temporal_config", "scale_window", "ship_temporal", "train_temporal",
@@ -428,15 +427,9 @@ class TemporalSampler:
 def _check_init_from(cfg: TemporalTrainConfig) -> Path:
     """The checkpoint ``cfg.init_from`` names, checked (exists, a TemporalNet of this
     configuration's architecture) from its header alone."""
-    from .models.checkpoint import read_header
+    from .models.checkpoint import init_from_path, read_header
 
-    src = SHIPPED_TEMPORAL if cfg.init_from == "shipped" else Path(str(cfg.init_from))
-    if not src.is_file():
-        raise FileNotFoundError(
-            f"temporal.init_from = {cfg.init_from!r}: no such checkpoint (relative paths are "
-            f"from the working directory, {os.getcwd()!r}: run from the repository root or give "
-            "an absolute path); use a .safetensors file written by rtsource train, 'shipped' for "
-            "the shipped weights, or leave it out to start from random weights.")
+    src = init_from_path("temporal.init_from", str(cfg.init_from), SHIPPED_TEMPORAL)
     h = read_header(src)
     want = dataclasses.asdict(cfg.spec)
     got = h.get("model_config") or {}
@@ -577,16 +570,8 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
         loss = _loss(y, b, cfg.truth_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        v = optimizer_step(loss, model, opt, cfg.grad_clip, step + 1, "lower temporal.lr")
         step += 1
-        v = float(loss.detach())
-        if not math.isfinite(v):
-            raise FloatingPointError(f"Training loss became {v} at step {step}; lower "
-                                     "temporal.lr.")
         ema = v if ema is None else 0.98 * ema + 0.02 * v
         elapsed = time.perf_counter() - t_start
         bar.update()

@@ -35,6 +35,7 @@ __all__ = [
     "SHIPPED_CHECKPOINT",
     "ChecksumMismatchError",
     "checkpoint_path",
+    "init_from_path",
     "load_checkpoint",
     "read_header",
     "save_checkpoint",
@@ -66,6 +67,30 @@ def checkpoint_path(spec: str) -> Path:
             f"3D-PIUNet checkpoint {str(path)!r} does not exist"
             + (" (the package was installed without its weights)." if spec == "default" else
                "; set refine.checkpoint to a file written by 'rtsource train' or 'default'."))
+    return path
+
+
+def init_from_path(setting: str, value: str, shipped: Path) -> Path:
+    """The checkpoint a training configuration's ``init_from`` names, checked to exist.
+
+    Parameters
+    ----------
+    setting : the setting's dotted name, for the message (``"train.init_from"``).
+    value : its value: a path (relative to the working directory) or ``"shipped"``.
+    shipped : the file ``"shipped"`` stands for.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist; the message names the setting, the value and the fix.
+    """
+    path = shipped if value == "shipped" else Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{setting} = {value!r}: no such checkpoint (relative paths are from the working "
+            f"directory, {os.getcwd()!r}: run from the repository root or give an absolute "
+            "path); use a .safetensors file written by rtsource train, 'shipped' for the "
+            "shipped weights, or leave it out to start from random weights.")
     return path
 
 
