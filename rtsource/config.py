@@ -372,7 +372,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         n = len(get_args(tp))
         if not isinstance(value, (list, tuple)) or len(value) != n or not all(
                 _is_number(v) for v in value):
-            raise ValueError(f"Setting {where} = {value!r} must be a list of {n} numbers.")
+            raise ValueError(f"Setting {where} = {value!r} must be a list of {n} finite numbers.")
         return tuple(float(v) for v in value)
     if origin in (typing.Union, getattr(types, "UnionType", None)):
         args = [a for a in get_args(tp) if a is not type(None)]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -153,14 +154,48 @@ class TemporalTrainConfig:
             check_value(n, NOISE_KINDS, "temporal.noise")
         check_value(self.precision, ("auto", "fp32", "bf16"), "temporal.precision")
         check_value(self.snr_at, ("source", "scalp"), "temporal.snr_at")
-        lo, hi = self.source_snr_db
-        if lo > hi:
-            raise ValueError(f"Setting temporal.source_snr_db = {list(self.source_snr_db)} must be "
-                             "[low, high] in dB, e.g. [10.0, 20.0].")
+        example = {"source_snr_db": "[10.0, 20.0]" if self.snr_at == "source" else
+                   "[-15.0, 10.0]", "sensor_snr_db": "[5.0, 20.0]", "spread_mm": "[0.0, 30.0]"}
+        for name, ex in example.items():
+            lo, hi = getattr(self, name)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError(f"Setting temporal.{name} = {list(getattr(self, name))} must "
+                                 f"be [low, high], finite, low <= high, e.g. {ex}.")
+            if name.endswith("_db") and not (-60.0 <= lo and hi <= 60.0):
+                raise ValueError(f"Setting temporal.{name} = {list(getattr(self, name))} lies "
+                                 f"outside -60..60 dB (no EEG is that clean or that buried); "
+                                 f"e.g. {ex}.")
+        if self.spread_mm[0] < 0:
+            raise ValueError(f"Setting temporal.spread_mm = {list(self.spread_mm)} must be >= 0 "
+                             "mm.")
+        for name in ("mismatch_prob", "relocate_prob", "thalamic_prob", "two_source_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} is a "
+                                 "probability: give a value in [0, 1].")
+        for name in ("lr", "window_s", "library_s", "sfreq", "lambda2", "checkpoint_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
+                                 "> 0.")
+        for name in ("truth_weight", "weight_decay", "grad_clip", "warmup_steps"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
+                                 ">= 0.")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"Setting temporal.min_lr_ratio = {self.min_lr_ratio!r} must be in "
+                             "[0, 1] (the final learning rate as a fraction of temporal.lr).")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"Setting temporal.max_minutes = {self.max_minutes!r} must be > 0 "
+                             "(leave it out for no time limit).")
+        if any(not (math.isfinite(w) and w >= 0) for w in self.regime_weights) or not sum(
+                self.regime_weights) > 0:
+            raise ValueError(f"Setting temporal.regime_weights = {list(self.regime_weights)} "
+                             "must be finite, >= 0 and not all 0 (they are normalised to sum "
+                             "to 1).")
         if len(self.regime_weights) != len(self.regimes):
             raise ValueError(f"temporal.regime_weights has {len(self.regime_weights)} values "
                              f"for {len(self.regimes)} regimes; give one weight per regime.")
-        for name in ("batch_size", "max_steps", "library_runs", "threads", "hidden", "kernel"):
+        for name in ("batch_size", "max_steps", "library_runs", "threads", "hidden", "kernel",
+                     "n_lstm", "log_steps", "val_windows"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
                                  ">= 1.")
@@ -431,13 +466,19 @@ def _check_init_from(cfg: TemporalTrainConfig) -> Path:
 
     src = init_from_path("temporal.init_from", str(cfg.init_from), SHIPPED_TEMPORAL)
     h = read_header(src)
+    if h.get("architecture") != "TemporalNet":
+        raise ValueError(f"temporal.init_from = {cfg.init_from!r} holds a "
+                         f"{h.get('architecture') or 'network of unknown kind'}, not the temporal "
+                         "network: give a TemporalNet checkpoint (written by rtsource train with "
+                         "a [temporal] table, e.g. weights/temporal-stage1.safetensors), "
+                         "'shipped', or leave it out to start from random weights.")
     want = dataclasses.asdict(cfg.spec)
     got = h.get("model_config") or {}
     diff = {k: (got.get(k), v) for k, v in want.items()
             if k not in ("n_inputs", "n_nodes") and got.get(k) != v}
-    if h.get("architecture") != "TemporalNet" or diff:
+    if diff:
         raise ValueError(f"temporal.init_from = {cfg.init_from!r} is a "
-                         f"{h.get('architecture')} with {got}; this configuration builds a "
+                         f"TemporalNet with {got}; this configuration builds a "
                          f"TemporalNet with {want} (differences, checkpoint vs config: {diff}): "
                          "match hidden, kernel, n_lstm and sfreq, or start from random weights.")
     return src

@@ -64,3 +64,18 @@ def test_sys_info_reports_backends_with_reasons(capsys):
     for b in info["backends"].values():
         assert b["detail"]  # every backend says why (not) available
     assert info["packages"]["mne"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    # options of the dynamic sweep without --dynamic would silently do nothing
+    (["--focus-snr", "20", "10", "--focus-snr-at", "scalp"],
+     "--focus-snr, --focus-snr-at only apply to the dynamic evaluation: add --dynamic"),
+    (["--dynamic", "--focus-snr", "nan", "10"], "(nan, 10.0) must be two finite numbers"),
+    (["--dynamic", "--focus-snr", "20", "10"], "LO <= HI, e.g. --focus-snr 10 20"),
+    (["--dynamic", "--focus-snr", "5000", "5000"], "within -60..60"),
+])
+def test_evaluate_refuses_focus_snr_it_cannot_use(argv, says, tmp_path, capsys):
+    assert main(["evaluate", *argv, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before any work

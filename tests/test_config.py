@@ -118,7 +118,7 @@ def test_old_piunet_inverse_setting_still_loads(tmp_path):
     ({"stream": {"notch_hz": "50"}}, r"stream\.notch_hz = '50' must be a number"),
     ({"stream": {"expected_channels": 0}}, r"expected_channels = 0"),
     ({"headmodel": {"bem_ico": 7}}, r"headmodel\.bem_ico = 7 is not valid"),
-    ({"headmodel": {"conductivity": [0.3, 0.006]}}, "list of 3 numbers"),
+    ({"headmodel": {"conductivity": [0.3, 0.006]}}, "list of 3 finite numbers"),
     ({"inverse": {"depth": -1}}, r"inverse\.depth = -1\.0"),
     ({"foo": {"a": 1}}, "Unknown config section 'foo'"),
 ])

@@ -227,7 +227,8 @@ def test_checkpoint_round_trip(net8: PIUNet, tmp_path, dtype: str) -> None:
         metrics={"nemd": 0.21},
         dtype=dtype,
     )
-    assert (tmp_path / "w8.safetensors.sha256").read_text().strip() == digest
+    # the `sha256sum -c` format: digest, two spaces, file name
+    assert (tmp_path / "w8.safetensors.sha256").read_text() == f"{digest}  w8.safetensors\n"
     ckpt = load_checkpoint(path, expected_width=8)
     assert ckpt.sha256 == digest and ckpt.width == 8
     assert ckpt.header["grid_shape"] == [32, 32, 32] and ckpt.header["spacing_mm"] == 7.0

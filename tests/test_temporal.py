@@ -13,7 +13,7 @@ import torch
 import rtsource
 from rtsource.config import HeadModelConfig, InverseConfig, load_config
 from rtsource.models import TemporalNet, TemporalSpec, node_feature_kernel
-from rtsource.models.checkpoint import load_checkpoint, save_checkpoint
+from rtsource.models.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint, save_checkpoint
 from rtsource.online.processing import SourceProcessor
 from rtsource.online.temporal import SHIPPED, temporal_decimation
 
@@ -207,12 +207,32 @@ def test_fine_tuning_starts_from_the_given_weights_and_scalp_snr_is_what_was_dra
     assert src_act.at_scalp(target, back, L, rng) is target
     assert rng.bit_generator.state == before
     with pytest.raises(FileNotFoundError, match="temporal.init_from.*repository root"):
+        train_temporal(dataclasses.replace(cfg, init_from="no-such-dir/missing.safetensors"),
+                       progress=False, max_steps=0)
+    with pytest.raises(FileNotFoundError, match=r"no such checkpoint; use") as err:
         train_temporal(dataclasses.replace(cfg, init_from=str(tmp_path / "missing.safetensors")),
                        progress=False, max_steps=0)
+    assert "relative" not in str(err.value)  # an absolute path needs no working-directory hint
+    with pytest.raises(ValueError, match="holds a PIUNet, not the temporal network"):
+        train_temporal(dataclasses.replace(cfg, init_from=str(SHIPPED_CHECKPOINT),
+                                           out_dir=str(tmp_path / "p")), progress=False)
+    assert not (tmp_path / "p").exists()  # refused before anything was built or written
     with pytest.raises(ValueError, match="temporal.snr_at"):
         TemporalTrainConfig(snr_at="sensor")
     with pytest.raises(ValueError, match="temporal.source_snr_db.*low, high"):
         TemporalTrainConfig(source_snr_db=(10.0, -5.0))
+    with pytest.raises(ValueError, match=r"source_snr_db.*finite.*e\.g\. \[-15\.0, 10\.0\]"):
+        TemporalTrainConfig(snr_at="scalp", source_snr_db=(float("nan"), 10.0))
+    with pytest.raises(ValueError, match="source_snr_db.*-60..60 dB"):
+        TemporalTrainConfig(source_snr_db=(5000.0, 5000.0))
+    for bad, match in (({"lr": -5e-4}, "temporal.lr"), ({"thalamic_prob": -1.0}, "probability"),
+                       ({"mismatch_prob": 2.0}, "temporal.mismatch_prob"),
+                       ({"spread_mm": (30.0, 0.0)}, "temporal.spread_mm"),
+                       ({"window_s": 0.0}, "temporal.window_s"),
+                       ({"max_minutes": -1.0}, "temporal.max_minutes"),
+                       ({"regime_weights": (1.0, -1.0, 1.0, 1.0)}, "regime_weights")):
+        with pytest.raises(ValueError, match=match):
+            TemporalTrainConfig(**bad)
     with pytest.raises(ValueError, match="match hidden"):
         train_temporal(dataclasses.replace(cfg, hidden=8, out_dir=str(tmp_path / "c")),
                        progress=False, max_steps=0)

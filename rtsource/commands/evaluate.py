@@ -42,8 +42,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="eval-out", metavar="DIR",
                    help="output folder for CSV, markdown and PNG files (default eval-out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    d = p.add_argument_group("dynamic sweeps (brain model: region time courses per regime)")
-    d.add_argument("--dynamic", action="store_true",
+    group = p.add_argument_group("dynamic sweeps (brain model: region time courses per regime)")
+    dynamic_only: dict[str, tuple[str, object]] = {}
+
+    class _Dynamic:  # records the options that only the dynamic sweep reads
+        @staticmethod
+        def add_argument(*flags: str, **kw: object) -> None:
+            action = group.add_argument(*flags, **kw)
+            dynamic_only[action.dest] = (flags[0], action.default)
+
+    d = _Dynamic
+    group.add_argument("--dynamic", action="store_true",
                    help="run the dynamic sweep instead: every method (eloreta, sloreta, dspm, mne, "
                         "piunet, temporal) on windows composed from the brain model's regimes; region "
                         "precision, recall, localisation error and |r|, cortical and thalamic")
@@ -75,6 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--piunet-every", type=int, default=2, metavar="K",
                    help="score every K-th sample of a window (3D-PIUNet runs per sample; "
                         "default 2)")
+    p.set_defaults(dynamic_only=dynamic_only)
 
 
 def _run_dynamic(args: argparse.Namespace) -> int:
@@ -119,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dynamic:
         return _run_dynamic(args)
+    given = [flag for dest, (flag, default) in getattr(args, "dynamic_only", {}).items()
+             if getattr(args, dest) != default]
+    if given:
+        raise ValueError(f"{', '.join(given)} only apply to the dynamic evaluation: add "
+                         "--dynamic, or leave them out for the static one (3D-PIUNet maps).")
 
     from ..evaluate import (
         EvalConfig,

@@ -10,15 +10,17 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG.toml",
-                   help="training configuration ([train] and [simulate] tables; see configs/)")
+                   help="training configuration: [train] and [simulate] tables (3D-PIUNet) or a "
+                        "[temporal] table (the temporal network); see configs/")
     p.add_argument("--resume", action="store_true",
                    help="continue from <out_dir>/last.safetensors and last.state.pt")
-    p.add_argument("--out-dir", metavar="DIR", help="override train.out_dir")
-    p.add_argument("--max-steps", type=int, metavar="N", help="override train.max_steps")
+    p.add_argument("--out-dir", metavar="DIR", help="override train.out_dir (temporal.out_dir)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="override train.max_steps (temporal.max_steps)")
     p.add_argument("--max-minutes", type=float, metavar="MIN",
-                   help="override train.max_minutes (training time, summed over resumes)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override train.device")
-    p.add_argument("--threads", type=int, metavar="N", help="override train.threads (CPU)")
+                   help="override train.max_minutes (temporal.max_minutes): training time, "
+                        "summed over resumes")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override train.device (the temporal network: cpu)")
+    p.add_argument("--threads", type=int, metavar="N", help="override train.threads (temporal.threads; CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

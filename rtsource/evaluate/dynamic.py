@@ -129,9 +129,13 @@ class DynamicEvalConfig:
             check_value(r, REGIMES, "regime")
         check_value(self.noise, NOISE_KINDS, "noise")
         check_value(self.snr_at, ("source", "scalp"), "snr_at")
-        if len(self.source_snr_db) != 2 or self.source_snr_db[0] > self.source_snr_db[1]:
-            raise ValueError(f"source_snr_db = {self.source_snr_db} must be (low, high) in dB "
-                             "(--focus-snr LO HI), e.g. (10, 20).")
+        snr = tuple(self.source_snr_db)
+        if len(snr) != 2 or not all(math.isfinite(v) and -60.0 <= v <= 60.0 for v in snr) \
+                or snr[0] > snr[1]:
+            raise ValueError(
+                f"The focus SNR (--focus-snr LO HI; source_snr_db in Python) = {snr} must be two "
+                "finite numbers of dB within -60..60 with LO <= HI, e.g. --focus-snr 10 20 "
+                "(--focus-snr-at source) or --focus-snr -5 5 (--focus-snr-at scalp).")
         if self.n_windows < 1 or self.piunet_every < 1:
             raise ValueError(f"n_windows = {self.n_windows} and piunet_every = "
                              f"{self.piunet_every} must be at least 1.")

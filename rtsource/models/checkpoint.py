@@ -86,11 +86,13 @@ def init_from_path(setting: str, value: str, shipped: Path) -> Path:
     """
     path = shipped if value == "shipped" else Path(value).expanduser()
     if not path.is_file():
+        where = ("" if path.is_absolute() else
+                 f" (relative paths are from the working directory, {os.getcwd()!r}: run from "
+                 "the repository root or give an absolute path)")
         raise FileNotFoundError(
-            f"{setting} = {value!r}: no such checkpoint (relative paths are from the working "
-            f"directory, {os.getcwd()!r}: run from the repository root or give an absolute "
-            "path); use a .safetensors file written by rtsource train, 'shipped' for the "
-            "shipped weights, or leave it out to start from random weights.")
+            f"{setting} = {value!r}: no such checkpoint{where}; use a .safetensors file "
+            "written by rtsource train, 'shipped' for the shipped weights, or leave it out to "
+            "start from random weights.")
     return path
 
 
@@ -217,7 +219,7 @@ def save_checkpoint(
     os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; weights are meant to be shared
     os.replace(tmp, path)
     digest = file_sha256(path)
-    _sidecar(path).write_text(digest + "\n")
+    _sidecar(path).write_text(f"{digest}  {path.name}\n")  # `sha256sum -c` format
     logger.info("Saved %s checkpoint %s (sha256 %s)", arch, path, digest[:12])
     return digest
 
