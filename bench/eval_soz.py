@@ -22,7 +22,11 @@ import sys
 
 
 def _pair(text: str) -> tuple[float, float]:
-    lo, hi = (float(x) for x in text.split(","))
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be two numbers LO,HI, e.g. 0,10") \
+            from None
     return lo, hi
 
 
@@ -66,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         write_soz_report,
     )
 
-    cfg = SOZEvalConfig(regimes=tuple(args.regimes.split(",")), n_recordings=args.recordings,
-                        duration_s=args.duration, snr_db=args.snr, focus_snr_db=args.focus_snr,
-                        focus_snr_at=args.focus_snr_at, spread_mm=args.spread, seed=args.seed)
+    try:
+        cfg = SOZEvalConfig(regimes=tuple(args.regimes.split(",")), n_recordings=args.recordings,
+                            duration_s=args.duration, snr_db=args.snr,
+                            focus_snr_db=args.focus_snr, focus_snr_at=args.focus_snr_at,
+                            spread_mm=args.spread, seed=args.seed)
+    except ValueError as err:
+        p.error(str(err))
     result = evaluate_soz(cfg, methods=tuple(args.methods.split(",")),
                           checkpoint=args.checkpoint, progress=not args.no_progress)
     command = "python bench/eval_soz.py " + " ".join(shlex.quote(a) for a in

@@ -227,3 +227,16 @@ def test_api_errors():
     rng = np.random.default_rng(0)
     with pytest.raises(NoEventsError, match="No epileptiform event"):
         localize_soz(rng.standard_normal((8, 2000)) * 1e-6, [f"E{i}" for i in range(8)], 250.0)
+
+
+@pytest.mark.parametrize("bad, says", [
+    ({"focus_snr_db": (10.0, float("nan"))}, "focus_snr_db.*--focus-snr"),
+    ({"focus_snr_db": (10.0, 0.0)}, "LO <= HI"),
+    ({"spread_mm": (-5.0, 20.0)}, "spread_mm.*--spread"),
+    ({"snr_db": float("inf")}, "snr_db.*--snr"),
+])
+def test_soz_evaluation_settings_are_checked(bad, says):
+    from rtsource.soz import SOZEvalConfig
+
+    with pytest.raises(ValueError, match=says):
+        SOZEvalConfig(**bad)
