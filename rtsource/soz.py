@@ -450,9 +450,9 @@ def region_activity(data: Any, ch_names: Sequence[str] | None = None,
     network at 250 Hz, 16 s for a linear method at 1 kHz). Where the chain has a state (the
     temporal network; ``filters=True``), each segment starts ``warmup_s`` earlier and the
     warm-up's output is discarded; a linear method without filters gives the same numbers
-    either way. The network's state has a long memory: on two simulated 30 s recordings
-    (ictal, interictal), a pass started 5 s in still differed from the pass from the first
-    sample by 0.1 % and 7-9 % RMS 20 s later (5 % and 8 % after 10 s).
+    either way. The network's state has a long memory: with stage 1's weights, on two simulated
+    30 s recordings (ictal, interictal), a pass started 5 s in still differed from the pass
+    from the first sample by 0.1 % and 7-9 % RMS 20 s later (5 % and 8 % after 10 s).
 
     Parameters
     ----------

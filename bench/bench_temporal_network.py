@@ -1,0 +1,93 @@
+"""Cost of the temporal network alone per 10 ms hop, and of the streaming stage around it.
+
+Times two calls hop after hop on random input, state carried, for each checkpoint given:
+``network`` (``TemporalNet`` forward on the 2-3 samples a 10 ms hop keeps at 1 kHz, weights
+in the stage's precision) and ``stage`` (``TemporalStage.__call__``: features, causal scale,
+network, output scale; on 128-channel conditioned EEG). The two checkpoints run in the same
+invocation, so their ratio holds on a noisy machine; ``rtsource bench --method temporal``
+measures the same stage inside the live pipeline (threads, LSL, other stages).
+
+    python bench/bench_temporal_network.py [--checkpoints default weights/temporal-stage1.safetensors]
+                                           [--hops 3000] [--json temporal-network-cost.json]
+
+Writes JSON with median / p95 / p99 / max (ms) per checkpoint and call, the precision and the
+machine (CPU model, instruction sets, load average before and after, versions).
+"""
+
+from __future__ import annotations
+
+from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch load)
+
+limit_threads()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import stats_ms, write  # noqa: E402
+
+from rtsource.bench.stats import loadavg  # noqa: E402
+from rtsource.config import HeadModelConfig, InverseConfig  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoints", nargs="+",
+                   default=["default", "weights/temporal-stage1.safetensors"],
+                   help="temporal checkpoints ('default': the shipped weights)")
+    p.add_argument("--hops", type=int, default=3000, help="timed hops per checkpoint")
+    p.add_argument("--montage", default="biosemi128")
+    p.add_argument("--json", default="temporal-network-cost.json",
+                   help="file name under bench/results/")
+    args = p.parse_args(argv)
+
+    from rtsource.headmodel import build_headmodel
+    from rtsource.inverse import make_inverse
+    from rtsource.online.temporal import TemporalStage
+
+    load0 = loadavg()
+    hm = build_headmodel(HeadModelConfig(montage=args.montage, conductor="bem"), progress=False)
+    kernel = make_inverse(hm, InverseConfig()).kernel
+    results = {}
+    for spec in args.checkpoints:
+        stage = TemporalStage(hm, kernel, 1000.0, spec)
+        rng = np.random.default_rng(0)
+        n_ch = hm.n_channels
+        net_t, stage_t = [], []
+        state = None
+        with torch.no_grad():
+            for hop in range(args.hops + 200):
+                n = 3 if hop % 2 else 2  # 10 samples at 1 kHz keep 2 or 3 at 250 Hz
+                x = torch.from_numpy(rng.standard_normal((1, n, 3 * len(stage.node_names)))
+                                     .astype(np.float32)).to(stage.dtype)
+                t0 = time.perf_counter()
+                _, state = stage.net(x, state)
+                t1 = time.perf_counter()
+                stage(rng.standard_normal((n, n_ch)).astype(np.float32) * 1e-5)
+                t2 = time.perf_counter()
+                if hop >= 200:  # warm-up
+                    net_t.append(t1 - t0)
+                    stage_t.append(t2 - t1)
+        results[spec] = {"sha256": stage.checkpoint.sha256,
+                         "precision": "bf16" if stage.bf16 else "fp32",
+                         "network_ms": stats_ms(net_t), "stage_ms": stats_ms(stage_t)}
+        print(f"{spec} ({stage.checkpoint.sha256[:8]}, {results[spec]['precision']}): network "
+              f"median {results[spec]['network_ms']['median']:.3f} ms, p99 "
+              f"{results[spec]['network_ms']['p99']:.3f}; stage median "
+              f"{results[spec]['stage_ms']['median']:.3f} ms, p99 "
+              f"{results[spec]['stage_ms']['p99']:.3f}", flush=True)
+    path = write(args.json, {"benchmark": "temporal network per 10 ms hop",
+                             "config": vars(args), "load_average_start": load0,
+                             "load_average_end": loadavg(), "results": results,
+                             "torch_threads": torch.get_num_threads()})
+    print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
