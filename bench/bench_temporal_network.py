@@ -5,10 +5,12 @@ Times two calls hop after hop on random input, state carried, for each checkpoin
 in the stage's precision) and ``stage`` (``TemporalStage.__call__``: features, causal scale,
 network, output scale; on 128-channel conditioned EEG). The two checkpoints run in the same
 invocation, so their ratio holds on a noisy machine; ``rtsource bench --method temporal``
-measures the same stage inside the live pipeline (threads, LSL, other stages).
+measures the same stage inside the live pipeline (threads, LSL, other stages). With
+``--gap-ms`` the stage is also timed with that much idle time before each hop, as a live
+stream has (a 10 ms hop leaves the core idle most of the time): what waking up costs here.
 
     python bench/bench_temporal_network.py [--checkpoints default weights/temporal-stage1.safetensors]
-                                           [--hops 3000] [--json temporal-network-cost.json]
+                                           [--hops 3000] [--gap-ms 10] [--json temporal-network-cost.json]
 
 Writes JSON with median / p95 / p99 / max (ms) per checkpoint and call, the precision and the
 machine (CPU model, instruction sets, load average before and after, versions).
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="temporal checkpoints ('default': the shipped weights)")
     p.add_argument("--hops", type=int, default=3000, help="timed hops per checkpoint")
     p.add_argument("--montage", default="biosemi128")
+    p.add_argument("--gap-ms", type=float, default=10.0,
+                   help="idle time before each hop of the idle-gap timing (0: skip it)")
     p.add_argument("--json", default="temporal-network-cost.json",
                    help="file name under bench/results/")
     args = p.parse_args(argv)
@@ -76,11 +80,25 @@ def main(argv: list[str] | None = None) -> int:
         results[spec] = {"sha256": stage.checkpoint.sha256,
                          "precision": "bf16" if stage.bf16 else "fp32",
                          "network_ms": stats_ms(net_t), "stage_ms": stats_ms(stage_t)}
+        if args.gap_ms > 0:
+            gap_t = []
+            for hop in range(min(args.hops, 1000) + 100):
+                x = rng.standard_normal((3 if hop % 2 else 2, n_ch)).astype(np.float32) * 1e-5
+                time.sleep(args.gap_ms / 1e3)
+                t0 = time.perf_counter()
+                stage(x)
+                if hop >= 100:
+                    gap_t.append(time.perf_counter() - t0)
+            results[spec]["stage_after_idle_ms"] = stats_ms(gap_t)
         print(f"{spec} ({stage.checkpoint.sha256[:8]}, {results[spec]['precision']}): network "
               f"median {results[spec]['network_ms']['median']:.3f} ms, p99 "
               f"{results[spec]['network_ms']['p99']:.3f}; stage median "
               f"{results[spec]['stage_ms']['median']:.3f} ms, p99 "
-              f"{results[spec]['stage_ms']['p99']:.3f}", flush=True)
+              f"{results[spec]['stage_ms']['p99']:.3f}"
+              + (f"; after {args.gap_ms:g} ms idle median "
+                 f"{results[spec]['stage_after_idle_ms']['median']:.3f} ms, p99 "
+                 f"{results[spec]['stage_after_idle_ms']['p99']:.3f}" if args.gap_ms > 0 else ""),
+              flush=True)
     path = write(args.json, {"benchmark": "temporal network per 10 ms hop",
                              "config": vars(args), "load_average_start": load0,
                              "load_average_end": loadavg(), "results": results,
