@@ -43,47 +43,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output folder for CSV, markdown and PNG files (default eval-out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = p.add_argument_group("dynamic sweeps (brain model: region time courses per regime)")
-    dynamic_only: dict[str, tuple[str, object]] = {}
+    dynamic_only: dict[str, tuple[str, object]] = {}  # dest -> (flag, default)
 
-    class _Dynamic:  # records the options that only the dynamic sweep reads
-        @staticmethod
-        def add_argument(*flags: str, **kw: object) -> None:
-            action = group.add_argument(*flags, **kw)
-            dynamic_only[action.dest] = (flags[0], action.default)
+    def dyn(*flags: str, **kw: object) -> None:
+        """An option only the dynamic sweep reads (refused without --dynamic)."""
+        action = group.add_argument(*flags, **kw)
+        dynamic_only[action.dest] = (flags[0], action.default)
 
-    d = _Dynamic
     group.add_argument("--dynamic", action="store_true",
-                   help="run the dynamic sweep instead: every method (eloreta, sloreta, dspm, mne, "
-                        "piunet, temporal) on windows composed from the brain model's regimes; region "
-                        "precision, recall, localisation error and |r|, cortical and thalamic")
-    d.add_argument("--regimes", default="spontaneous,evoked,interictal,ictal",
-                   help="comma-separated regimes (spontaneous, evoked, interictal, ictal)")
-    d.add_argument("--snrs", default="5,10,20", help="comma-separated sensor SNRs in dB")
-    d.add_argument("--focus-snr", nargs=2, type=float, metavar=("LO", "HI"),
-                   help="range of the focus' SNR in dB over the background, measured where "
-                        "--focus-snr-at says (default 10 20 in source, 0 10 at the scalp; "
-                        "negative values work: --focus-snr -5 5)")
-    d.add_argument("--focus-snr-at", choices=("source", "scalp"), default="source",
-                   help="measure the focus' SNR in region activity (default) or in the EEG power "
-                        "of the whole window (scalp: a deep thalamic focus as visible as a "
-                        "cortical one)")
-    d.add_argument("--windows", type=int, default=20, metavar="N",
-                   help="windows per regime and SNR (default 20)")
-    d.add_argument("--window-s", type=float, default=0.5, metavar="S",
-                   help="window length (default 0.5 s)")
-    d.add_argument("--methods", default="eloreta,sloreta,dspm,mne,piunet,temporal",
-                   help="comma-separated methods (default all six)")
-    d.add_argument("--temporal-checkpoint", default="default", metavar="FILE",
-                   help="temporal network to evaluate (default: the shipped weights)")
-    d.add_argument("--noise", choices=["white", "correlated", "real"], default="white",
-                   help="sensor noise (real: DeepSIF's resting EEG interpolated to the montage)")
-    d.add_argument("--library-runs", type=int, default=6, metavar="N",
-                   help="simulations per regime in the cached library (default 6)")
-    d.add_argument("--library-s", type=float, default=20.0, metavar="S",
-                   help="seconds per library simulation (default 20)")
-    d.add_argument("--piunet-every", type=int, default=2, metavar="K",
-                   help="score every K-th sample of a window (3D-PIUNet runs per sample; "
-                        "default 2)")
+                       help="run the dynamic sweep instead: every method (eloreta, sloreta, dspm, mne, "
+                            "piunet, temporal) on windows composed from the brain model's regimes; region "
+                            "precision, recall, localisation error and |r|, cortical and thalamic")
+    dyn("--regimes", default="spontaneous,evoked,interictal,ictal",
+        help="comma-separated regimes (spontaneous, evoked, interictal, ictal)")
+    dyn("--snrs", default="5,10,20", help="comma-separated sensor SNRs in dB")
+    dyn("--focus-snr", nargs=2, type=float, metavar=("LO", "HI"),
+        help="range of the focus' SNR in dB over the background, measured where "
+             "--focus-snr-at says (default 10 20 in source, 0 10 at the scalp; "
+             "negative values work: --focus-snr -5 5)")
+    dyn("--focus-snr-at", choices=("source", "scalp"), default="source",
+        help="measure the focus' SNR in region activity (default) or in the EEG power "
+             "of the whole window (scalp: a deep thalamic focus as visible as a "
+             "cortical one)")
+    dyn("--windows", type=int, default=20, metavar="N",
+        help="windows per regime and SNR (default 20)")
+    dyn("--window-s", type=float, default=0.5, metavar="S",
+        help="window length (default 0.5 s)")
+    dyn("--methods", default="eloreta,sloreta,dspm,mne,piunet,temporal",
+        help="comma-separated methods (default all six)")
+    dyn("--temporal-checkpoint", default="default", metavar="FILE",
+        help="temporal network to evaluate (default: the shipped weights)")
+    dyn("--noise", choices=["white", "correlated", "real"], default="white",
+        help="sensor noise (real: DeepSIF's resting EEG interpolated to the montage)")
+    dyn("--library-runs", type=int, default=6, metavar="N",
+        help="simulations per regime in the cached library (default 6)")
+    dyn("--library-s", type=float, default=20.0, metavar="S",
+        help="seconds per library simulation (default 20)")
+    dyn("--piunet-every", type=int, default=2, metavar="K",
+        help="score every K-th sample of a window (3D-PIUNet runs per sample; "
+             "default 2)")
     p.set_defaults(dynamic_only=dynamic_only)
 
 
