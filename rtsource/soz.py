@@ -246,12 +246,19 @@ class Events:
         c = self.config
         best = (f"the largest GFP peak-to-trough ratio was {self.max_ratio:.2f}"
                 if math.isfinite(self.max_ratio) else "the GFP has no peak")
-        lower = min(c.threshold, self.max_ratio) if math.isfinite(self.max_ratio) else c.threshold
-        return (f"No epileptiform event found: no GFP peak rose to {c.threshold:g} x its "
-                f"troughs within {c.trough_s:g} s ({best}). Try a lower threshold (e.g. "
-                f"{max(1.1, round(0.95 * lower, 2)):g}; lower ones admit background peaks), "
-                f"another band (now {c.band_hz[0]:g}-{c.band_hz[1]:g} Hz), mark noisy channels "
-                "bad, or check that the recording holds spikes or a discharge.")
+        head = (f"No epileptiform event found: no GFP peak rose to {c.threshold:g} x its "
+                f"troughs within {c.trough_s:g} s ({best}). ")
+        band = (f"another band (threshold.band_hz / --band, now {c.band_hz[0]:g}-"
+                f"{c.band_hz[1]:g} Hz), mark noisy channels bad")
+        if not (math.isfinite(self.max_ratio) and self.max_ratio >= NOISE_RATIO):
+            return (head + f"That is within what spike-free EEG reaches (up to {NOISE_RATIO:g}): "
+                    "the recording probably holds no spikes or discharge. A lower threshold "
+                    "would rank background fluctuations; check the recording, try "
+                    f"{band}.")
+        lower = max(NOISE_RATIO, round(0.95 * min(c.threshold, self.max_ratio), 2))
+        return (head + f"Try a lower threshold (threshold / --threshold, e.g. {lower:g}; below "
+                f"{NOISE_RATIO:g} background peaks pass), {band}, or check that the recording "
+                "holds spikes or a discharge.")
 
 
 def _check_eeg(eeg: np.ndarray, sfreq: float) -> np.ndarray:
@@ -319,7 +326,9 @@ def detect_events(eeg: np.ndarray, sfreq: float, config: DetectorConfig | None =
     """
     from scipy.signal import butter, find_peaks, sosfiltfilt
 
-    cfg = dataclasses.replace(config or DetectorConfig(), **overrides)
+    cfg = config or DetectorConfig()
+    if overrides:  # a replace re-runs the checks (and warnings) only when something changed
+        cfg = dataclasses.replace(cfg, **overrides)
     x = _check_eeg(eeg, sfreq)
     lo, hi = cfg.band_hz
     hi = min(hi, 0.45 * sfreq)
@@ -785,6 +794,28 @@ def _latency_ms(avg: np.ndarray, sem: np.ndarray, lags_s: np.ndarray, stop_s: fl
     return out
 
 
+def _check_before_detection(eeg: np.ndarray, sfreq: float, method: str,
+                            checkpoint: str | os.PathLike | None, units: str, *,
+                            mne_volts: bool) -> None:
+    """What localisation would refuse after event detection, refused before it: the network's
+    weights (missing file) and rate, and units the values contradict (messages name the fix;
+    ``mne_volts``: an MNE object, whose ``units="auto"`` means volts, as in localize)."""
+    from .online.inputs import data_units, restate_mne_units
+
+    if method == "temporal":
+        from .online.temporal import temporal_checkpoint, temporal_decimation
+
+        ck = temporal_checkpoint(str(checkpoint) if checkpoint is not None else "default")
+        temporal_decimation(sfreq, float(ck.header.get("sfreq", 250.0)))
+    if mne_volts and units == "auto":
+        try:
+            data_units("V", eeg, "units")
+        except ValueError as err:
+            raise restate_mne_units(err) from None
+    else:
+        data_units(units, eeg, "units")
+
+
 def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float | None = None,
                  montage: Any = None, method: str = "temporal", *,
                  checkpoint: str | os.PathLike | None = None, config: Any = None,
@@ -845,6 +876,8 @@ def localize_soz(data: Any, ch_names: Sequence[str] | None = None, sfreq: float 
         keep = [i for i, c in enumerate(ch_names)
                 if exclude == "bads" or c not in set(exclude)]
         eeg, fs, t0 = arr[keep], float(sfreq), 0.0
+    _check_before_detection(eeg, fs, method, checkpoint if config is None or checkpoint
+                            is not None else None, units, mne_volts=hasattr(data, "info"))
     events = detect_events(eeg, fs, detector, t0=t0)
     if len(events) == 0:
         raise NoEventsError(events.none_found(), events)

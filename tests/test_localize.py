@@ -153,3 +153,22 @@ def test_layout_errors_name_the_problem(sphere_model):
     epochs[1, 5, 3] = np.nan
     with pytest.raises(ValueError, match=f"epoch 1 in 1 channel.*{names[5]}"):
         rtsource.localize(epochs, names, 100.0, config=cfg)
+
+
+def test_few_channels_are_localised_with_a_warning(sphere_model, fast_cfg, caplog):
+    """Eight channels still give a result (BCI headsets have 8-16) but the log says the map
+    is coarse; a 64-channel montage does not warn."""
+    import logging
+
+    x = _dipole_data(sphere_model, 2000)
+    few = list(range(0, 128, 16))  # 8 channels spread over the head
+    with caplog.at_level(logging.WARNING, logger="rtsource"):
+        res = rtsource.localize(x[few], ch_names=[sphere_model.ch_names[i] for i in few],
+                                sfreq=SFREQ, montage="biosemi128", config=fast_cfg)
+    assert res.regions.shape == (x.shape[1], 246) and np.isfinite(res.regions).all()
+    assert "Only 8 EEG channels" in caplog.text and "coarse" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rtsource"):
+        rtsource.localize(x[::2], ch_names=sphere_model.ch_names[::2], sfreq=SFREQ,
+                          montage="biosemi128", config=fast_cfg)
+    assert "EEG channels (" not in caplog.text

@@ -161,6 +161,16 @@ def test_case02_microvolts_offline_one_rule_with_live(caplog):
         rtsource.localize(x.T, labels, sfreq, montage=MONTAGE, units="uV", config=cfg)
     # the live path decides unit-less channels with the same function
     assert guess_volts_factor(x * 1e6)[0] == 1e-6 and guess_volts_factor(x)[0] == 1.0
+    # an MNE object holding microvolts: 'auto' means volts there, and the message says so
+    # (not "units = 'V'", which the user never gave) with the unit to pass
+    raw = mne.io.RawArray(x.T.astype(np.float64) * 1e6, mne.create_info(labels, sfreq, "eeg"),
+                          verbose="error")
+    raw.set_montage(MONTAGE)
+    with pytest.raises(ValueError, match=r"should be in volts.*units='uV'.*--units uV") as err:
+        rtsource.localize(raw, config=cfg)
+    assert "units = 'V'" not in str(err.value)
+    np.testing.assert_allclose(rtsource.localize(raw, config=cfg, units="uV").regions,
+                               ref.regions, rtol=1e-3, atol=1e-5 * np.abs(ref.regions).max())
 
 
 @pytest.mark.lsl

@@ -206,7 +206,30 @@ def test_cli_errors_are_clear(tmp_path, background, projector, capsys):
     assert main(["soz", str(quiet), "--method", "eloreta", "--conductor", "sphere"]) == 1
     err = capsys.readouterr().err
     assert "No epileptiform event found" in err and "threshold" in err
-    assert "Try a lower threshold" in err
+    # spike-free: no advice to lower the threshold into the background's range
+    assert "within what spike-free EEG reaches" in err and "--band" in err
+    assert "Try a lower threshold" not in err
+    # what localisation would refuse is refused before detection, not hidden behind it
+    assert main(["soz", str(quiet), "--conductor", "sphere", "--checkpoint",
+                 str(tmp_path / "none.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "No epileptiform" not in err
+    microvolts = _save_fif(tmp_path / "uv_raw.fif", background * 1e6, hm.ch_names, hm.ch_pos,
+                           250.0)  # microvolt values in a file that says volts
+    assert main(["soz", str(microvolts), "--method", "eloreta", "--conductor", "sphere"]) == 1
+    err = capsys.readouterr().err
+    assert "should be in volts" in err and "--units uV" in err and "'V'" not in err
+
+
+def test_no_event_advice_stays_above_the_background_ratio(interictal, projector):
+    from rtsource.soz import NOISE_RATIO, DetectorConfig, detect_events
+
+    rec = _record(interictal, projector, run=1)
+    ev = detect_events(rec.eeg, rec.sfreq, DetectorConfig(threshold=1000.0))
+    assert len(ev) == 0 and ev.max_ratio >= NOISE_RATIO
+    msg = ev.none_found()
+    suggested = float(msg.split("--threshold, e.g. ")[1].split(";")[0])
+    assert NOISE_RATIO <= suggested <= ev.max_ratio
 
 
 def test_api_errors():

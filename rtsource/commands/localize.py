@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-missing", action="store_true",
                    help="ignore EEG channels that are not in the montage instead of failing")
     p.add_argument("--units", metavar="auto|V|mV|uV", default="auto",
-                   help="unit of the file's EEG values (default: volts, MNE's unit; files "
-                        "written with the wrong unit say so)")
+                   help="unit of the file's EEG values (default auto: volts, the unit MNE reads "
+                        "files into; values that contradict it are refused with the unit they "
+                        "look like)")
     p.add_argument("--bads", metavar="CH,CH",
                    help="channels to leave out (default: the file's bad channels, as MNE)")
     p.add_argument("--keep-bads", action="store_true",

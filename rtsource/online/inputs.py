@@ -40,6 +40,18 @@ def guess_volts_factor(x: np.ndarray) -> tuple[float, float]:
     return (1e-6 if med > MICROVOLT_GUESS else 1.0), med
 
 
+def restate_mne_units(err: ValueError) -> ValueError:
+    """:func:`data_units`' error for an MNE object read with ``units="auto"`` (which means
+    volts, MNE's unit), worded without the ``units = 'V'`` the user never gave; other errors
+    are returned unchanged."""
+    stated = "units = 'V' makes "
+    msg = str(err)
+    if not msg.startswith(stated):
+        return err
+    return ValueError("The MNE object's EEG should be in volts (MNE's unit, which "
+                      "units='auto' assumes for it), but " + msg[len(stated):])
+
+
 def data_units(units: str | None, x: np.ndarray, setting: str = "units") -> tuple[float, str]:
     """Factor converting ``x`` to volts, and a sentence for the provenance.
 
@@ -78,9 +90,9 @@ def data_units(units: str | None, x: np.ndarray, setting: str = "units") -> tupl
             raise ValueError(
                 f"{setting} = {units!r} makes the data's median |x| {med:.3g} V, which no EEG "
                 f"has (median |x| = {raw_med:.3g} as given). They look like "
-                f"{'microvolts' if guess == 1e-6 else 'volts'}: pass {setting}={hint} (a "
-                f"factor of {factor / guess:g} from what was stated; rtsource localize: "
-                f"--units {hint.strip(chr(39))}), or 'auto'.")
+                f"{'microvolts' if guess == 1e-6 else 'volts'}: pass {setting}={hint} "
+                f"(command line: --units {hint.strip(chr(39))}; a factor of {factor / guess:g} "
+                "from what was stated).")
     return factor, f"{units} (stated), converted to volts"
 #: Plausible distance (metres) of scalp electrodes from the head-frame origin.
 POSITION_RADIUS_M = (0.04, 0.2)

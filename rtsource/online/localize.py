@@ -24,7 +24,7 @@ from .._util import close_matches, logger, stable_hash, unit_to_volts
 from ..config import Config, from_dict, load_config
 from ..headmodel.grid import SourceGrid
 from ..headmodel.montage import MontageSpec
-from .inputs import MICROVOLT_GUESS, data_units
+from .inputs import MICROVOLT_GUESS, data_units, restate_mne_units
 from .mne_out import mne_context
 from .processing import SourceProcessor
 from .quality import SignalCheck
@@ -487,11 +487,13 @@ def localize(
         t0 = float(inst.times[0])
         ch_types = None
         excluded = [c for c in excluded if c in inst.ch_names]
-        units = "V" if units == "auto" else units  # MNE stores volts
+        mne_volts = units == "auto"
+        units = "V" if mne_volts else units  # MNE stores volts
         if filters:
             _warn_refilter(inst.info, config)
         context = mne_context(data)
     else:
+        mne_volts = False
         arrays = np.asarray(data)
         if ch_names is None or sfreq is None:
             raise ValueError("With an array, pass ch_names=[...] and sfreq=... as well.")
@@ -515,7 +517,12 @@ def localize(
             _CACHE.popitem(last=False)
     else:
         _CACHE.move_to_end(key)
-    res = loc.apply(arrays, t0=t0)
+    try:
+        res = loc.apply(arrays, t0=t0)
+    except ValueError as err:
+        if mne_volts:  # the user never said 'V': MNE did
+            raise restate_mne_units(err) from None
+        raise
     res.mne_context = context  # events and times of an MNE input (regions_to_mne)
     return res
 

@@ -43,6 +43,9 @@ class StageTimes:
 
 #: Fewest EEG channels a chain is built for (the live path excludes no channel below it).
 MIN_CHANNELS = 3
+#: Below this many channels a chain is built with a warning: the maps are too coarse to
+#: tell neighbouring regions apart (the pipeline works well from about 32).
+FEW_CHANNELS = 16
 
 
 class SourceProcessor:
@@ -86,6 +89,11 @@ class SourceProcessor:
                 f"montage {full.description.get('montage')}; source imaging needs at least "
                 f"{MIN_CHANNELS} (and works well from about 32). Give the montage the "
                 "recording used (--montage, montage=...), or fix the channel labels.")
+        if self.mapper.n_used < FEW_CHANNELS:
+            logger.warning(
+                "Only %d EEG channels (%s): source imaging this sparse cannot tell neighbouring "
+                "regions apart, so read the top regions as a coarse guess (it works well from "
+                "about 32 channels).", self.mapper.n_used, ", ".join(m.used_labels))
         if m.unmapped_eeg and on_missing == "raise":
             raise ValueError(
                 f"EEG channels {m.unmapped_eeg} are not in the montage "
