@@ -139,6 +139,7 @@ def baseline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], None
         pusher.go()
         # it falls behind: let it work through the backlog for up to 20x the input length
         sub.collect(pusher.n, pusher.done, idle_s=8.0, deadline_s=duration * 20 + 60.0)
+        sub.close()  # before the worker closes its outlet (else liblsl logs a broken stream)
         worker = stop_worker(child, result_path, 120.0)
     finally:
         close_run(sub, child, pusher)

@@ -193,6 +193,7 @@ def pipeline_run(spec: BenchSpec, cfg: Any, tmp: Path, say: Callable[[str], None
         pusher.go()
         sub.collect(n_expected, pusher.done, idle_s=5.0,
                     deadline_s=spec.duration_s * 4 + 120.0)
+        sub.close()  # before the worker closes its outlet (else liblsl logs a broken stream)
         load1 = loadavg()
         worker = stop_worker(child, result_path, 300.0 + 10 * spec.refine_runs)
     finally:
