@@ -28,13 +28,27 @@ MICROVOLT_GUESS = 0.5
 PLAUSIBLE_VOLTS = (1e-9, MICROVOLT_GUESS)
 
 
+#: At most this many values enter a unit check's median (evenly strided): the check is about
+#: orders of magnitude, and a long recording must not be copied whole to make it.
+UNIT_CHECK_VALUES = 1_000_000
+
+
+def _abs_sample(x: np.ndarray) -> np.ndarray:
+    """|x| as float64 over at most :data:`UNIT_CHECK_VALUES` evenly strided values."""
+    flat = np.asarray(x).reshape(-1)
+    if flat.size > UNIT_CHECK_VALUES:
+        flat = flat[::-(-flat.size // UNIT_CHECK_VALUES)]
+    return np.abs(flat.astype(np.float64))
+
+
 def guess_volts_factor(x: np.ndarray) -> tuple[float, float]:
     """Factor to volts for samples without a stated unit, and the median |x| it rests on.
 
     The rule (one for the live and the offline path): median |x| over the finite samples
-    above :data:`MICROVOLT_GUESS` means microvolts (factor 1e-6), else volts (1.0).
+    above :data:`MICROVOLT_GUESS` means microvolts (factor 1e-6), else volts (1.0). Over
+    more than :data:`UNIT_CHECK_VALUES` values, the median of an evenly strided sample.
     """
-    vals = np.abs(np.asarray(x, np.float64))
+    vals = _abs_sample(x)
     finite = vals[np.isfinite(vals)]
     med = float(np.median(finite)) if finite.size else 0.0
     return (1e-6 if med > MICROVOLT_GUESS else 1.0), med
@@ -79,7 +93,7 @@ def data_units(units: str | None, x: np.ndarray, setting: str = "units") -> tupl
     if factor is None:
         raise ValueError(f"{setting} = {units!r} is not a voltage unit; use 'V', 'mV', 'uV' or "
                          "'auto'.")
-    vals = np.abs(np.asarray(x, np.float64))
+    vals = _abs_sample(x)
     vals = vals[np.isfinite(vals) & (vals > 0)]
     if vals.size:
         med = float(np.median(vals)) * factor
