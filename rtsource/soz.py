@@ -802,11 +802,12 @@ def _check_before_detection(eeg: np.ndarray, sfreq: float, method: str,
     ``mne_volts``: an MNE object, whose ``units="auto"`` means volts, as in localize)."""
     from .online.inputs import data_units, restate_mne_units
 
-    if method == "temporal":
-        from .online.temporal import temporal_checkpoint, temporal_decimation
+    if method == "temporal":  # the header only: localisation loads the weights
+        from .models.checkpoint import read_header
+        from .online.temporal import temporal_checkpoint_path, temporal_decimation
 
-        ck = temporal_checkpoint(str(checkpoint) if checkpoint is not None else "default")
-        temporal_decimation(sfreq, float(ck.header.get("sfreq", 250.0)))
+        path = temporal_checkpoint_path(str(checkpoint) if checkpoint is not None else "default")
+        temporal_decimation(sfreq, float(read_header(path).get("sfreq", 250.0)))
     if mne_volts and units == "auto":
         try:
             data_units("V", eeg, "units")

@@ -25,12 +25,32 @@ from ..models.temporal import FeatureScaler, node_feature_kernel
 from ..regions import RegionMap, region_map
 from .preprocess import CausalFilter
 
-__all__ = ["RATE_TOLERANCE", "TemporalStage", "temporal_checkpoint", "temporal_decimation"]
+__all__ = ["RATE_TOLERANCE", "TemporalStage", "temporal_checkpoint", "temporal_checkpoint_path",
+           "temporal_decimation"]
 
 #: The stream's rate divided by ``decimate`` may differ from the network's by this fraction.
 RATE_TOLERANCE = 0.1
 #: The temporal network shipped in the package.
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "temporal.safetensors"
+
+
+def temporal_checkpoint_path(spec: str = "default") -> Path:
+    """The file ``spec`` names (``"default"``: the shipped weights, else a path), checked to
+    exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file (the message names the setting to change).
+    """
+    path = SHIPPED if spec == "default" else Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Temporal network {str(path)!r} does not exist"
+            + (" (the package was installed without its weights)." if spec == "default" else
+               "; set refine.checkpoint (--checkpoint) to a file written by 'rtsource train "
+               "configs/train-temporal.toml' or 'rtsource adapt', or 'default'."))
+    return path
 
 
 def temporal_checkpoint(spec: str = "default") -> Checkpoint:
@@ -43,14 +63,7 @@ def temporal_checkpoint(spec: str = "default") -> Checkpoint:
     ValueError
         The file holds another network.
     """
-    path = SHIPPED if spec == "default" else Path(spec).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Temporal network {str(path)!r} does not exist"
-            + (" (the package was installed without its weights)." if spec == "default" else
-               "; set refine.checkpoint (--checkpoint) to a file written by 'rtsource train "
-               "configs/train-temporal.toml' or 'rtsource adapt', or 'default'."))
-    return load_checkpoint(path, architecture="TemporalNet")
+    return load_checkpoint(temporal_checkpoint_path(spec), architecture="TemporalNet")
 
 
 def temporal_decimation(sfreq: float, model_sfreq: float) -> int:
