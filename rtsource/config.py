@@ -117,7 +117,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _check_positive(section: str, **values: float | None) -> None:
+def check_positive(section: str, **values: float | None) -> None:
     """Each value None (disabled, where allowed) or a finite positive number (not a bool)."""
     for name, v in values.items():
         if v is not None and not (_is_number(v) and v > 0):
@@ -156,7 +156,7 @@ class HeadModelConfig:
 
     def __post_init__(self) -> None:
         _check_literals(self, "headmodel")
-        _check_positive("headmodel", spacing_mm=self.spacing_mm)
+        check_positive("headmodel", spacing_mm=self.spacing_mm)
         check_value(self.bem_ico, (3, 4), "headmodel.bem_ico")
         if not (_is_number(self.mindist_mm) and self.mindist_mm >= 0):
             raise ValueError(f"Setting headmodel.mindist_mm = {self.mindist_mm!r} must be a "
@@ -195,7 +195,7 @@ class InverseConfig:
                 f"[refine] refiner = {self.method!r} with inverse.method = "
                 f"{METHOD_STAGES[self.method][0]!r}.")
         _check_literals(self, "inverse")
-        _check_positive("inverse", lambda2=self.lambda2, noise_std_uv=self.noise_std_uv,
+        check_positive("inverse", lambda2=self.lambda2, noise_std_uv=self.noise_std_uv,
                         eloreta_eps=self.eloreta_eps)
         if self.depth is not None and not (_is_number(self.depth) and self.depth >= 0):
             raise ValueError(f"Setting inverse.depth = {self.depth!r} must be a number >= 0 "
@@ -222,7 +222,7 @@ class RegionsConfig:
 
     def __post_init__(self) -> None:
         _check_literals(self, "regions")
-        _check_positive("regions", sigma_mm=self.sigma_mm)
+        check_positive("regions", sigma_mm=self.sigma_mm)
         if not isinstance(self.atlas, str) or not self.atlas:
             raise ValueError(f"Setting regions.atlas = {self.atlas!r} must be one of "
                              f"{list(ATLASES)} or a path to a labelled NIfTI file.")
@@ -264,7 +264,7 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         _check_literals(self, "stream")
-        _check_positive("stream", window_s=self.window_s, hop_s=self.hop_s,
+        check_positive("stream", window_s=self.window_s, hop_s=self.hop_s,
                         buffer_s=self.buffer_s, resolve_timeout_s=self.resolve_timeout_s,
                         lost_timeout_s=self.lost_timeout_s, flat_uv=self.flat_uv,
                         flat_s=self.flat_s, clip_s=self.clip_s,
@@ -297,7 +297,7 @@ class StreamConfig:
             raise ValueError(f"Setting stream.hop_s = {self.hop_s} s must not exceed "
                              f"stream.window_s = {self.window_s} s.")
         # the source-volume outlet (rtsource run --publish-volume): off unless set
-        _check_positive("stream", volume_hz=self.volume_hz)
+        check_positive("stream", volume_hz=self.volume_hz)
 
 
 @dataclass(frozen=True)

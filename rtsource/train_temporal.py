@@ -44,7 +44,14 @@ import numpy as np
 import torch
 
 from ._util import cpu_features, logger, stable_hash
-from .config import HeadModelConfig, InverseConfig, check_value, from_dict, read_toml
+from .config import (
+    HeadModelConfig,
+    InverseConfig,
+    check_positive,
+    check_value,
+    from_dict,
+    read_toml,
+)
 from .models.temporal import FeatureScaler, TemporalNet, TemporalSpec, node_feature_kernel
 from .simulate import load_entry
 from .simulate.dynamics import (
@@ -172,10 +179,9 @@ class TemporalTrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} is a "
                                  "probability: give a value in [0, 1].")
-        for name in ("lr", "window_s", "library_s", "sfreq", "lambda2", "checkpoint_minutes"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
-                                 "> 0.")
+        check_positive("temporal", **{n: getattr(self, n) for n in (
+            "lr", "window_s", "library_s", "sfreq", "lambda2", "checkpoint_minutes",
+            "max_minutes")})  # max_minutes None: no limit
         for name in ("truth_weight", "weight_decay", "grad_clip", "warmup_steps"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
@@ -183,9 +189,6 @@ class TemporalTrainConfig:
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"Setting temporal.min_lr_ratio = {self.min_lr_ratio!r} must be in "
                              "[0, 1] (the final learning rate as a fraction of temporal.lr).")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"Setting temporal.max_minutes = {self.max_minutes!r} must be > 0 "
-                             "(leave it out for no time limit).")
         if any(not (math.isfinite(w) and w >= 0) for w in self.regime_weights) or not sum(
                 self.regime_weights) > 0:
             raise ValueError(f"Setting temporal.regime_weights = {list(self.regime_weights)} "
