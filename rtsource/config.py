@@ -125,6 +125,39 @@ def check_positive(section: str, **values: float | None) -> None:
                              + (" (false disables it)." if v is True else "."))
 
 
+def check_range(setting: str, pair: Any, *, low: float = -math.inf, high: float = math.inf,
+                unit: str = "", example: str) -> None:
+    """A (low, high) setting: two finite numbers, low <= high, both within [``low``,
+    ``high``].
+
+    Parameters
+    ----------
+    setting : how the message names it (e.g. ``"Setting temporal.spread_mm"``, or a command
+        option such as ``"The focus SNR (--focus-snr LO HI)"``).
+    pair : the value.
+    low, high : the bounds both numbers must lie within.
+    unit : the numbers' unit, for the message (``"dB"``, ``"mm"``).
+    example : a valid value, written as the user writes it.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, the value, the rule and the example.
+    """
+    vals = tuple(pair) if isinstance(pair, (list, tuple)) else (pair,)
+    ok = len(vals) == 2 and all(_is_number(v) and low <= v <= high for v in vals) \
+        and vals[0] <= vals[1]
+    if not ok:
+        if math.isfinite(low) and math.isfinite(high):
+            within = f" within {low:g}..{high:g} {unit}"
+        elif math.isfinite(low):
+            within = f" >= {low:g} {unit}"
+        else:
+            within = f" in {unit}" if unit else ""
+        raise ValueError(f"{setting} = {pair} must be two finite numbers{within} (low, high) "
+                         f"with LO <= HI, e.g. {example}.")
+
+
 def method_stages(method: str) -> tuple[str, str | None]:
     """``(inverse method, refiner or None)`` for a user-facing ``method`` (checked; MNE's
     spellings such as ``"dSPM"`` or ``"eLORETA"`` are accepted)."""

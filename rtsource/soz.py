@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._util import logger, stable_hash
-from .config import HeadModelConfig, check_value
+from .config import HeadModelConfig, check_range, check_value
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -1181,14 +1181,10 @@ class SOZEvalConfig:
         if self.duration_s < MIN_DURATION_S:
             raise ValueError(f"duration_s = {self.duration_s} must be at least "
                              f"{MIN_DURATION_S:g} s.")
-        lo, hi = self.focus_snr_db
-        if not (math.isfinite(lo) and math.isfinite(hi) and -60.0 <= lo <= hi <= 60.0):
-            raise ValueError(f"focus_snr_db = {tuple(self.focus_snr_db)} (--focus-snr LO,HI) "
-                             "must be finite dB within -60..60 with LO <= HI, e.g. 0,10.")
-        lo, hi = self.spread_mm
-        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi):
-            raise ValueError(f"spread_mm = {tuple(self.spread_mm)} (--spread LO,HI) must be "
-                             "finite mm with 0 <= LO <= HI, e.g. 0,20.")
+        check_range("focus_snr_db (--focus-snr LO,HI)", tuple(self.focus_snr_db), low=-60.0,
+                    high=60.0, unit="dB", example="0,10")
+        check_range("spread_mm (--spread LO,HI)", tuple(self.spread_mm), low=0.0, unit="mm",
+                    example="0,20")
         if not (math.isfinite(self.snr_db) and -60.0 <= self.snr_db <= 60.0):
             raise ValueError(f"snr_db = {self.snr_db} (--snr) must be finite dB within -60..60, "
                              "e.g. 10.")

@@ -48,6 +48,7 @@ from .config import (
     HeadModelConfig,
     InverseConfig,
     check_positive,
+    check_range,
     check_value,
     from_dict,
     read_toml,
@@ -161,20 +162,13 @@ class TemporalTrainConfig:
             check_value(n, NOISE_KINDS, "temporal.noise")
         check_value(self.precision, ("auto", "fp32", "bf16"), "temporal.precision")
         check_value(self.snr_at, ("source", "scalp"), "temporal.snr_at")
-        example = {"source_snr_db": "[10.0, 20.0]" if self.snr_at == "source" else
-                   "[-15.0, 10.0]", "sensor_snr_db": "[5.0, 20.0]", "spread_mm": "[0.0, 30.0]"}
-        for name, ex in example.items():
-            lo, hi = getattr(self, name)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise ValueError(f"Setting temporal.{name} = {list(getattr(self, name))} must "
-                                 f"be [low, high], finite, low <= high, e.g. {ex}.")
-            if name.endswith("_db") and not (-60.0 <= lo and hi <= 60.0):
-                raise ValueError(f"Setting temporal.{name} = {list(getattr(self, name))} lies "
-                                 f"outside -60..60 dB (no EEG is that clean or that buried); "
-                                 f"e.g. {ex}.")
-        if self.spread_mm[0] < 0:
-            raise ValueError(f"Setting temporal.spread_mm = {list(self.spread_mm)} must be >= 0 "
-                             "mm.")
+        check_range("Setting temporal.source_snr_db", list(self.source_snr_db), low=-60.0,
+                    high=60.0, unit="dB", example="[10.0, 20.0]" if self.snr_at == "source"
+                    else "[-15.0, 10.0]")
+        check_range("Setting temporal.sensor_snr_db", list(self.sensor_snr_db), low=-60.0,
+                    high=60.0, unit="dB", example="[5.0, 20.0]")
+        check_range("Setting temporal.spread_mm", list(self.spread_mm), low=0.0, unit="mm",
+                    example="[0.0, 30.0]")
         for name in ("mismatch_prob", "relocate_prob", "thalamic_prob", "two_source_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} is a "

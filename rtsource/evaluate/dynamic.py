@@ -43,7 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._util import optional_import, stable_hash
-from ..config import INVERSE_METHODS, HeadModelConfig, InverseConfig, check_value
+from ..config import INVERSE_METHODS, HeadModelConfig, InverseConfig, check_range, check_value
 from ..regions import RegionReducer, region_map
 from ..simulate import load_entry
 from ..simulate.dynamics import (
@@ -129,13 +129,10 @@ class DynamicEvalConfig:
             check_value(r, REGIMES, "regime")
         check_value(self.noise, NOISE_KINDS, "noise")
         check_value(self.snr_at, ("source", "scalp"), "snr_at")
-        snr = tuple(self.source_snr_db)
-        if len(snr) != 2 or not all(math.isfinite(v) and -60.0 <= v <= 60.0 for v in snr) \
-                or snr[0] > snr[1]:
-            raise ValueError(
-                f"The focus SNR (--focus-snr LO HI; source_snr_db in Python) = {snr} must be two "
-                "finite numbers of dB within -60..60 with LO <= HI, e.g. --focus-snr 10 20 "
-                "(--focus-snr-at source) or --focus-snr -5 5 (--focus-snr-at scalp).")
+        check_range("The focus SNR (--focus-snr LO HI; source_snr_db in Python)",
+                    tuple(self.source_snr_db), low=-60.0, high=60.0, unit="dB",
+                    example="--focus-snr 10 20 (--focus-snr-at source) or --focus-snr -5 5 "
+                    "(--focus-snr-at scalp)")
         if self.n_windows < 1 or self.piunet_every < 1:
             raise ValueError(f"n_windows = {self.n_windows} and piunet_every = "
                              f"{self.piunet_every} must be at least 1.")
