@@ -7,6 +7,9 @@ head model of ``rtsource evaluate`` (three-shell sphere 0.332/0.0113/0.332 S/m,
 GSN-HydroCel-129, seed 1234) at one source 10 and 20 dB and three sources 10 dB.
 
     python bench/compare_piunet_losses.py --minutes 8 [--arms l1,weighted_l1,weighted_l1+sw]
+    python bench/compare_piunet_losses.py --config configs/train-w8-stage3.toml --minutes 7 \
+        --arms weighted_l1,weighted_l1+peak20,weighted_l1+peak10 --low-snr \
+        --runs runs/peak-ablation --out piunet-peak-ablation.json   # stage 3's peak term
     python bench/compare_piunet_losses.py --steps 200 --arms w8-scratch,w16-scratch \
         --out piunet-width-comparison.json     # widths 8 and 16 from scratch, equal steps
 
@@ -38,10 +41,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: arm name → [train] overrides
 ARMS = {
-    "l1": {"loss": "l1", "distribution_loss": "none"},
-    "weighted_l1": {"loss": "weighted_l1", "distribution_loss": "none"},
-    "weighted_l1+sw": {"loss": "weighted_l1", "distribution_loss": "sliced_wasserstein"},
-    "l1+sw": {"loss": "l1", "distribution_loss": "sliced_wasserstein"},
+    "l1": {"loss": "l1", "distribution_loss": "none", "peak_loss": "none"},
+    "weighted_l1": {"loss": "weighted_l1", "distribution_loss": "none", "peak_loss": "none"},
+    "weighted_l1+sw": {"loss": "weighted_l1", "distribution_loss": "sliced_wasserstein",
+                       "peak_loss": "none"},
+    "l1+sw": {"loss": "l1", "distribution_loss": "sliced_wasserstein", "peak_loss": "none"},
+    # the peak heat-map term (rtsource.train.peak_kl) at two sharpnesses, each weighted to
+    # about half the weighted L1 on stage 2's maps
+    "weighted_l1+peak20": {"loss": "weighted_l1", "distribution_loss": "none",
+                           "peak_loss": "peak_kl", "peak_weight": 0.05, "peak_sharpness": 20.0},
+    "weighted_l1+peak10": {"loss": "weighted_l1", "distribution_loss": "none",
+                           "peak_loss": "peak_kl", "peak_weight": 0.1, "peak_sharpness": 10.0},
     # widths at an equal number of steps from a random start, with the config's loss
     "w8-scratch": {"width": 8, "init_from": "", "lr": 1e-3, "warmup_steps": 50},
     "w16-scratch": {"width": 16, "init_from": "", "lr": 1e-3, "warmup_steps": 50},
@@ -49,6 +59,8 @@ ARMS = {
 
 CONDITIONS = {"ablation": [Condition(n_sources=1, snr_db=10.0), Condition(n_sources=1, snr_db=20.0),
                            Condition(n_sources=3, snr_db=10.0)]}
+#: with --low-snr also one source at 5 dB (does a gain at high SNR cost the low SNRs?)
+LOW_SNR = Condition(n_sources=1, snr_db=5.0)
 
 
 def main() -> None:
@@ -62,6 +74,7 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2, help="metric processes")
     ap.add_argument("--out", default="piunet-loss-ablation.json")
+    ap.add_argument("--low-snr", action="store_true", help="also score one source at 5 dB")
     args = ap.parse_args()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
@@ -86,7 +99,9 @@ def main() -> None:
     torch.set_num_threads(1)
     result = evaluate({arm: t["checkpoint"] for arm, t in trained.items()},
                       EvalConfig(n_samples=args.n_samples, workers=args.workers),
-                      conditions=CONDITIONS, baselines=("eloreta",), progress=False)
+                      conditions=({"ablation": [LOW_SNR, *CONDITIONS["ablation"]]}
+                                  if args.low_snr else CONDITIONS),
+                      baselines=("eloreta",), progress=False)
     keep = ("condition", "method", "nemd", "mle_mm", "auc", "nmse", "wcos_err")
     summary = [{k: r[k] for k in keep if k in r} for r in result.summary]
     for row in summary:
