@@ -429,16 +429,17 @@ def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.
     ------
     FloatingPointError
         When the loss is not finite; the message names step ``step`` (the step this one makes,
-        1-based) and ``fix`` (the setting to change, e.g. ``"lower train.lr"``).
+        1-based) and ``fix`` (the setting to change, e.g. ``"lower train.lr"``). Raised before
+        the step is applied: the weights and the optimizer state are left as they were.
     """
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"The loss became {value} at step {step}; {fix}.")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
-    value = float(loss.detach())
-    if not math.isfinite(value):
-        raise FloatingPointError(f"The loss became {value} at step {step}; {fix}.")
     return value
 
 

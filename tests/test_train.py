@@ -20,6 +20,8 @@ from rtsource.train import (
     lr_factor,
     magnitude_distribution,
     masked_l1,
+    optimizer_step,
+    peak_kl,
     ship_checkpoint,
     step_sim_config,
     train,
@@ -135,6 +137,60 @@ def test_training_loss_distribution_term():
         training_loss(target, target, mapper.flat_index, cfg, None)
 
 
+def test_peak_term_charges_a_misplaced_peak_and_ignores_amplitude():
+    vox = torch.stack(torch.meshgrid(torch.arange(4, 12), torch.arange(4, 12), torch.arange(4, 12),
+                                     indexing="ij"), -1).reshape(-1, 3)
+    fi = VolumeMapper(vox).flat_index
+    # a smooth patch around voxel (6, 6, 6), the truth
+    grid = torch.stack(torch.meshgrid(*[torch.arange(32.0)] * 3, indexing="ij"))
+
+    def patch(c, amp=1.0):
+        d2 = sum((grid[i] - c[i]) ** 2 for i in range(3))
+        vol = torch.zeros(1, 3, 32, 32, 32)
+        vol[0, 1] = amp * torch.exp(-d2 / (2 * 1.5 ** 2))
+        return vol
+
+    truth = patch((6, 6, 6))
+    assert float(peak_kl(truth, truth, fi)) == pytest.approx(0.0, abs=1e-5)
+    # the overall amplitude does not matter (NEMD, MLE and AUC ignore it too) ...
+    assert float(peak_kl(patch((6, 6, 6), 0.01), truth, fi)) == pytest.approx(0.0, abs=1e-4)
+    assert float(peak_kl(-3.0 * truth, truth, fi)) == pytest.approx(0.0, abs=1e-4)
+    # ... the peak's place does, the more the farther it is
+    costs = [float(peak_kl(patch(c), truth, fi)) for c in ((7, 6, 6), (9, 6, 6), (11, 11, 11))]
+    assert 0 < costs[0] < costs[1] < costs[2]
+    # a flat map misses the peak too, and a blurred one stands out less than the truth
+    assert float(peak_kl(torch.full_like(truth, 0.1), truth, fi)) > costs[0]
+    blurred = patch((6, 6, 6)) + 0.5 * patch((6, 6, 6), 1.0).roll(2, dims=2)
+    assert float(peak_kl(blurred, truth, fi)) > 0.05
+    # in the training loss, with its gradient
+    cfg = TrainConfig(loss="weighted_l1", peak_loss="peak_kl", peak_weight=0.5)
+    guess = patch((7, 6, 6)).requires_grad_(True)
+    total, parts = training_loss(guess, truth, fi, cfg)
+    assert float(total.detach()) == pytest.approx(parts["l1"] + 0.5 * parts["peak_kl"], rel=1e-5)
+    total.backward()
+    assert torch.isfinite(guess.grad).all() and guess.grad.abs().sum() > 0
+    _, plain = training_loss(guess, truth, fi, TrainConfig(loss="weighted_l1"))
+    assert "peak_kl" not in plain
+    with pytest.raises(ValueError, match="peak_loss"):
+        TrainConfig(peak_loss="argmax")
+    with pytest.raises(ValueError, match="peak_sharpness"):
+        TrainConfig(peak_loss="peak_kl", peak_sharpness=0.0)
+
+
+def test_a_non_finite_loss_stops_training_before_the_step():
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    x = torch.ones(2, 3)
+    with pytest.raises(FloatingPointError, match=r"step 7; lower train\.lr"):
+        optimizer_step(model(x).sum() * float("nan"), model, opt, 1.0, 7, "lower train.lr")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert not opt.state  # no moment was updated either
+    value = optimizer_step(model(x).sum(), model, opt, 1.0, 8, "lower train.lr")
+    assert value == pytest.approx(float(2 * before[0].sum() + 2 * before[1].sum()))
+    assert not torch.equal(before[0], model.weight)
+
+
 def test_curriculum_widens_to_the_configured_ranges():
     sim = SimConfig(n_sources_min=1, n_sources_max=21, snr_db_min=0.0, snr_db_max=20.0)
     cfg = TrainConfig(curriculum_steps=100, simulate=sim)
@@ -182,6 +238,8 @@ def test_config_values_are_checked(tmp_path, monkeypatch):
     peaks = load_train_config(REPO / "configs" / "train-w8-peaks.toml")
     assert peaks.loss == "weighted_l1" and peaks.threads == 2
     assert load_checkpoint(peaks.init_from).width == 8
+    stage3 = load_train_config(REPO / "configs" / "train-w8-stage3.toml")
+    assert stage3.peak_loss == "peak_kl" and load_checkpoint(stage3.init_from).width == 8
 
 
 def test_old_configurations_with_amp_still_load(tmp_path):
