@@ -52,6 +52,10 @@ ARMS = {
                            "peak_loss": "peak_kl", "peak_weight": 0.05, "peak_sharpness": 20.0},
     "weighted_l1+peak10": {"loss": "weighted_l1", "distribution_loss": "none",
                            "peak_loss": "peak_kl", "peak_weight": 0.1, "peak_sharpness": 10.0},
+    # the soft arg-max deficit (rtsource.train.peak_deficit), which does not reward hedging
+    "weighted_l1+deficit20": {"loss": "weighted_l1", "distribution_loss": "none",
+                              "peak_loss": "peak_deficit", "peak_weight": 0.5,
+                              "peak_sharpness": 20.0},
     # widths at an equal number of steps from a random start, with the config's loss
     "w8-scratch": {"width": 8, "init_from": "", "lr": 1e-3, "warmup_steps": 50},
     "w16-scratch": {"width": 16, "init_from": "", "lr": 1e-3, "warmup_steps": 50},

@@ -43,7 +43,7 @@ else:  # pragma: no cover
 
 __all__ = ["SHIPPED_WEIGHTS", "SlicedWasserstein", "TrainConfig", "TrainResult",
            "default_checkpoint_path", "load_train_config", "lr_factor", "magnitude_distribution",
-           "masked_l1", "optimizer_step", "peak_kl", "plot_training_curve", "ship_checkpoint", "step_sim_config", "train", "training_loss",
+           "masked_l1", "optimizer_step", "peak_deficit", "peak_kl", "plot_training_curve", "ship_checkpoint", "step_sim_config", "train", "training_loss",
            "use_bf16"]
 
 SHIPPED_WEIGHTS = SHIPPED_CHECKPOINT.name
@@ -92,6 +92,10 @@ class TrainConfig:
         of its maximum, so the term charges a prediction whose strongest voxels lie
         elsewhere, or stand out less, and ignores the rest of the map and its amplitude (the heat-map
         loss of keypoint detection, Tompson et al. 2014, on the source grid).
+        ``"peak_deficit"``: adds ``peak_weight`` × E_q̂[1 − ‖y_v‖/max‖y‖], how weak the truth
+        is, on average, where the prediction's heat map lies (:func:`peak_deficit`): 0 when
+        the prediction's strongest voxels are the truth's, and never cheaper for a flat or
+        blurred map than for a committed one (the forward KL rewards hedging).
     peak_weight : weight of the peak term.
     peak_sharpness : k of the peak heat maps (20: a voxel at 90 % of the maximum weighs
         e⁻² of the peak's).
@@ -134,7 +138,7 @@ class TrainConfig:
     distribution_loss: Literal["none", "sliced_wasserstein"] = "none"
     distribution_weight: float = 0.1
     distribution_projections: int = 64
-    peak_loss: Literal["none", "peak_kl"] = "none"
+    peak_loss: Literal["none", "peak_kl", "peak_deficit"] = "none"
     peak_weight: float = 0.1
     peak_sharpness: float = 20.0
     grad_clip: float = 1.0
@@ -174,7 +178,7 @@ class TrainConfig:
                              f"{self.min_lr_ratio} in [0, 1].")
         for name, valid in (("loss", ("l1", "weighted_l1")),
                             ("distribution_loss", ("none", "sliced_wasserstein")),
-                            ("peak_loss", ("none", "peak_kl")),
+                            ("peak_loss", ("none", "peak_kl", "peak_deficit")),
                             ("precision", ("auto", "fp32", "bf16")),
                             ("device", ("auto", "cpu", "cuda"))):
             if getattr(self, name) not in valid:
@@ -343,13 +347,44 @@ def peak_kl(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
     return (log_q.exp() * (log_q - log_q_hat)).sum(dim=1)
 
 
+def peak_deficit(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
+                 sharpness: float = 20.0, eps: float = 1e-6) -> torch.Tensor:
+    """How weak the truth is where the prediction peaks: E_q̂[1 − ‖y_v‖ / max‖y‖], per sample.
+
+    q̂ = softmax(k·‖ŷ_v‖ / max_v‖ŷ_v‖) over the brain voxels is the prediction's peak heat
+    map (as in :func:`peak_kl`; a soft arg-max, Chapelle & Wu 2010, "Gradient descent
+    optimization of smoothed information retrieval metrics"). The term is 0 when that heat
+    lies on the truth's maxima and near 1 when it lies where the truth is silent. Unlike
+    the forward divergence of :func:`peak_kl` it does not reward hedging: a flat map's
+    heat spreads over the whole brain and costs about as much as a wrong peak, so when the
+    place is uncertain, committing to the likeliest place is the cheapest answer. Both
+    maps' amplitudes are ignored.
+
+    Parameters
+    ----------
+    pred, target : (B, 3, G, G, G) vector volumes (scaled domain, dimensionless).
+    flat_index : (n_points,) int64 flat voxel index of the source points.
+    sharpness : k (> 0).
+    eps : floor of the maxima and regulariser of the magnitudes.
+
+    Returns
+    -------
+    (B,) float32 tensor in [0, 1].
+    """
+    m = _brain_magnitudes(target, flat_index, eps)
+    m_hat = _brain_magnitudes(pred, flat_index, eps)
+    heat = torch.softmax(m_hat * (sharpness / m_hat.amax(dim=1, keepdim=True).clamp_min(eps)),
+                         dim=1)
+    return (heat * (1.0 - m / m.amax(dim=1, keepdim=True).clamp_min(eps))).sum(dim=1)
+
+
 def training_loss(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
                   cfg: TrainConfig, sliced: SlicedWasserstein | None = None
                   ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss :func:`train` minimises, and its parts.
 
-    ``masked_l1(kind=cfg.loss)``, plus ``cfg.peak_weight`` × the mean :func:`peak_kl` with
-    ``cfg.peak_loss = "peak_kl"``, plus, with ``cfg.distribution_loss = "sliced_wasserstein"``,
+    ``masked_l1(kind=cfg.loss)``, plus ``cfg.peak_weight`` × the mean :func:`peak_kl` or
+    :func:`peak_deficit` (``cfg.peak_loss``), plus, with ``cfg.distribution_loss = "sliced_wasserstein"``,
     ``cfg.distribution_weight`` × SW(p̂, p) / SW(uniform, p), with p̂, p the normalised
     magnitude maps (:func:`magnitude_distribution`) and SW :class:`SlicedWasserstein`.
 
@@ -362,17 +397,19 @@ def training_loss(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Te
 
     Returns
     -------
-    (scalar tensor, {"l1": float, "peak_kl": float, "sliced_nemd": float}) (the parts in use)
+    (scalar tensor, {"l1": float, "peak_kl" or "peak_deficit": float, "sliced_nemd": float})
+    (the parts in use)
     """
     base = masked_l1(pred, target, flat_index, cfg.loss, cfg.loss_weight)
     parts = {"l1": float(base.detach())}
-    if cfg.peak_loss == "peak_kl":
-        term = peak_kl(pred, target, flat_index, cfg.peak_sharpness).mean()
-        parts["peak_kl"] = float(term.detach())
+    if cfg.peak_loss in ("peak_kl", "peak_deficit"):
+        fn = peak_kl if cfg.peak_loss == "peak_kl" else peak_deficit
+        term = fn(pred, target, flat_index, cfg.peak_sharpness).mean()
+        parts[cfg.peak_loss] = float(term.detach())
         base = base + cfg.peak_weight * term
     elif cfg.peak_loss != "none":
         raise ValueError(f"train.peak_loss = {cfg.peak_loss!r} is not valid; "
-                         "choose 'none' or 'peak_kl'.")
+                         "choose 'none', 'peak_kl' or 'peak_deficit'.")
     if cfg.distribution_loss == "none":
         return base, parts
     if cfg.distribution_loss != "sliced_wasserstein":
