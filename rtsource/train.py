@@ -93,8 +93,8 @@ class TrainConfig:
         elsewhere, or stand out less, and ignores the rest of the map and its amplitude (the heat-map
         loss of keypoint detection, Tompson et al. 2014, on the source grid).
         ``"peak_deficit"``: adds ``peak_weight`` × E_q̂[1 − ‖y_v‖/max‖y‖], how weak the truth
-        is, on average, where the prediction's heat map lies (:func:`peak_deficit`): 0 when
-        the prediction's strongest voxels are the truth's, and never cheaper for a flat or
+        is, on average, where the prediction's heat map lies (:func:`peak_deficit`): near 0
+        when the prediction's strongest voxels are the truth's, and never cheaper for a flat or
         blurred map than for a committed one (the forward KL rewards hedging).
     peak_weight : weight of the peak term.
     peak_sharpness : k of the peak heat maps (20: a voxel at 90 % of the maximum weighs
@@ -353,8 +353,9 @@ def peak_deficit(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Ten
 
     q̂ = softmax(k·‖ŷ_v‖ / max_v‖ŷ_v‖) over the brain voxels is the prediction's peak heat
     map (as in :func:`peak_kl`; a soft arg-max, Chapelle & Wu 2010, "Gradient descent
-    optimization of smoothed information retrieval metrics"). The term is 0 when that heat
-    lies on the truth's maxima and near 1 when it lies where the truth is silent. Unlike
+    optimization of smoothed information retrieval metrics"). The term is near 0 when that
+    heat lies on the truth's maxima (0 for a single-voxel peak; a smooth map's heat reaches
+    the voxels around its peak) and near 1 when it lies where the truth is silent. Unlike
     the forward divergence of :func:`peak_kl` it does not reward hedging: a flat map's
     heat spreads over the whole brain and costs about as much as a wrong peak, so when the
     place is uncertain, committing to the likeliest place is the cheapest answer. Both

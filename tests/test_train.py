@@ -172,12 +172,14 @@ def test_peak_term_charges_a_misplaced_peak_and_ignores_amplitude():
     assert torch.isfinite(guess.grad).all() and guess.grad.abs().sum() > 0
     _, plain = training_loss(guess, truth, fi, TrainConfig(loss="weighted_l1"))
     assert "peak_kl" not in plain
-    # the soft arg-max deficit: 0 on the truth's peak whatever the amplitude, growing with
-    # the distance, and a flat (hedged) map costs more than a committed near miss
+    # the soft arg-max deficit: least on the truth's own map whatever the amplitude (not 0: the
+    # heat of a smooth map reaches the voxels around its peak), growing with the distance,
+    # and a flat (hedged) map costs more than a committed near miss
     deficit = [float(peak_deficit(patch(c, a), truth, fi))
                for c, a in (((6, 6, 6), 0.01), ((7, 6, 6), 1.0), ((9, 6, 6), 1.0),
                             ((11, 11, 11), 1.0))]
-    assert deficit[0] < 0.02 and deficit[0] < deficit[1] < deficit[2] < deficit[3] <= 1.0
+    assert deficit[0] == pytest.approx(float(peak_deficit(truth, truth, fi)), abs=1e-4)
+    assert deficit[0] < 0.05 and deficit[0] < deficit[1] < deficit[2] < deficit[3] <= 1.0
     assert float(peak_deficit(torch.full_like(truth, 0.1), truth, fi)) > deficit[2]
     total, parts = training_loss(guess, truth, fi, replace(cfg, peak_loss="peak_deficit"))
     assert float(total.detach()) == pytest.approx(parts["l1"] + 0.5 * parts["peak_deficit"],
