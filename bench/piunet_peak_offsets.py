@@ -2,11 +2,13 @@
 
 The evaluation's MLE says how far a peak lands from the truth; this says how: a systematic
 offset (a misalignment of the volume, a depth bias) or scatter around the truth. On the
-test sets of ``rtsource evaluate`` (held-out sphere 0.332/0.0113/0.332 S/m, GSN-HydroCel-129,
-seed 1234, one source, σ 5–40 mm) it reports per SNR and method: the median distance of the
-global maximum from the true one, how many maxima are exact (0 mm), the mean offset in grid
-steps (7 mm) per axis, the mean radial bias (mm; negative = deeper than the truth) and the
-median of the truth's magnitude at the estimated peak over its maximum.
+test sets of ``rtsource evaluate --n-samples 40`` (held-out sphere 0.332/0.0113/0.332 S/m,
+GSN-HydroCel-129, seed 1234, one source, σ 5–40 mm; the draw depends on the sample count)
+it reports per SNR and method: the median distance of the global maximum from the true one,
+how many maxima are exact (0 mm), the mean offset in grid steps (7 mm) per axis, the mean
+radial bias (mm from the centroid of the source grid, a proxy for depth; negative = nearer
+the centre than the truth) and the median of the truth's magnitude at the estimated peak
+over its maximum.
 
     python bench/piunet_peak_offsets.py [--checkpoint NAME=FILE ...] [--inverse-from template]
         [--seeds 1234,1235,1236,1237,1238]   # pool more draws than the evaluation's (1234)
@@ -81,8 +83,11 @@ def main() -> None:
     if cfg.inverse_from == "eval":
         kernel = fwd.kernel
     else:
-        kernel = load_entry(cfg.template, cfg.headmodel.montage, inv,
-                            noise_length_mm=cfg.noise_corr_length_mm)[0].kernel
+        entry = load_entry(cfg.template, cfg.headmodel.montage, inv,
+                           noise_length_mm=cfg.noise_corr_length_mm)[0]
+        if entry.ch_names != fwd.ch_names:
+            raise SystemExit("The template and evaluation head models have other channels.")
+        kernel = entry.kernel
     mapper = VolumeMapper(hm.vox)
     pos_mm = hm.src_pos * 1000.0
     pos_t = torch.from_numpy(pos_mm.astype(np.float32))

@@ -90,12 +90,13 @@ class TrainConfig:
         softmax(``peak_sharpness``·‖y_v‖ / max‖y‖) and softmax(``peak_sharpness``·‖ŷ_v‖ / max‖ŷ‖)
         (:func:`peak_kl`): the truth's map holds its mass on the voxels within a few tenths
         of its maximum, so the term charges a prediction whose strongest voxels lie
-        elsewhere, or stand out less, and ignores the rest of the map and its amplitude (the heat-map
-        loss of keypoint detection, Tompson et al. 2014, on the source grid).
+        elsewhere, or stand out less, and ignores the rest of the map and its amplitude (a
+        soft-target form of the softmax keypoint loss of Mask R-CNN, He et al. 2017).
         ``"peak_deficit"``: adds ``peak_weight`` × E_q̂[1 − ‖y_v‖/max‖y‖], how weak the truth
         is, on average, where the prediction's heat map lies (:func:`peak_deficit`): near 0
-        when the prediction's strongest voxels are the truth's, and never cheaper for a flat or
-        blurred map than for a committed one (the forward KL rewards hedging).
+        when the prediction's strongest voxels are the truth's; linear in the heat map, so a
+        hedged or blurred map costs the average of the committed maps it mixes and never
+        beats the best of them (the forward KL rewards hedging).
     peak_weight : weight of the peak term.
     peak_sharpness : k of the peak heat maps (20: a voxel at 90 % of the maximum weighs
         e⁻² of the peak's).
@@ -324,9 +325,9 @@ def peak_kl(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
     the map's overall amplitude (the L1 term sets it). q holds its mass on the voxels near
     the truth's maxima (for k = 20 a voxel at 90 % of the maximum weighs e⁻² of the peak's,
     one at 50 % e⁻¹⁰); the divergence is small only when the prediction's strongest voxels
-    are the same ones, standing out as much. It is the heat-map loss of keypoint detection (Tompson et al. 2014, "Joint
-    training of a convolutional network and a graphical model for human pose estimation")
-    with the truth's own map as the heat map.
+    are the same ones, standing out as much. It is the softmax keypoint loss of Mask R-CNN
+    (He et al. 2017, "Mask R-CNN", a cross-entropy over positions) with the truth's own heat
+    map as a soft target instead of one position.
 
     Parameters
     ----------
@@ -356,9 +357,9 @@ def peak_deficit(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Ten
     optimization of smoothed information retrieval metrics"). The term is near 0 when that
     heat lies on the truth's maxima (0 for a single-voxel peak; a smooth map's heat reaches
     the voxels around its peak) and near 1 when it lies where the truth is silent. Unlike
-    the forward divergence of :func:`peak_kl` it does not reward hedging: a flat map's
-    heat spreads over the whole brain and costs about as much as a wrong peak, so when the
-    place is uncertain, committing to the likeliest place is the cheapest answer. Both
+    the forward divergence of :func:`peak_kl` it does not reward hedging: it is linear in
+    q̂, so a hedged map costs the average of the committed maps it mixes, and when the place
+    is uncertain, committing to where the truth is expected strongest is never worse. Both
     maps' amplitudes are ignored.
 
     Parameters
@@ -466,17 +467,23 @@ def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.
     Raises
     ------
     FloatingPointError
-        When the loss is not finite; the message names step ``step`` (the step this one makes,
-        1-based) and ``fix`` (the setting to change, e.g. ``"lower train.lr"``). Raised before
-        the step is applied: the weights and the optimizer state are left as they were.
+        When the loss or the gradient norm is not finite; the message names step ``step``
+        (the step this one makes, 1-based) and ``fix`` (the setting to change, e.g. ``"lower
+        train.lr"``). Raised after back-propagation and before the step is applied: the
+        weights and the optimizer's moments are left as they were. Under DDP the gradients
+        are averaged over the ranks in back-propagation, so every rank sees the same
+        non-finite norm and raises at the same step (none is left waiting for the others).
     """
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = float(torch.nn.utils.clip_grad_norm_(
+        model.parameters(), grad_clip if grad_clip > 0 else float("inf")))
     value = float(loss.detach())
     if not math.isfinite(value):
         raise FloatingPointError(f"The loss became {value} at step {step}; {fix}.")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if not math.isfinite(norm):
+        raise FloatingPointError(f"The gradient norm became {norm} at step {step} (loss "
+                                 f"{value:.4g}); {fix}.")
     opt.step()
     return value
 
