@@ -167,6 +167,8 @@ def live_demo(
                 lat_steady.append(lats)
             lat_txt = (f"median {np.median(lats):.1f} ms, p99 {np.percentile(lats, 99):.1f} ms, "
                        f"max {lats.max():.1f} ms over {len(lats)} samples" if len(lats) else "-")
+            if n_seg == 1 and len(lats):  # the samples queued while the pipeline started
+                lat_txt += " (start-up backlog included; the summary leaves this segment out)"
             say(f"segment {n_seg}: top {top} {what}: "
                 + ", ".join(f"{names[i]} ({rel[i]:.2f})" for i in order[:top])
                 + "\n    announced: " + (", ".join(f"{r} (rank {rank.get(r, '?')})"
