@@ -23,6 +23,7 @@ from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch lo
 limit_threads()
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -32,12 +33,17 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write  # noqa: E402
 
-from rtsource._util import stable_hash  # noqa: E402
 from rtsource.config import InverseConfig  # noqa: E402
-from rtsource.evaluate.sweep import Condition, EvalConfig, _predict  # noqa: E402
+from rtsource.evaluate.sweep import (  # noqa: E402
+    Condition,
+    EvalConfig,
+    _predict,
+    inverse_kernels,
+    condition_test_set,
+)
 from rtsource.models.checkpoint import load_checkpoint  # noqa: E402
 from rtsource.models.volume import VolumeMapper  # noqa: E402
-from rtsource.simulate import load_entry, random_sources, simulate_eeg  # noqa: E402
+from rtsource.simulate import load_entry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,14 +86,7 @@ def main() -> None:
     cfg = EvalConfig(n_samples=args.n_samples, inverse_from=args.inverse_from)
     inv = InverseConfig(method="eloreta", lambda2=cfg.lambda2)
     fwd, hm = load_entry(cfg.headmodel, None, inv, noise_length_mm=cfg.noise_corr_length_mm)
-    if cfg.inverse_from == "eval":
-        kernel = fwd.kernel
-    else:
-        entry = load_entry(cfg.template, cfg.headmodel.montage, inv,
-                           noise_length_mm=cfg.noise_corr_length_mm)[0]
-        if entry.ch_names != fwd.ch_names:
-            raise SystemExit("The template and evaluation head models have other channels.")
-        kernel = entry.kernel
+    kernel = inverse_kernels(cfg, ["eloreta"], fwd)["eloreta"]
     mapper = VolumeMapper(hm.vox)
     pos_mm = hm.src_pos * 1000.0
     pos_t = torch.from_numpy(pos_mm.astype(np.float32))
@@ -96,11 +95,7 @@ def main() -> None:
         cond = Condition(n_sources=1, snr_db=snr)  # the evaluation's test set for this cell
         xs, ests = [], {"eloreta": [], **{name: [] for name in nets}}
         for seed in seeds:
-            g = torch.Generator().manual_seed(int(stable_hash("eval", seed, cond.key, length=15), 16))
-            src = random_sources(pos_t, cfg.n_samples, n_sources=(1, 1),
-                                 extent_mm=cond.extent_mm, generator=g)
-            eeg = simulate_eeg(src.x, fwd, torch.full((cfg.n_samples,), snr),
-                               torch.full((cfg.n_samples,), float(cfg.corr_noise)), g)
+            src, eeg = condition_test_set(dataclasses.replace(cfg, seed=seed), cond, pos_t, fwd)
             z = (eeg @ kernel.T).reshape(src.x.shape).numpy()
             xs.append(src.x.numpy())
             ests["eloreta"].append(z)

@@ -179,7 +179,7 @@ class TrainConfig:
                              f"{self.min_lr_ratio} in [0, 1].")
         for name, valid in (("loss", ("l1", "weighted_l1")),
                             ("distribution_loss", ("none", "sliced_wasserstein")),
-                            ("peak_loss", ("none", "peak_kl", "peak_deficit")),
+                            ("peak_loss", ("none", *PEAK_TERMS)),
                             ("precision", ("auto", "fp32", "bf16")),
                             ("device", ("auto", "cpu", "cuda"))):
             if getattr(self, name) not in valid:
@@ -315,6 +315,12 @@ def _brain_magnitudes(vol: torch.Tensor, flat_index: torch.Tensor, eps: float) -
     return (v.square().sum(dim=1) + eps * eps).sqrt()
 
 
+def _log_heat(mag: torch.Tensor, sharpness: float, eps: float) -> torch.Tensor:
+    """log softmax(k·m_v / max_v m_v) of (B, n_points) magnitudes: the peak heat map."""
+    return torch.log_softmax(mag * (sharpness / mag.amax(dim=1, keepdim=True).clamp_min(eps)),
+                             dim=1)
+
+
 def peak_kl(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
             sharpness: float = 20.0, eps: float = 1e-6) -> torch.Tensor:
     """Kullback–Leibler divergence KL(q ‖ q̂) between the peak heat maps of the truth and
@@ -334,17 +340,14 @@ def peak_kl(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
     pred, target : (B, 3, G, G, G) vector volumes (scaled domain, dimensionless).
     flat_index : (n_points,) int64 flat voxel index of the source points.
     sharpness : k (> 0).
-    eps : floor of the truth's maximum and regulariser of the magnitudes.
+    eps : floor of the maxima and regulariser of the magnitudes.
 
     Returns
     -------
     (B,) float32 tensor, ≥ 0 (nats); 0 when the prediction equals the truth.
     """
-    m = _brain_magnitudes(target, flat_index, eps)
-    m_hat = _brain_magnitudes(pred, flat_index, eps)
-    log_q = torch.log_softmax(m * (sharpness / m.amax(dim=1, keepdim=True).clamp_min(eps)), dim=1)
-    log_q_hat = torch.log_softmax(
-        m_hat * (sharpness / m_hat.amax(dim=1, keepdim=True).clamp_min(eps)), dim=1)
+    log_q = _log_heat(_brain_magnitudes(target, flat_index, eps), sharpness, eps)
+    log_q_hat = _log_heat(_brain_magnitudes(pred, flat_index, eps), sharpness, eps)
     return (log_q.exp() * (log_q - log_q_hat)).sum(dim=1)
 
 
@@ -374,10 +377,12 @@ def peak_deficit(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Ten
     (B,) float32 tensor in [0, 1].
     """
     m = _brain_magnitudes(target, flat_index, eps)
-    m_hat = _brain_magnitudes(pred, flat_index, eps)
-    heat = torch.softmax(m_hat * (sharpness / m_hat.amax(dim=1, keepdim=True).clamp_min(eps)),
-                         dim=1)
+    heat = _log_heat(_brain_magnitudes(pred, flat_index, eps), sharpness, eps).exp()
     return (heat * (1.0 - m / m.amax(dim=1, keepdim=True).clamp_min(eps))).sum(dim=1)
+
+
+#: ``train.peak_loss`` name → the term
+PEAK_TERMS = {"peak_kl": peak_kl, "peak_deficit": peak_deficit}
 
 
 def training_loss(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Tensor,
@@ -404,14 +409,10 @@ def training_loss(pred: torch.Tensor, target: torch.Tensor, flat_index: torch.Te
     """
     base = masked_l1(pred, target, flat_index, cfg.loss, cfg.loss_weight)
     parts = {"l1": float(base.detach())}
-    if cfg.peak_loss in ("peak_kl", "peak_deficit"):
-        fn = peak_kl if cfg.peak_loss == "peak_kl" else peak_deficit
-        term = fn(pred, target, flat_index, cfg.peak_sharpness).mean()
+    if cfg.peak_loss != "none":  # the name is checked by TrainConfig
+        term = PEAK_TERMS[cfg.peak_loss](pred, target, flat_index, cfg.peak_sharpness).mean()
         parts[cfg.peak_loss] = float(term.detach())
         base = base + cfg.peak_weight * term
-    elif cfg.peak_loss != "none":
-        raise ValueError(f"train.peak_loss = {cfg.peak_loss!r} is not valid; "
-                         "choose 'none', 'peak_kl' or 'peak_deficit'.")
     if cfg.distribution_loss == "none":
         return base, parts
     if cfg.distribution_loss != "sliced_wasserstein":

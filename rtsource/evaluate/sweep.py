@@ -100,6 +100,11 @@ class EvalConfig:
     backend: str = "eager"
     precision: str = "fp32"
 
+    @property
+    def inverse_headmodel(self) -> HeadModelConfig:
+        """The head model the kernels come from (``inverse_from``)."""
+        return self.headmodel if self.inverse_from == "eval" else self.template
+
 
 @dataclass
 class EvalResult:
@@ -166,6 +171,45 @@ def _predict(model, mapper, z: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def inverse_kernels(cfg: EvalConfig, methods: list[str], fwd_entry: Any) -> dict[str, torch.Tensor]:
+    """The kernels (n_sources·3, n_channels) of ``methods`` the evaluation inverts with: from
+    the evaluation head model, or from ``cfg.template`` with ``inverse_from = "template"``.
+
+    Raises
+    ------
+    ValueError
+        When the template's channels are not ``fwd_entry``'s.
+    """
+    kernels: dict[str, torch.Tensor] = {}
+    for method in methods:
+        entry, _ = load_entry(cfg.inverse_headmodel, cfg.headmodel.montage,
+                              InverseConfig(method=method, lambda2=cfg.lambda2),
+                              noise_length_mm=cfg.noise_corr_length_mm)
+        if entry.ch_names != fwd_entry.ch_names:
+            raise ValueError("Evaluation and template head models have other channels.")
+        kernels[method] = entry.kernel
+    return kernels
+
+
+def condition_test_set(cfg: EvalConfig, cond: Condition, pos_t: torch.Tensor, fwd_entry: Any
+             ) -> tuple[Any, torch.Tensor]:
+    """The test set of one condition: ``cfg.n_samples`` source configurations and their EEG
+    (``fwd_entry``'s forward model, sensor noise at ``cond.snr_db``), drawn from a generator
+    seeded by ``cfg.seed`` and the condition, so that every method and every script sees the
+    same samples.
+
+    Returns
+    -------
+    (SourceBatch with x of shape (n_samples, n_points, 3), EEG (n_samples, n_channels) in V)
+    """
+    g = torch.Generator().manual_seed(int(stable_hash("eval", cfg.seed, cond.key, length=15), 16))
+    src = random_sources(pos_t, cfg.n_samples, n_sources=(cond.n_sources, cond.n_sources),
+                         extent_mm=cond.extent_mm, generator=g)
+    snr = torch.full((cfg.n_samples,), float(cond.snr_db))
+    rho = torch.full((cfg.n_samples,), float(cfg.corr_noise))
+    return src, simulate_eeg(src.x, fwd_entry, snr, rho, g)
+
+
 def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
              cfg: EvalConfig | None = None, *,
              conditions: dict[str, list[Condition]] | None = None,
@@ -202,18 +246,10 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
                                   precision=cfg.precision) for name, net in nets.items()}
     crime = check_inverse_crime(cfg, headers)
 
-    inv_hm = cfg.headmodel if cfg.inverse_from == "eval" else cfg.template
     fwd_entry, hm = load_entry(cfg.headmodel, None, InverseConfig(method="eloreta",
                                lambda2=cfg.lambda2), noise_length_mm=cfg.noise_corr_length_mm,
                                progress=progress)
-    kernels: dict[str, torch.Tensor] = {}
-    for method in sorted(set(baselines) | {"eloreta"}):
-        entry, _ = load_entry(inv_hm, cfg.headmodel.montage,
-                              InverseConfig(method=method, lambda2=cfg.lambda2),
-                              noise_length_mm=cfg.noise_corr_length_mm)
-        if entry.ch_names != fwd_entry.ch_names:
-            raise ValueError("Evaluation and template head models have other channels.")
-        kernels[method] = entry.kernel
+    kernels = inverse_kernels(cfg, sorted(set(baselines) | {"eloreta"}), fwd_entry)
     mapper = VolumeMapper(hm.vox)
     pos_mm = hm.src_pos * 1000.0
     pos_t = torch.from_numpy(pos_mm.astype(np.float32))
@@ -231,12 +267,7 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
     bar = tqdm(total=len(unique) * cfg.n_samples, desc="Evaluate", unit="sample",
                disable=not progress)
     for key, cond in unique.items():
-        g = torch.Generator().manual_seed(int(stable_hash("eval", cfg.seed, key, length=15), 16))
-        src = random_sources(pos_t, cfg.n_samples, n_sources=(cond.n_sources, cond.n_sources),
-                             extent_mm=cond.extent_mm, generator=g)
-        snr = torch.full((cfg.n_samples,), float(cond.snr_db))
-        rho = torch.full((cfg.n_samples,), float(cfg.corr_noise))
-        eeg = simulate_eeg(src.x, fwd_entry, snr, rho, g)
+        src, eeg = condition_test_set(cfg, cond, pos_t, fwd_entry)
         est = {m: (eeg @ k.T).reshape(src.x.shape).numpy() for m, k in kernels.items()}
         for name, net in nets.items():
             est[name] = _predict(net, mapper, est["eloreta"], cfg.batch_size)
@@ -280,7 +311,7 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
         "eval_headmodel": {k: v for k, v in dataclasses.asdict(cfg.headmodel).items()},
         "eval_headmodel_hash": hm.hash,
         "inverse_from": cfg.inverse_from,
-        "inverse_headmodel": dataclasses.asdict(inv_hm),
+        "inverse_headmodel": dataclasses.asdict(cfg.inverse_headmodel),
         "lambda2": cfg.lambda2, "n_samples": cfg.n_samples, "corr_noise": cfg.corr_noise,
         "seed": cfg.seed,
         "networks": {n: {"path": h.get("path"), "sha256": h.get("sha256"),
