@@ -38,8 +38,8 @@ from rtsource.evaluate.sweep import (  # noqa: E402
     Condition,
     EvalConfig,
     _predict,
-    inverse_kernels,
     condition_test_set,
+    inverse_kernels,
 )
 from rtsource.models.checkpoint import load_checkpoint  # noqa: E402
 from rtsource.models.volume import VolumeMapper  # noqa: E402
