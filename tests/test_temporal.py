@@ -5,6 +5,7 @@ head model and montage it never saw against eLORETA."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -313,7 +314,7 @@ def test_bf16_stage_follows_the_float32_reference_over_a_long_stream():
     names, x = _eeg(2500, 250.0, seed=4)
     outs = {}
     for prec in ("fp32", "bf16"):
-        st = TemporalStage(hm, op.kernel, 250.0, precision=prec)
+        st = TemporalStage(hm, op.kernel, 250.0, precision=prec, backend="torch")
         xc = st.condition(x.T)
         outs[prec] = np.concatenate([st(xc[k:k + 3]) for k in range(0, 2500, 3)])
     ref, got = outs["fp32"], outs["bf16"]
@@ -321,6 +322,61 @@ def test_bf16_stage_follows_the_float32_reference_over_a_long_stream():
         seg = slice(a, a + 250)
         rel = np.linalg.norm(got[seg] - ref[seg]) / np.linalg.norm(ref[seg])
         assert rel < 0.03, (a, rel)
+
+
+@needs_weights
+def test_onnx_stage_equals_the_pytorch_reference_across_hops_and_a_reset(tmp_path, monkeypatch):
+    """The default runtime (ONNX Runtime, state as graph inputs) against the PyTorch module
+    in float32, hop by hop over 6 s with a reset in the middle; the export is cached."""
+    from rtsource.headmodel import build_headmodel
+    from rtsource.inverse import make_inverse
+    from rtsource.online.temporal import TemporalStage
+
+    monkeypatch.setenv("RTSOURCE_CACHE", str(tmp_path))
+    hm = build_headmodel(HeadModelConfig(**SPHERE))
+    op = make_inverse(hm, InverseConfig(method="eloreta"))
+    names, x = _eeg(1500, 250.0, seed=5)
+    outs = {}
+    for backend in ("torch", "onnx"):
+        st = TemporalStage(hm, op.kernel, 250.0, precision="fp32", backend=backend)
+        xc = st.condition(x.T)
+        parts = []
+        for k in range(0, 1500, 3):
+            if k == 750:
+                st.reset()
+            parts.append(st(xc[k:k + 3]))
+        outs[backend] = np.concatenate(parts)
+        assert st.provenance()["temporal_backend"] == backend
+    ref, got = outs["torch"], outs["onnx"]
+    assert np.all(np.isfinite(got)) and np.abs(ref).max() > 0
+    assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-4
+    exported = list((tmp_path / "onnx").glob("TemporalNet-*-stream.onnx"))
+    assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    TemporalStage(hm, op.kernel, 250.0)  # reuses the export
+    assert exported[0].stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(("backend", "precision", "expect"), [
+    ("auto", "auto", ("onnx", "fp32")), ("onnx", "fp32", ("onnx", "fp32")),
+    ("cpu", "auto", ("torch", "auto")), ("eager", "fp32", ("torch", "fp32")),
+    ("auto", "bf16", ("torch", "bf16"))])
+def test_temporal_runtime_follows_the_refine_settings(backend, precision, expect):
+    from rtsource.online.temporal import temporal_runtime
+
+    assert temporal_runtime(backend, precision) == expect
+
+
+@pytest.mark.parametrize(("backend", "precision", "named"), [
+    ("tensorrt", "auto", "refine.backend = 'tensorrt'"),
+    ("openvino", "auto", "refine.backend = 'openvino'"),
+    ("auto", "fp16", "refine.precision = 'fp16'"),
+    ("onnx", "bf16", "refine.backend = 'cpu'")])
+def test_temporal_runtime_names_a_setting_it_cannot_honour(backend, precision, named):
+    from rtsource.online.temporal import temporal_runtime
+
+    with pytest.raises(ValueError, match=re.escape(named)):
+        temporal_runtime(backend, precision)
 
 
 @needs_weights

@@ -265,7 +265,8 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
 
         stage = TemporalStage(inv_model, kernels["eloreta"], cfg.sfreq,
                               str(temporal_checkpoint), precision=cfg.precision
-                              if cfg.precision in ("fp32", "bf16") else "auto")
+                              if cfg.precision in ("fp32", "bf16") else "auto",
+                              backend="torch")  # the reference path
         if stage.decimate != 1:
             raise ValueError(f"The temporal network runs at {stage.model_sfreq:g} Hz; run the "
                              f"dynamic evaluation at that rate (sfreq = {cfg.sfreq:g}).")

@@ -832,7 +832,9 @@ def _backend_name(proc: SourceProcessor) -> str:
     """Where the per-hop compute runs (the refiner's engine for piunet)."""
     ref = proc.refiner
     if proc.temporal is not None:
-        return "torch-cpu (" + ("bf16" if proc.temporal.bf16 else "fp32") + ")"
+        t = proc.temporal
+        return ("onnxruntime-cpu" if t.backend == "onnx" else "torch-cpu") + " (" + (
+            "bf16" if t.bf16 else "fp32") + ")"
     if ref is None:
         return "numpy-cpu"
     for obj in (ref, getattr(ref, "engine", None)):

@@ -105,17 +105,17 @@ class SourceProcessor:
         self.filter = CausalFilter.from_config(cfg.stream, self.sfreq, self.mapper.n_used)
         self.temporal: TemporalStage | None = None
         if cfg.refine.refiner == "temporal":
-            from .temporal import TemporalStage
+            from .temporal import TemporalStage, temporal_runtime
 
             if cfg.regions.atlas != "bn246":
                 raise ValueError(
                     f"Method temporal estimates BN246 regions (210 cortical, 16 thalamic); "
                     f"regions.atlas = {cfg.regions.atlas!r} is not available with it. Use "
                     "--atlas bn246, or a linear method for other atlases.")
+            backend, precision = temporal_runtime(cfg.refine.backend, cfg.refine.precision)
             self.temporal = TemporalStage(
                 self.headmodel, self.inverse.kernel, self.sfreq, cfg.refine.checkpoint,
-                precision=cfg.refine.precision if cfg.refine.precision in ("fp32", "bf16")
-                else "auto")
+                precision=precision, backend=backend)
             self.regions: RegionMap = self.temporal.regions
         else:
             self.regions = region_map(self.headmodel, cfg.regions.atlas, cfg.regions.sigma_mm)
