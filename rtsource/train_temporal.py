@@ -23,7 +23,8 @@ causal scale a stream gets (:class:`~rtsource.models.FeatureScaler`; the target 
 window's activity-to-feature gain),
 weighted ``1 + truth_weight`` on the nodes that carry the regime's activity and 1 elsewhere
 (under a plain mean the few true nodes weigh little against the many silent ones, and the
-network learns to shrink their waveforms).
+network learns to shrink their waveforms); with ``focus_weight`` > 0, plus that weight times
+:func:`focus_share_loss` (minus the log of the output power's share on the true nodes).
 AdamW, warm-up then cosine decay, bf16 autocast on CPUs with AVX-512-BF16 or AMX (fp32
 elsewhere). Checkpoints (``last.safetensors`` + ``last.state.pt``) every few minutes; ``--resume``
 continues at the saved step with the same batches an uninterrupted run would have drawn.
@@ -71,8 +72,8 @@ from .simulate.dynamics import (
 from .train import lr_factor, optimizer_step, use_bf16
 
 __all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
-           "load_temporal_config", "scale_window", "ship_temporal", "train_temporal",
-           "weighted_mse"]
+           "focus_share_loss", "load_temporal_config", "scale_window", "ship_temporal",
+           "train_temporal", "weighted_mse"]
 
 #: The shipped temporal network (``--method temporal`` with ``refine.checkpoint = "default"``).
 SHIPPED_TEMPORAL = Path(__file__).resolve().parent / "data" / "temporal.safetensors"
@@ -89,7 +90,8 @@ class TemporalTrainConfig:
 
     Model: ``hidden``, ``kernel``, ``n_lstm`` (:class:`~rtsource.models.TemporalSpec`).
     Optimisation: ``batch_size`` windows of ``window_s`` seconds, ``lr`` (AdamW peak),
-    ``truth_weight`` (extra loss weight of the true nodes),
+    ``truth_weight`` (extra loss weight of the true nodes), ``focus_weight`` (weight of
+    :func:`focus_share_loss`, 0: off),
     ``weight_decay``, ``warmup_steps``, ``max_steps`` (the cosine spans them),
     ``max_minutes`` (training time, summed over resumes), ``grad_clip``, ``precision``
     (``auto``: bf16 where the CPU has AVX-512-BF16 or AMX), ``threads``.
@@ -117,6 +119,7 @@ class TemporalTrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     truth_weight: float = 3.0
+    focus_weight: float = 0.0
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     warmup_steps: int = 100
@@ -176,7 +179,8 @@ class TemporalTrainConfig:
         check_positive("temporal", **{n: getattr(self, n) for n in (
             "lr", "window_s", "library_s", "sfreq", "lambda2", "checkpoint_minutes",
             "max_minutes")})  # max_minutes None: no limit
-        for name in ("truth_weight", "weight_decay", "grad_clip", "warmup_steps"):
+        for name in ("truth_weight", "focus_weight", "weight_decay", "grad_clip",
+                     "warmup_steps"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"Setting temporal.{name} = {getattr(self, name)!r} must be "
                                  ">= 0.")
@@ -380,6 +384,35 @@ def weighted_mse(y: torch.Tensor, target: torch.Tensor, truth: torch.Tensor,
     return torch.mean(w * (y.float() - target) ** 2)
 
 
+def focus_share_loss(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Minus the log of the share of the output's power that lies on the true nodes.
+
+    The squared error alone lets a network spread a focus' activity over its neighbours (a
+    neighbouring thalamic nucleus ranks as high as the true one); the target is zero off the
+    true nodes, so this term, 0 for the ideal output, asks for the same map and rewards
+    putting the power where the focus is. A cross-entropy over nodes whose probabilities are
+    the nodes' power shares (as a softmax over the nodes' log power).
+
+    Parameters
+    ----------
+    y : tensor, shape (batch, n_times, n_nodes)
+        Network output (scaled).
+    truth : tensor, shape (batch, n_nodes), bool
+        The nodes that carry the window's activity (each window has at least one).
+    eps : float
+        Added to both powers (windows whose output is all zero give −log 1 = 0, not NaN).
+
+    Returns
+    -------
+    tensor, scalar
+        Mean over windows of −log((Σ_true P + eps) / (Σ_all P + eps)), P the mean squared
+        output per node over the window (float32).
+    """
+    p = torch.mean(y.float() ** 2, dim=1)  # (batch, n_nodes)
+    on = torch.sum(p * truth.to(p.dtype), dim=1)
+    return torch.mean(torch.log(p.sum(dim=1) + eps) - torch.log(on + eps))
+
+
 class TemporalSampler:
     """Composes training windows (see the module docstring).
 
@@ -503,22 +536,32 @@ def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, el
     return last
 
 
-def _loss(y: torch.Tensor, b: TemporalBatch, truth_weight: float) -> torch.Tensor:
-    return weighted_mse(y, b.targets, torch.from_numpy(b.truth), truth_weight)
+def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.Tensor:
+    truth = torch.from_numpy(b.truth)
+    loss = weighted_mse(y, b.targets, truth, cfg.truth_weight)
+    if cfg.focus_weight > 0:
+        loss = loss + cfg.focus_weight * focus_share_loss(y, truth)
+    return loss
 
 
 @torch.no_grad()
-def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool, truth_weight: float
-              ) -> dict[str, float]:
+def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
+              cfg: TemporalTrainConfig) -> dict[str, float]:
+    """Validation loss (the training loss), the all-zero output's, and the median share of
+    the output's power on the true nodes (what :func:`focus_share_loss` rewards)."""
     model.eval()
     loss = zero = 0.0
+    shares = []
     for b in val:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
-        loss += float(_loss(y, b, truth_weight))
-        zero += float(_loss(torch.zeros_like(b.targets), b, truth_weight))
+        loss += float(_loss(y, b, cfg))
+        zero += float(_loss(torch.zeros_like(b.targets), b, cfg))
+        p = torch.mean(y.float() ** 2, dim=1)
+        shares.append((p * torch.from_numpy(b.truth)).sum(1) / p.sum(1).clamp_min(1e-12))
     model.train()
-    return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val)}
+    return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val),
+            "val_focus_share": float(torch.cat(shares).median())}
 
 
 def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: bool = True,
@@ -607,7 +650,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
         t_data += time.perf_counter() - t0
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
-        loss = _loss(y, b, cfg.truth_weight)
+        loss = _loss(y, b, cfg)
         v = optimizer_step(loss, model, opt, cfg.grad_clip, step + 1, "lower temporal.lr")
         step += 1
         ema = v if ema is None else 0.98 * ema + 0.02 * v
@@ -627,7 +670,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
                                            3),
                        "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
                        "cpu": cpu_features().get("model"),
-                       **_validate(model, val, bf16, cfg.truth_weight)}
+                       **_validate(model, val, bf16, cfg)}
             _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds, init_info)
             with open(out / "metrics.jsonl", "a") as fid:
                 fid.write(json.dumps(metrics) + "\n")

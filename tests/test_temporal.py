@@ -146,9 +146,10 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
         hidden=16, kernel=3, n_lstm=1, window_s=0.4, batch_size=2, max_steps=4, warmup_steps=2,
         library_runs=2, library_s=3.0, library_seed=5, montages=(MONTAGE,),
         headmodels=(HeadModelConfig(conductor="sphere"),), val_windows=4,
-        out_dir=str(tmp_path / "run"), threads=1, checkpoint_minutes=60.0)
+        out_dir=str(tmp_path / "run"), threads=1, checkpoint_minutes=60.0, focus_weight=0.2)
     first = train_temporal(cfg, progress=False, max_steps=2)
     assert first["step"] == 2 and np.isfinite(first["val_loss"])
+    assert 0.0 <= first["val_focus_share"] <= 1.0
     assert first["val_zero_loss"] > 0 and first["precision"] in ("bf16", "fp32")
     done = train_temporal(cfg, resume=True, progress=False)
     assert done["step"] == 4 and done["samples_seen"] == 8
@@ -162,6 +163,31 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
                        progress=False)
     with pytest.raises(ValueError, match="temporal.regimes"):
         TemporalTrainConfig(regimes=("seizure",))
+    with pytest.raises(ValueError, match="temporal.focus_weight"):
+        TemporalTrainConfig(focus_weight=-1.0)
+
+
+def test_focus_share_loss_is_zero_on_the_truth_and_moves_power_to_the_true_node():
+    from rtsource.train_temporal import focus_share_loss
+
+    truth = torch.zeros(2, 5, dtype=torch.bool)
+    truth[0, 1] = truth[1, 3] = True
+    rng = np.random.default_rng(0)
+    exact = torch.zeros(2, 20, 5)
+    exact[0, :, 1] = exact[1, :, 3] = torch.from_numpy(rng.standard_normal(20).astype(np.float32))
+    assert float(focus_share_loss(exact, truth)) == pytest.approx(0.0, abs=1e-5)
+    # half the power on a neighbour: -log(1/2)
+    half = exact.clone()
+    half[0, :, 2] = exact[0, :, 1]
+    half[1, :, 4] = exact[1, :, 3]
+    assert float(focus_share_loss(half, truth)) == pytest.approx(np.log(2.0), rel=1e-4)
+    assert float(focus_share_loss(torch.zeros(2, 20, 5), truth)) == 0.0  # no NaN
+    # a gradient step moves power from the neighbour to the true node
+    y = half.clone().requires_grad_(True)
+    focus_share_loss(y, truth).backward()
+    stepped = (y - 0.1 * y.grad).detach()
+    p = stepped.pow(2).mean(1)
+    assert p[0, 1] / p[0].sum() > 0.5 and p[1, 3] / p[1].sum() > 0.5
 
 
 def test_fine_tuning_starts_from_the_given_weights_and_scalp_snr_is_what_was_drawn(tmp_path):
