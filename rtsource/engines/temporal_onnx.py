@@ -105,6 +105,12 @@ class TemporalOnnxRunner:
     cache_dir : path-like, optional
         Default: the rtsource cache folder (``RTSOURCE_CACHE``).
 
+    Raises
+    ------
+    OSError
+        The export cannot be written (the message names the folder and the fixes). A cached
+        export that does not load is exported again, with a warning.
+
     Shapes
     ------
     runner(x, state=None) -> (y, state)
@@ -123,18 +129,36 @@ class TemporalOnnxRunner:
         folder = (Path(cache_dir) if cache_dir is not None else default_cache()) / "onnx"
         self.path = folder / f"TemporalNet-{model_hash(net)}-stream.onnx"
         if not self.path.exists():
+            self._export(net)
+        try:
+            self._session = self._open(ort, threads)
+        except Exception as err:  # onnxruntime raises its own classes: a damaged cache file
+            logger.warning("The cached export %s does not load (%s); exporting it again.",
+                           self.path, str(err).splitlines()[0][:200])
+            self._export(net)
+            self._session = self._open(ort, threads)
+        hist, (h, c) = net.initial_state()
+        self._zero: OnnxState = (hist.numpy(), h.numpy(), c.numpy())
+        self(np.zeros((1, self._session.get_inputs()[0].shape[2]), np.float32))  # warm up
+
+    def _export(self, net: nn.Module) -> None:
+        try:
             export_temporal_onnx(net, self.path)
+        except OSError as err:
+            raise OSError(
+                f"Cannot write the temporal network's ONNX export to {str(self.path)!r} "
+                f"({err.strerror or err}). Set RTSOURCE_CACHE to a writable folder, or run the "
+                "network in PyTorch (refine.backend = 'cpu', --backend cpu).") from err
+
+    def _open(self, ort, threads: int):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                             providers=["CPUExecutionProvider"])
-        hist, (h, c) = net.initial_state()
-        self._zero: OnnxState = (hist.numpy(), h.numpy(), c.numpy())
-        self(np.zeros((1, self._session.get_inputs()[0].shape[2]), np.float32))  # warm up
+        return ort.InferenceSession(str(self.path), sess_options=opts,
+                                    providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray, state: OnnxState | None = None
                  ) -> tuple[np.ndarray, OnnxState]:
