@@ -97,6 +97,25 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file of this process, then rename it.
+
+    Readers never see a partial file, and processes writing the same cache file at once do
+    not clobber each other's temporary file (the last rename wins; the contents are equal).
+    The temporary file is removed on failure. Raises OSError (unwritable folder, disk full).
+    """
+    import uuid
+
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def close_matches(value: str, options: list[str], n: int = 5) -> str:
     """Return a ' Did you mean ...?' hint (empty if nothing is close)."""
     lower = {o.lower(): o for o in options}

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(mod.run(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, ImportError, TimeoutError) as err:
+    except (ValueError, OSError, ImportError) as err:  # OSError: files, folders, timeouts
         print(f"rtsource {args.command}: error: {err}", file=sys.stderr)
         return 1
 

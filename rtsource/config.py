@@ -333,6 +333,38 @@ class StreamConfig:
         check_positive("stream", volume_hz=self.volume_hz)
 
 
+def temporal_runtime(backend: str = "auto", precision: str = "auto") -> tuple[str, str]:
+    """The temporal stage's runtime for ``refine.backend`` and ``refine.precision``.
+
+    Returns
+    -------
+    (backend, precision) : (``"onnx"`` | ``"torch"``, ``"auto"`` | ``"fp32"`` | ``"bf16"``)
+        ``auto`` → ONNX Runtime in float32 (the fast path per hop), or PyTorch when bf16 is
+        asked for; ``onnx`` → ONNX Runtime; ``cpu`` and ``eager`` → PyTorch.
+
+    Raises
+    ------
+    ValueError
+        A GPU or OpenVINO backend, fp16, or bf16 with ``onnx`` (the message names the
+        settings and the fix).
+    """
+    if backend in ("tensorrt", "cuda", "openvino"):
+        raise ValueError(
+            f"Setting refine.backend = {backend!r} does not run the temporal network: it runs "
+            "on the CPU (2-3 samples per 10 ms hop when streaming). Use 'auto' or 'onnx' (ONNX "
+            "Runtime, the fastest), or 'cpu' (PyTorch).")
+    if precision == "fp16":
+        raise ValueError("Setting refine.precision = 'fp16' is for GPUs; the temporal network "
+                         "runs on the CPU in 'fp32' or 'bf16' ('auto' chooses).")
+    if backend == "onnx" and precision == "bf16":
+        raise ValueError("Setting refine.precision = 'bf16' needs refine.backend = 'cpu' "
+                         "(PyTorch) for the temporal network; ONNX Runtime runs it in fp32.")
+    if backend in ("cpu", "eager") or precision == "bf16":
+        return "torch", precision
+    return "onnx", "fp32"
+
+
+
 @dataclass(frozen=True)
 class RefineConfig:
     """Refinement of the inverse's estimate by a network (methods ``piunet``, ``temporal``).
@@ -361,6 +393,8 @@ class RefineConfig:
 
     def __post_init__(self) -> None:
         _check_literals(self, "refine")
+        if self.refiner == "temporal":  # refuse what the temporal stage cannot run, early
+            temporal_runtime(self.backend, self.precision)
         if self.decimate != "auto" and (isinstance(self.decimate, bool)
                                         or not isinstance(self.decimate, int)
                                         or self.decimate < 1):

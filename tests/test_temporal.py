@@ -80,8 +80,10 @@ def test_rates_the_network_cannot_run_at_are_refused_with_the_fix():
     assert temporal_decimation(1000.0, 250.0) == 4
     assert temporal_decimation(256.0, 250.0) == 1
     assert temporal_decimation(512.0, 250.0) == 2
-    with pytest.raises(ValueError, match=r"300 Hz.*250 Hz.*resample"):
+    with pytest.raises(ValueError, match=r"300 Hz.*250 Hz.*resample\(250\)"):
         temporal_decimation(300.0, 250.0)
+    with pytest.raises(ValueError, match=r"resample\(500\)"):
+        temporal_decimation(620.0, 250.0)
 
 
 needs_weights = pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped temporal network")
@@ -376,7 +378,7 @@ def test_onnx_stage_equals_the_pytorch_reference_across_hops_and_a_reset(tmp_pat
     ref, got = outs["torch"], outs["onnx"]
     assert np.all(np.isfinite(got)) and np.abs(ref).max() > 0
     assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-4
-    exported = list((tmp_path / "onnx").glob("TemporalNet-*-stream.onnx"))
+    exported = list((tmp_path / "onnx").glob("TemporalNet-*-stream-v*.onnx"))
     assert len(exported) == 1
     stamp = exported[0].stat().st_mtime_ns
     TemporalStage(hm, op.kernel, 250.0)  # reuses the export
@@ -409,6 +411,9 @@ def test_temporal_runtime_names_a_setting_it_cannot_honour(backend, precision, n
 
     with pytest.raises(ValueError, match=re.escape(named)):
         temporal_runtime(backend, precision)
+    # refused when the configuration is made, before any head model or stream
+    with pytest.raises(ValueError, match=re.escape(named)):
+        load_config(refine={"backend": backend, "precision": precision}).with_method("temporal")
 
 
 @needs_weights

@@ -18,7 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(comma-separated); default from the config ([stream] input)")
     add_config_args(p)
     p.add_argument("--backend", choices=BACKENDS,
-                   help="inference backend of the refinement network (method piunet)")
+                   help="runtime of the network (methods piunet and temporal; the temporal "
+                        "network runs on the CPU: auto/onnx = ONNX Runtime, cpu/eager = "
+                        "PyTorch)")
     p.add_argument("--output", metavar="NAME", help="name of the region stream (default rtsource)")
     p.add_argument("--bad-data", choices=get_args(BadDataPolicy),
                    help="bad windows: withhold and flag them, or exclude the bad channels")
@@ -70,8 +72,8 @@ def _config(args: argparse.Namespace) -> Any:
         "timestamps": args.timestamps, "saturation_uv": args.range_uv,
         "volume_hz": args.publish_volume})
     if args.backend and cfg.refine.refiner is None:
-        print(f"note: --backend {args.backend} applies to a refined method (--method piunet) "
-              "only.", file=sys.stderr)
+        print(f"note: --backend {args.backend} applies to a network (--method piunet or "
+              "temporal) only.", file=sys.stderr)
     return cfg
 
 

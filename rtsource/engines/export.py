@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._util import atomic_write_bytes
 from .base import input_shape_of
 
 __all__ = [
@@ -152,9 +153,7 @@ def export_onnx(
             do_constant_folding=True,
             **kwargs,
         )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
     logger.info("Exported ONNX model to %s (opset %d, %s)", path, opset, str(dtype).split(".")[-1])
     return path
 

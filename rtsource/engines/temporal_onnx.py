@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._util import atomic_write_bytes
 from .base import model_hash
 from .export import _has_dynamo_flag
 
@@ -28,6 +29,8 @@ __all__ = ["TemporalOnnxRunner", "export_temporal_onnx"]
 
 logger = logging.getLogger("rtsource")
 
+#: Part of the cache file's name: raise it when the graph's inputs, outputs or export change.
+EXPORT_VERSION = 1
 #: Graph inputs and outputs (the state's three tensors in, the updated three out).
 INPUTS = ("features", "conv_history", "lstm_h", "lstm_c")
 OUTPUTS = ("nodes", "conv_history_out", "lstm_h_out", "lstm_c_out")
@@ -84,9 +87,7 @@ def export_temporal_onnx(model: nn.Module, path: str | os.PathLike, opset: int =
                           output_names=list(OUTPUTS),
                           dynamic_axes={"features": {1: "time"}, "nodes": {1: "time"}},
                           opset_version=int(opset), do_constant_folding=True, **kwargs)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
     logger.info("Exported the temporal network to %s (opset %d)", path, opset)
     return path
 
@@ -97,7 +98,7 @@ class TemporalOnnxRunner:
     Parameters
     ----------
     model : TemporalNet
-        The network; exported once to ``cache_dir/onnx/TemporalNet-<hash>-stream.onnx``
+        The network; exported once to ``cache_dir/onnx/TemporalNet-<hash>-stream-v1.onnx``
         and reused (the hash covers the configuration and the weights).
     threads : int
         Intra-op threads (1: at 2-3 samples per call a second thread costs more in
@@ -127,19 +128,20 @@ class TemporalOnnxRunner:
 
         net = copy.deepcopy(model).float().eval()
         folder = (Path(cache_dir) if cache_dir is not None else default_cache()) / "onnx"
-        self.path = folder / f"TemporalNet-{model_hash(net)}-stream.onnx"
+        self.path = folder / f"TemporalNet-{model_hash(net)}-stream-v{EXPORT_VERSION}.onnx"
+        hist, (h, c) = net.initial_state()
+        self._zero: OnnxState = (hist.numpy(), h.numpy(), c.numpy())
         if not self.path.exists():
             self._export(net)
         try:
             self._session = self._open(ort, threads)
+            self(np.zeros((1, net.inp.in_features), np.float32))  # warm up
         except Exception as err:  # onnxruntime raises its own classes: a damaged cache file
             logger.warning("The cached export %s does not load (%s); exporting it again.",
                            self.path, str(err).splitlines()[0][:200])
             self._export(net)
             self._session = self._open(ort, threads)
-        hist, (h, c) = net.initial_state()
-        self._zero: OnnxState = (hist.numpy(), h.numpy(), c.numpy())
-        self(np.zeros((1, self._session.get_inputs()[0].shape[2]), np.float32))  # warm up
+            self(np.zeros((1, net.inp.in_features), np.float32))
 
     def _export(self, net: nn.Module) -> None:
         try:
@@ -148,7 +150,8 @@ class TemporalOnnxRunner:
             raise OSError(
                 f"Cannot write the temporal network's ONNX export to {str(self.path)!r} "
                 f"({err.strerror or err}). Set RTSOURCE_CACHE to a writable folder, or run the "
-                "network in PyTorch (refine.backend = 'cpu', --backend cpu).") from err
+                "network in PyTorch: refine.backend = 'cpu' (--backend cpu for run and bench; "
+                "a [refine] table in the --config file for localize).") from err
 
     def _open(self, ort, threads: int):
         opts = ort.SessionOptions()

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._util import file_sha256, optional_import
+from .._util import atomic_write_bytes, file_sha256, optional_import
 from .base import Engine, fill_padded, input_shape_of, model_hash
 from .export import check_onnx_for_tensorrt, export_onnx
 
@@ -416,8 +416,6 @@ def _read_cached_plan(path: Path) -> bytes | None:
 
 
 def _write_cached_plan(path: Path, blob: bytes, info: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, blob)
     path.with_name(path.name + ".sha256").write_text(file_sha256(path) + "\n")
     path.with_suffix(".json").write_text(json.dumps(info, indent=2, sort_keys=True))
