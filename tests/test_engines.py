@@ -59,6 +59,19 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- plumbing
+def test_cache_files_are_written_whole_and_leave_no_temporary_file(tmp_path) -> None:
+    from rtsource._util import atomic_write_bytes
+
+    path = tmp_path / "model.onnx"
+    atomic_write_bytes(path, b"first")
+    atomic_write_bytes(path, b"second")  # a second writer replaces the file
+    assert path.read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    with pytest.raises(OSError):  # a folder where the file should go
+        atomic_write_bytes(tmp_path, b"x")
+    assert sorted(p.name for p in tmp_path.parent.iterdir() if p.name.endswith(".tmp")) == []
+
+
 def test_plan_batches() -> None:
     assert plan_batches(1, (1,)) == [(0, 1, 1)]
     assert plan_batches(3, (1, 4)) == [(0, 3, 4)]
