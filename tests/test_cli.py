@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rtsource.cli import COMMANDS, main
@@ -53,6 +55,8 @@ def test_localize_command(tmp_path, capsys):
     assert "top 3 regions" in capsys.readouterr().out
     res = np.load(out_npz)
     assert res["regions"].shape == (500, 246)
+    prov = json.loads(str(res["provenance"]))
+    assert prov["method"] == "eloreta" and prov["headmodel_hash"] and prov["atlas"]
 
 
 def test_sys_info_reports_backends_with_reasons(capsys):

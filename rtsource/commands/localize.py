@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import get_args
 
 import numpy as np
@@ -28,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=_positive_int, default=10,
                    help="print the N most active regions")
     p.add_argument("--out", metavar="FILE.npz",
-                   help="save regions, region_names, times (and positions_mni) to an .npz")
+                   help="save regions, region_names, times, positions_mni and provenance (a "
+                        "JSON string: head model, inverse, network and runtime) to an .npz")
     p.add_argument("--drop-missing", action="store_true",
                    help="ignore EEG channels that are not in the montage instead of failing")
     p.add_argument("--units", metavar="auto|V|mV|uV", default="auto",
@@ -112,13 +114,17 @@ def run(args: argparse.Namespace) -> int:
     signed = res.method == "temporal" or res.provenance.get("region_mode") == "signed"
     mean = np.abs(regions).mean(axis=0) if signed else regions.mean(axis=0)
     order = np.argsort(mean)[::-1][: args.top]
-    print(f"{res.method} on {regions.shape[0]} samples; top {len(order)} regions "
+    prov = res.provenance
+    runtime = (f" ({prov['temporal_backend']}, {prov['temporal_precision']})"
+               if "temporal_backend" in prov else "")
+    print(f"{res.method}{runtime} on {regions.shape[0]} samples; top {len(order)} regions "
           f"({res.provenance['atlas']}), mean {'|activation|' if signed else 'activation'}:")
     for i in order:
         print(f"  {res.region_names[i]:<24} {mean[i]:.3e}")
     if args.out:
         np.savez(args.out, regions=res.regions, region_names=np.array(res.region_names),
-                 times=res.times, positions_mni=res.positions_mni)
+                 times=res.times, positions_mni=res.positions_mni,
+                 provenance=np.array(json.dumps(prov, sort_keys=True)))
         print(f"saved {args.out}")
     if args.plot:
         from ..viewer.plot import plot_result
