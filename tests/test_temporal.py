@@ -431,7 +431,7 @@ def test_cli_takes_another_checkpoint_and_names_a_missing_one(tmp_path, capsys):
     copy = ship_temporal(SHIPPED, tmp_path / "copy.safetensors")
     assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
                  "--checkpoint", str(copy), "--top", "2"]) == 0
-    assert "temporal on 500 samples; top 2 regions" in capsys.readouterr().out
+    assert "temporal (onnx, fp32) on 500 samples; top 2 regions" in capsys.readouterr().out
     assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
                  "--checkpoint", str(tmp_path / "none.safetensors")]) != 0
     err = capsys.readouterr().err
