@@ -101,8 +101,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file of this process, then rename it.
 
     Readers never see a partial file, and processes writing the same cache file at once do
-    not clobber each other's temporary file (the last rename wins; the contents are equal).
-    The temporary file is removed on failure. Raises OSError (unwritable folder, disk full).
+    not clobber each other's temporary file (the last rename wins; side files written after
+    it, such as checksums, are not covered). The temporary file is removed on failure. Raises OSError (unwritable folder, disk full).
     """
     import uuid
 

@@ -359,7 +359,9 @@ def temporal_runtime(backend: str = "auto", precision: str = "auto") -> tuple[st
     if backend == "onnx" and precision == "bf16":
         raise ValueError("Setting refine.precision = 'bf16' needs refine.backend = 'cpu' "
                          "(PyTorch) for the temporal network; ONNX Runtime runs it in fp32.")
-    if backend in ("cpu", "eager") or precision == "bf16":
+    if backend == "eager":  # plain PyTorch in float32: the reference
+        return "torch", "fp32" if precision == "auto" else precision
+    if backend == "cpu" or precision == "bf16":
         return "torch", precision
     return "onnx", "fp32"
 
@@ -375,10 +377,12 @@ class RefineConfig:
     checkpoint : "default" (the weights shipped in the package for the refiner) or a path to
         a checkpoint written by ``rtsource train`` or ``rtsource adapt`` (its ``.sha256`` file
         must sit beside it).
-    backend : inference runtime; "auto" picks TensorRT, then PyTorch CUDA, then the
-        compiled PyTorch CPU path.
+    backend : inference runtime; for 3D-PIUNet "auto" picks TensorRT, then PyTorch CUDA,
+        then the compiled PyTorch CPU path; the temporal network runs on the CPU ("auto" and
+        "onnx": ONNX Runtime in fp32; "cpu": PyTorch; "eager": PyTorch in fp32; GPU and
+        OpenVINO backends are refused: :func:`temporal_runtime`).
     precision : compute precision ("auto": fp16 on GPUs, bf16 on CPUs that have AMX or
-        AVX-512-BF16, else fp32).
+        AVX-512-BF16, else fp32; for the temporal network on "cpu", bf16 where native).
     decimate : refine one of every N samples ("auto": the smallest N, a divisor or a
         multiple of the hop, whose refinement fits in 70 % of real time, timed at
         start-up). Unrefined samples are not published: the output's nominal

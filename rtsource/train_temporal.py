@@ -406,7 +406,8 @@ def focus_share_loss(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) ->
     -------
     tensor, scalar
         Mean over windows of −log((Σ_true P + eps) / (Σ_all P + eps)), P the mean squared
-        output per node over the window (float32).
+        output per node over the window (float32). An all-zero output also scores 0: the
+        term only shapes where power goes; the squared error asks for the power.
     """
     p = torch.mean(y.float() ** 2, dim=1)  # (batch, n_nodes)
     on = torch.sum(p * truth.to(p.dtype), dim=1)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from rtsource.config import load_config
 from rtsource.demo import live_demo
+
+pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 
 
 def test_live_demo_reports_segments_latency_and_the_first_segments_backlog():

@@ -355,24 +355,29 @@ def test_bf16_stage_follows_the_float32_reference_over_a_long_stream():
 @needs_weights
 def test_onnx_stage_equals_the_pytorch_reference_across_hops_and_a_reset(tmp_path, monkeypatch):
     """The default runtime (ONNX Runtime, state as graph inputs) against the PyTorch module
-    in float32, hop by hop over 6 s with a reset in the middle; the export is cached."""
+    in float32, hop by hop (1 to 50 samples) over 6 s with a reset in the middle; the export
+    is cached, and a damaged cache file is exported again."""
     from rtsource.headmodel import build_headmodel
     from rtsource.inverse import make_inverse
     from rtsource.online.temporal import TemporalStage
 
-    monkeypatch.setenv("RTSOURCE_CACHE", str(tmp_path))
     hm = build_headmodel(HeadModelConfig(**SPHERE))
     op = make_inverse(hm, InverseConfig(method="eloreta"))
+    monkeypatch.setenv("RTSOURCE_CACHE", str(tmp_path))  # a fresh export, in its own cache
     names, x = _eeg(1500, 250.0, seed=5)
+    # hops of 1-3 samples as live, and longer chunks as offline (the graph's time axis is free)
+    sizes = [3, 2, 3, 1, 7, 50, 2, 26]
+    bounds = np.cumsum([0] + sizes * 40)
+    bounds = np.unique(np.r_[bounds[bounds < 1500], 750, 1500])
     outs = {}
     for backend in ("torch", "onnx"):
         st = TemporalStage(hm, op.kernel, 250.0, precision="fp32", backend=backend)
         xc = st.condition(x.T)
         parts = []
-        for k in range(0, 1500, 3):
-            if k == 750:
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            if a == 750:
                 st.reset()
-            parts.append(st(xc[k:k + 3]))
+            parts.append(st(xc[a:b]))
         outs[backend] = np.concatenate(parts)
         assert st.provenance()["temporal_backend"] == backend
     ref, got = outs["torch"], outs["onnx"]
@@ -394,6 +399,7 @@ def test_onnx_stage_equals_the_pytorch_reference_across_hops_and_a_reset(tmp_pat
 @pytest.mark.parametrize(("backend", "precision", "expect"), [
     ("auto", "auto", ("onnx", "fp32")), ("onnx", "fp32", ("onnx", "fp32")),
     ("cpu", "auto", ("torch", "auto")), ("eager", "fp32", ("torch", "fp32")),
+    ("eager", "auto", ("torch", "fp32")),
     ("auto", "bf16", ("torch", "bf16"))])
 def test_temporal_runtime_follows_the_refine_settings(backend, precision, expect):
     from rtsource.online.temporal import temporal_runtime

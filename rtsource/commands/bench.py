@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--checkpoint", metavar="FILE",
                    help="piunet: weights to use (default: the shipped ones)")
     g.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="refinement backend (default auto)")
+                   help="runtime of the network (default auto; see run --help)")
     g.add_argument("--decimate", type=_decimate, metavar="auto|N",
                    help="piunet: refine one of every N samples (default: the configuration's)")
     g.add_argument("--hop", type=float, metavar="S", help="hop in seconds (default 0.010)")

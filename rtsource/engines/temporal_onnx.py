@@ -131,27 +131,34 @@ class TemporalOnnxRunner:
         self.path = folder / f"TemporalNet-{model_hash(net)}-stream-v{EXPORT_VERSION}.onnx"
         hist, (h, c) = net.initial_state()
         self._zero: OnnxState = (hist.numpy(), h.numpy(), c.numpy())
-        if not self.path.exists():
+        cached = self.path.exists()
+        if not cached:
             self._export(net)
         try:
             self._session = self._open(ort, threads)
             self(np.zeros((1, net.inp.in_features), np.float32))  # warm up
         except Exception as err:  # onnxruntime raises its own classes: a damaged cache file
+            if not cached:  # just exported: not a stale file, a real failure
+                raise
             logger.warning("The cached export %s does not load (%s); exporting it again.",
-                           self.path, str(err).splitlines()[0][:200])
+                           self.path, (str(err).splitlines() or [type(err).__name__])[0][:200])
             self._export(net)
             self._session = self._open(ort, threads)
             self(np.zeros((1, net.inp.in_features), np.float32))
 
     def _export(self, net: nn.Module) -> None:
+        fix = ("run the network in PyTorch: refine.backend = 'cpu' (--backend cpu for run and "
+               "bench; a [refine] table in the --config file for localize and soz)")
         try:
             export_temporal_onnx(net, self.path)
         except OSError as err:
             raise OSError(
                 f"Cannot write the temporal network's ONNX export to {str(self.path)!r} "
-                f"({err.strerror or err}). Set RTSOURCE_CACHE to a writable folder, or run the "
-                "network in PyTorch: refine.backend = 'cpu' (--backend cpu for run and bench; "
-                "a [refine] table in the --config file for localize).") from err
+                f"({err.strerror or err}). Set RTSOURCE_CACHE to a writable folder, or "
+                f"{fix}.") from err
+        except Exception as err:  # the exporter's own failures (RuntimeError, ImportError...)
+            raise RuntimeError(f"Exporting the temporal network to ONNX failed ({err}); "
+                               f"{fix}.") from err
 
     def _open(self, ort, threads: int):
         opts = ort.SessionOptions()

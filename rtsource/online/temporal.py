@@ -106,7 +106,7 @@ class TemporalStage:
     backend : ``"onnx"`` | ``"torch"``
         ``onnx`` (default): ONNX Runtime, one thread, the network exported with its state
         as inputs and outputs (:class:`~rtsource.engines.temporal_onnx.TemporalOnnxRunner`;
-        about 4x cheaper per 10 ms hop than PyTorch here). ``torch``: the PyTorch module
+        about 2.5x cheaper per 10 ms hop than PyTorch bf16 here). ``torch``: the PyTorch module
         itself (the reference).
 
     Attributes
@@ -123,6 +123,9 @@ class TemporalStage:
         if backend not in ("onnx", "torch"):
             raise ValueError(f"The temporal stage runs on backend 'onnx' or 'torch', not "
                              f"{backend!r}.")
+        if backend == "onnx" and precision not in ("auto", "fp32"):
+            raise ValueError(f"precision {precision!r} needs backend 'torch' (PyTorch); ONNX "
+                             "Runtime runs the temporal network in fp32.")
         self.checkpoint = temporal_checkpoint(checkpoint)
         h = self.checkpoint.header
         if not str(h.get("features", "eloreta")).startswith("eloreta"):
