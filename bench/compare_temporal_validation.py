@@ -25,7 +25,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         TemporalSampler,
         _validate,
         load_temporal_config,
+        validation_batches,
     )
 
     specs = args.checkpoint or ["stage3=weights/temporal-stage3.safetensors",
@@ -62,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     sampler = TemporalSampler(cfg, progress=False)
-    g_val = np.random.default_rng(cfg.seed + 10_000_019)  # as train_temporal draws them
-    val = [sampler.batch(min(cfg.batch_size, cfg.val_windows - i), g_val)
-           for i in range(0, cfg.val_windows, cfg.batch_size)]
+    val = validation_batches(sampler, cfg)  # the windows training validates on
     bf16 = use_bf16(cfg, torch.device("cpu"))
     mse_only = dataclasses.replace(cfg, focus_weight=0.0)
     results = {}

@@ -164,7 +164,8 @@ def cached_file(kind: str, key: str, suffix: str, build_to, *, force: bool = Fal
         logger.info("Building %s %s (not cached yet)", kind, key)
     else:
         logger.warning("Rebuilding %s %s: %s", kind, key, reason)
-    tmp = folder / f"{key}.partial{suffix}"
+    # per process: two processes building the same entry do not clobber each other's file
+    tmp = folder / f"{key}.{os.getpid()}.partial{suffix}"
     try:
         build_to(tmp)
         os.replace(tmp, path)

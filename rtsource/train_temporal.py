@@ -71,9 +71,10 @@ from .simulate.dynamics import (
 )
 from .train import lr_factor, optimizer_step, use_bf16
 
-__all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler", "TemporalTrainConfig",
-           "focus_share_loss", "load_temporal_config", "scale_window", "ship_temporal",
-           "train_temporal", "weighted_mse"]
+__all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler",
+           "TemporalTrainConfig", "focus_share", "focus_share_loss", "load_temporal_config",
+           "scale_window", "ship_temporal", "train_temporal", "validation_batches",
+           "weighted_mse"]
 
 #: The shipped temporal network (``--method temporal`` with ``refine.checkpoint = "default"``).
 SHIPPED_TEMPORAL = Path(__file__).resolve().parent / "data" / "temporal.safetensors"
@@ -409,9 +410,23 @@ def focus_share_loss(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) ->
         output per node over the window (float32). An all-zero output also scores 0: the
         term only shapes where power goes; the squared error asks for the power.
     """
+    return torch.mean(-torch.log(focus_share(y, truth, eps)))
+
+
+def focus_share(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Share of each window's output power on its true nodes, (Σ_true P + eps) / (Σ_all P +
+    eps), shape (batch,); P the mean squared output per node (see :func:`focus_share_loss`)."""
     p = torch.mean(y.float() ** 2, dim=1)  # (batch, n_nodes)
-    on = torch.sum(p * truth.to(p.dtype), dim=1)
-    return torch.mean(torch.log(p.sum(dim=1) + eps) - torch.log(on + eps))
+    return (torch.sum(p * truth.to(p.dtype), dim=1) + eps) / (p.sum(dim=1) + eps)
+
+
+def validation_batches(sampler: TemporalSampler, cfg: TemporalTrainConfig
+                       ) -> list[TemporalBatch]:
+    """The fixed validation windows of a configuration (``val_windows`` of them, drawn from
+    its seed): the same for every run, resume and comparison of that configuration."""
+    g_val = np.random.default_rng(cfg.seed + 10_000_019)
+    return [sampler.batch(min(cfg.batch_size, cfg.val_windows - i), g_val)
+            for i in range(0, cfg.val_windows, cfg.batch_size)]
 
 
 class TemporalSampler:
@@ -558,8 +573,7 @@ def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
             y, _ = model(b.inputs)
         loss += float(_loss(y, b, cfg))
         zero += float(_loss(torch.zeros_like(b.targets), b, cfg))
-        p = torch.mean(y.float() ** 2, dim=1)
-        shares.append((p * torch.from_numpy(b.truth)).sum(1) / p.sum(1).clamp_min(1e-12))
+        shares.append(focus_share(y, torch.from_numpy(b.truth)))
     model.train()
     return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val),
             "val_focus_share": float(torch.cat(shares).median())}
@@ -629,9 +643,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     bf16 = use_bf16(cfg, torch.device("cpu"))  # the temporal network trains on the CPU
-    g_val = np.random.default_rng(cfg.seed + 10_000_019)
-    val = [sampler.batch(min(cfg.batch_size, cfg.val_windows - i), g_val)
-           for i in range(0, cfg.val_windows, cfg.batch_size)]
+    val = validation_batches(sampler, cfg)
     if gain is None:  # activity RMS per feature RMS: turns the output back into mV
         gain = float(np.median(np.concatenate([b.gain for b in val])))
     stop_at = cfg.max_steps if max_steps is None else min(cfg.max_steps, max_steps)

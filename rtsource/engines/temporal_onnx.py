@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._util import atomic_write_bytes
+from .._util import atomic_write_bytes, cached_file
 from .base import model_hash
 from .export import _has_dynamo_flag
 
@@ -98,19 +98,20 @@ class TemporalOnnxRunner:
     Parameters
     ----------
     model : TemporalNet
-        The network; exported once to ``cache_dir/onnx/TemporalNet-<hash>-stream-v1.onnx``
-        and reused (the hash covers the configuration and the weights).
+        The network; exported once to ``<rtsource cache>/onnx/TemporalNet-<hash>-stream-v1.onnx``
+        through :func:`rtsource._util.cached_file` (SHA-256 sidecar; a damaged or unloadable
+        file is exported again, with a warning) and reused (the hash covers the
+        configuration and the weights).
     threads : int
         Intra-op threads (1: at 2-3 samples per call a second thread costs more in
         synchronisation than it saves, and the pipeline's other threads need the other core).
-    cache_dir : path-like, optional
-        Default: the rtsource cache folder (``RTSOURCE_CACHE``).
 
     Raises
     ------
     OSError
-        The export cannot be written (the message names the folder and the fixes). A cached
-        export that does not load is exported again, with a warning.
+        The export cannot be written (the message names the folder and the fixes).
+    RuntimeError
+        The exporter failed (the message names the PyTorch fallback).
 
     Shapes
     ------
@@ -120,54 +121,32 @@ class TemporalOnnxRunner:
         :meth:`TemporalNet.initial_state`).
     """
 
-    def __init__(self, model: nn.Module, *, threads: int = 1,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, model: nn.Module, *, threads: int = 1) -> None:
         import onnxruntime as ort  # a core dependency, imported lazily (heavy)
 
-        from .._util import cache_dir as default_cache
-
         net = copy.deepcopy(model).float().eval()
-        folder = (Path(cache_dir) if cache_dir is not None else default_cache()) / "onnx"
-        self.path = folder / f"TemporalNet-{model_hash(net)}-stream-v{EXPORT_VERSION}.onnx"
         hist, (h, c) = net.initial_state()
         self._zero: OnnxState = (hist.numpy(), h.numpy(), c.numpy())
-        cached = self.path.exists()
-        if not cached:
-            self._export(net)
-        try:
-            self._session = self._open(ort, threads)
-            self(np.zeros((1, net.inp.in_features), np.float32))  # warm up
-        except Exception as err:  # onnxruntime raises its own classes: a damaged cache file
-            if not cached:  # just exported: not a stale file, a real failure
-                raise
-            logger.warning("The cached export %s does not load (%s); exporting it again.",
-                           self.path, (str(err).splitlines() or [type(err).__name__])[0][:200])
-            self._export(net)
-            self._session = self._open(ort, threads)
-            self(np.zeros((1, net.inp.in_features), np.float32))
+        warm_up = np.zeros((1, net.inp.in_features), np.float32)
 
-    def _export(self, net: nn.Module) -> None:
-        fix = ("run the network in PyTorch: refine.backend = 'cpu' (--backend cpu for run and "
-               "bench; a [refine] table in the --config file for localize and soz)")
-        try:
-            export_temporal_onnx(net, self.path)
-        except OSError as err:
-            raise OSError(
-                f"Cannot write the temporal network's ONNX export to {str(self.path)!r} "
-                f"({err.strerror or err}). Set RTSOURCE_CACHE to a writable folder, or "
-                f"{fix}.") from err
-        except Exception as err:  # the exporter's own failures (RuntimeError, ImportError...)
-            raise RuntimeError(f"Exporting the temporal network to ONNX failed ({err}); "
-                               f"{fix}.") from err
+        def load(path: Path):  # a file that does not load or run is exported again
+            self._session = self._open(ort, path, threads)
+            self(warm_up)
+            return self._session
 
-    def _open(self, ort, threads: int):
+        self.path, _ = cached_file(
+            "onnx", f"TemporalNet-{model_hash(net)}-stream-v{EXPORT_VERSION}", ".onnx",
+            lambda path: _export(net, path), load=load)
+
+    @staticmethod
+    def _open(ort, path: Path, threads: int):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(str(self.path), sess_options=opts,
+        return ort.InferenceSession(str(path), sess_options=opts,
                                     providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray, state: OnnxState | None = None
@@ -177,3 +156,18 @@ class TemporalOnnxRunner:
             "features": np.ascontiguousarray(x, np.float32)[None], "conv_history": hist,
             "lstm_h": h, "lstm_c": c})
         return y[0], (hist, h, c)
+
+
+def _export(net: nn.Module, path: Path) -> None:
+    fix = ("run the network in PyTorch: refine.backend = 'cpu' (--backend cpu for run and "
+           "bench; a [refine] table in the --config file for localize and soz)")
+    try:
+        export_temporal_onnx(net, path)
+    except OSError as err:
+        raise OSError(
+            f"Cannot write the temporal network's ONNX export to {str(path)!r} "
+            f"({err.strerror or err}). Set RTSOURCE_CACHE to a writable folder, or "
+            f"{fix}.") from err
+    except Exception as err:  # the exporter's own failures (RuntimeError, ImportError...)
+        raise RuntimeError(f"Exporting the temporal network to ONNX failed ({err}); "
+                           f"{fix}.") from err
