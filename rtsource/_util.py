@@ -137,15 +137,16 @@ def optional_import(module: str, extra: str, purpose: str):
 
 
 def cached_file(kind: str, key: str, suffix: str, build_to, *, force: bool = False,
-                load=None):
+                load=None, root: str | os.PathLike | None = None):
     """Return a verified cache file ``kind/key<suffix>``, building it if needed.
 
     ``build_to(path)`` writes the file; each entry gets a SHA-256 sidecar. A missing,
     corrupt or tampered entry is rebuilt (never used) with a log line that says why; so is
     one that ``load(path)`` (optional) fails to read. ``force`` rebuilds unconditionally.
+    ``root`` is the cache folder (default :func:`cache_dir`).
     Returns ``(path, loaded)`` where ``loaded`` is ``load(path)`` or None.
     """
-    folder = cache_dir() / kind
+    folder = (Path(root) if root is not None else cache_dir()) / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}{suffix}"
     sidecar = folder / f"{key}.sha256"

@@ -24,7 +24,9 @@ window's activity-to-feature gain),
 weighted ``1 + truth_weight`` on the nodes that carry the regime's activity and 1 elsewhere
 (under a plain mean the few true nodes weigh little against the many silent ones, and the
 network learns to shrink their waveforms); with ``focus_weight`` > 0, plus that weight times
-:func:`focus_share_loss` (minus the log of the output power's share on the true nodes).
+:func:`focus_share_loss` (minus the log of the output power's share on the true nodes;
+``focus_term = "share"``) or :func:`focus_distribution_loss` (the output's power map against
+the target's; ``focus_term = "distribution"``).
 AdamW, warm-up then cosine decay, bf16 autocast on CPUs with AVX-512-BF16 or AMX (fp32
 elsewhere). Checkpoints (``last.safetensors`` + ``last.state.pt``) every few minutes; ``--resume``
 continues at the saved step with the same batches an uninterrupted run would have drawn.
@@ -72,7 +74,8 @@ from .simulate.dynamics import (
 from .train import lr_factor, optimizer_step, use_bf16
 
 __all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler",
-           "TemporalTrainConfig", "focus_share", "focus_share_loss", "load_temporal_config",
+           "TemporalTrainConfig", "focus_distribution_loss", "focus_share",
+           "focus_share_loss", "load_temporal_config", "top1_hit",
            "scale_window", "ship_temporal", "train_temporal", "validation_batches",
            "weighted_mse"]
 
@@ -91,8 +94,11 @@ class TemporalTrainConfig:
 
     Model: ``hidden``, ``kernel``, ``n_lstm`` (:class:`~rtsource.models.TemporalSpec`).
     Optimisation: ``batch_size`` windows of ``window_s`` seconds, ``lr`` (AdamW peak),
-    ``truth_weight`` (extra loss weight of the true nodes), ``focus_weight`` (weight of
-    :func:`focus_share_loss`, 0: off),
+    ``truth_weight`` (extra loss weight of the true nodes), ``focus_weight`` (weight of the
+    focus term, 0: off), ``focus_term`` (``"share"``: :func:`focus_share_loss`, the output
+    power's share on the true nodes, stage 4; ``"distribution"``:
+    :func:`focus_distribution_loss`, the output's power map against the target's, which also
+    asks for the centre of a spread source above its neighbours),
     ``weight_decay``, ``warmup_steps``, ``max_steps`` (the cosine spans them),
     ``max_minutes`` (training time, summed over resumes), ``grad_clip``, ``precision``
     (``auto``: bf16 where the CPU has AVX-512-BF16 or AMX), ``threads``.
@@ -121,6 +127,7 @@ class TemporalTrainConfig:
     lr: float = 1e-3
     truth_weight: float = 3.0
     focus_weight: float = 0.0
+    focus_term: str = "share"
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01
     warmup_steps: int = 100
@@ -166,6 +173,7 @@ class TemporalTrainConfig:
             check_value(n, NOISE_KINDS, "temporal.noise")
         check_value(self.precision, ("auto", "fp32", "bf16"), "temporal.precision")
         check_value(self.snr_at, ("source", "scalp"), "temporal.snr_at")
+        check_value(self.focus_term, ("share", "distribution"), "temporal.focus_term")
         check_range("Setting temporal.source_snr_db", list(self.source_snr_db), low=-60.0,
                     high=60.0, unit="dB", example="[10.0, 20.0]" if self.snr_at == "source"
                     else "[-15.0, 10.0]")
@@ -420,6 +428,49 @@ def focus_share(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) -> torc
     return (torch.sum(p * truth.to(p.dtype), dim=1) + eps) / (p.sum(dim=1) + eps)
 
 
+def focus_distribution_loss(y: torch.Tensor, target: torch.Tensor, eps: float = 1e-6
+                            ) -> torch.Tensor:
+    """The output's power map against the target's: KL(q ‖ p) over the nodes.
+
+    :func:`focus_share_loss` asks for the output's power on the true nodes but not how it is
+    shared among them; a source spread over neighbouring regions (a thalamic focus over the
+    neighbouring nuclei) may then peak on any of them. Here q is the target's share of power
+    per node (largest at the source's centre, falling with the spread) and p the output's, so
+    the term also asks for the centre above its neighbours (the region a seizure-onset
+    ranking reads first). A cross-entropy between power distributions over the nodes.
+
+    Parameters
+    ----------
+    y : tensor, shape (batch, n_times, n_nodes)
+        Network output (scaled).
+    target : tensor, shape (batch, n_times, n_nodes)
+        The scaled target (zero off the true nodes; each window has a non-zero one).
+    eps : float
+        Added to every node's output power before it is normalised (an all-zero output
+        gives the uniform map, not NaN).
+
+    Returns
+    -------
+    tensor, scalar
+        Mean over windows of Σ_n q_n log(q_n / p_n), q_n = T_n / Σ T, p_n = (P_n + eps) /
+        Σ (P + eps), T and P the mean squared target and output per node over the window
+        (float32); 0 for an output whose power map is the target's.
+    """
+    p = torch.mean(y.float() ** 2, dim=1) + eps  # (batch, n_nodes)
+    t = torch.mean(target.float() ** 2, dim=1)
+    q = t / t.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    logp = torch.log(p) - torch.log(p.sum(dim=1, keepdim=True))
+    kl = torch.xlogy(q, q) - q * logp
+    return torch.mean(kl.sum(dim=1))
+
+
+def top1_hit(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per window (bool, shape (batch,)): is the output's most powerful node (mean square over
+    the window) the target's? The region a ranking reads first; y, target (batch, T, n)."""
+    return (torch.argmax(torch.mean(y.float() ** 2, dim=1), dim=1)
+            == torch.argmax(torch.mean(target.float() ** 2, dim=1), dim=1))
+
+
 def validation_batches(sampler: TemporalSampler, cfg: TemporalTrainConfig
                        ) -> list[TemporalBatch]:
     """The fixed validation windows of a configuration (``val_windows`` of them, drawn from
@@ -556,27 +607,32 @@ def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.
     truth = torch.from_numpy(b.truth)
     loss = weighted_mse(y, b.targets, truth, cfg.truth_weight)
     if cfg.focus_weight > 0:
-        loss = loss + cfg.focus_weight * focus_share_loss(y, truth)
+        term = (focus_share_loss(y, truth) if cfg.focus_term == "share"
+                else focus_distribution_loss(y, b.targets))
+        loss = loss + cfg.focus_weight * term
     return loss
 
 
 @torch.no_grad()
 def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
               cfg: TemporalTrainConfig) -> dict[str, float]:
-    """Validation loss (the training loss), the all-zero output's, and the median share of
-    the output's power on the true nodes (what :func:`focus_share_loss` rewards)."""
+    """Validation loss (the training loss), the all-zero output's, the median share of the
+    output's power on the true nodes (what :func:`focus_share_loss` rewards) and the share of
+    windows whose most powerful output node is the target's (:func:`top1_hit`)."""
     model.eval()
     loss = zero = 0.0
-    shares = []
+    shares, hits = [], []
     for b in val:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
         loss += float(_loss(y, b, cfg))
         zero += float(_loss(torch.zeros_like(b.targets), b, cfg))
         shares.append(focus_share(y, torch.from_numpy(b.truth)))
+        hits.append(top1_hit(y, b.targets))
     model.train()
     return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val),
-            "val_focus_share": float(torch.cat(shares).median())}
+            "val_focus_share": float(torch.cat(shares).median()),
+            "val_top1": float(torch.cat(hits).float().mean())}
 
 
 def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: bool = True,

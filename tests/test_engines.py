@@ -185,6 +185,17 @@ def test_onnx_engine_matches_eager(tiny, tmp_path, batch_sizes) -> None:
     assert again.threads == 1 and rel_err(again(x[:1]), ref[:1]) < 1e-4
 
 
+def test_onnx_engine_exports_a_damaged_cached_file_again(tiny, tmp_path, caplog) -> None:
+    net, x, ref = tiny
+    make_engine(net, backend="onnx", batch_sizes=(1,), cache_dir=tmp_path)
+    (path,) = (tmp_path / "onnx").glob("*.onnx")
+    path.write_bytes(path.read_bytes()[:100])  # a truncated file, e.g. a full disk
+    with caplog.at_level("WARNING", logger="rtsource"):
+        engine = make_engine(net, backend="onnx", batch_sizes=(1,), cache_dir=tmp_path)
+    assert "checksum mismatch" in caplog.text and engine.path == path
+    assert rel_err(engine(x), ref) < 1e-4
+
+
 def test_onnx_engine_from_static_file(tiny, tmp_path) -> None:
     from rtsource.engines.ort import OnnxRuntimeEngine
 

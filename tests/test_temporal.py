@@ -151,7 +151,7 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
         out_dir=str(tmp_path / "run"), threads=1, checkpoint_minutes=60.0, focus_weight=0.2)
     first = train_temporal(cfg, progress=False, max_steps=2)
     assert first["step"] == 2 and np.isfinite(first["val_loss"])
-    assert 0.0 <= first["val_focus_share"] <= 1.0
+    assert 0.0 <= first["val_focus_share"] <= 1.0 and 0.0 <= first["val_top1"] <= 1.0
     assert first["val_zero_loss"] > 0 and first["precision"] in ("bf16", "fp32")
     done = train_temporal(cfg, resume=True, progress=False)
     assert done["step"] == 4 and done["samples_seen"] == 8
@@ -167,6 +167,12 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
         TemporalTrainConfig(regimes=("seizure",))
     with pytest.raises(ValueError, match="temporal.focus_weight"):
         TemporalTrainConfig(focus_weight=-1.0)
+    with pytest.raises(ValueError, match="temporal.focus_term.*'distribution'"):
+        TemporalTrainConfig(focus_term="kl")
+    # the other focus term trains too (a step from the saved run, resumed)
+    dist = train_temporal(dataclasses.replace(cfg, focus_term="distribution", max_steps=5),
+                          resume=True, progress=False)
+    assert dist["step"] == 5 and np.isfinite(dist["val_loss"])
 
 
 def test_focus_share_loss_is_zero_on_the_truth_and_moves_power_to_the_true_node():
@@ -190,6 +196,36 @@ def test_focus_share_loss_is_zero_on_the_truth_and_moves_power_to_the_true_node(
     stepped = (y - 0.1 * y.grad).detach()
     p = stepped.pow(2).mean(1)
     assert p[0, 1] / p[0].sum() > 0.5 and p[1, 3] / p[1].sum() > 0.5
+
+
+def test_focus_distribution_loss_asks_for_the_targets_power_map_centre_first():
+    from rtsource.train_temporal import focus_distribution_loss, focus_share_loss, top1_hit
+
+    rng = np.random.default_rng(1)
+    w = torch.from_numpy(rng.standard_normal(20).astype(np.float32))
+    target = torch.zeros(1, 20, 5)
+    target[0, :, 1] = w  # the centre
+    target[0, :, 2] = 0.5 * w  # a neighbour inside the spread: a quarter of the power
+    assert float(focus_distribution_loss(target.clone(), target)) == pytest.approx(0.0, abs=1e-5)
+    # the same power map at any scale is as good (the squared error asks for the power)
+    assert float(focus_distribution_loss(3.0 * target, target)) == pytest.approx(0.0, abs=1e-5)
+    swapped = target[:, :, [0, 2, 1, 3, 4]]  # the neighbour peaks instead of the centre
+    truth = torch.zeros(1, 5, dtype=torch.bool)
+    truth[0, 1:3] = True
+    # the share term cannot tell the two maps apart, the distribution term can
+    assert float(focus_share_loss(swapped, truth)) == pytest.approx(
+        float(focus_share_loss(target, truth)), abs=1e-6)
+    q = np.array([0.8, 0.2])
+    assert float(focus_distribution_loss(swapped, target)) == pytest.approx(
+        float(np.sum(q * np.log(q / q[::-1]))), rel=1e-4)
+    assert bool(top1_hit(target, target)[0]) and not bool(top1_hit(swapped, target)[0])
+    assert np.isfinite(float(focus_distribution_loss(torch.zeros(1, 20, 5), target)))
+    # a gradient step moves power from the neighbour to the centre
+    y = swapped.clone().requires_grad_(True)
+    focus_distribution_loss(y, target).backward()
+    stepped = (y - 0.5 * y.grad).detach()
+    p = stepped.pow(2).mean(1)[0]
+    assert p[1] / p[2] > 0.25  # was 0.25 (1/4 of the neighbour's power)
 
 
 def test_fine_tuning_starts_from_the_given_weights_and_scalp_snr_is_what_was_drawn(tmp_path):

@@ -109,13 +109,12 @@ class OnnxRuntimeEngine(Engine):
 
 
 def _cached_export(model: nn.Module, cache_dir: str | os.PathLike | None) -> Path:
-    from .._util import cache_dir as default_cache
+    """The network's fp32 dynamic-batch ONNX export in ``cache_dir/onnx/`` (default: the
+    rtsource cache), through :func:`rtsource._util.cached_file` (SHA-256 sidecar; a damaged
+    file is exported again, with a warning)."""
+    from .._util import cached_file
 
-    folder = Path(cache_dir) if cache_dir is not None else default_cache()
-    folder = folder / "onnx"
-    path = folder / f"{type(model).__name__}-{model_hash(model)}-fp32-dyn.onnx"
-    if not path.exists():
-        export_onnx(model, path, batch=1, dynamic_batch=True)
-    else:
-        logger.debug("Reusing ONNX export %s", path)
+    path, _ = cached_file(
+        "onnx", f"{type(model).__name__}-{model_hash(model)}-fp32-dyn", ".onnx",
+        lambda p: export_onnx(model, p, batch=1, dynamic_batch=True), root=cache_dir)
     return path
