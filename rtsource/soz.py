@@ -1281,6 +1281,7 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
     inv_cfg = cfg.localize_config()
     rows: list[dict[str, Any]] = []
     timing: dict[str, float] = {m: 0.0 for m in methods}
+    runtime: dict[str, str] = {}  # the temporal network's runtime (backend, precision)
     t_start = time.perf_counter()
     projector, libs = _eval_setup(cfg, progress)
     hm = projector.headmodel
@@ -1307,6 +1308,9 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
                                           cfg.headmodel.montage, m, checkpoint=checkpoint,
                                           config=inv_cfg)
                     res = rank_regions(act, events, cfg.ranking)
+                    if "temporal_backend" in act.provenance:
+                        runtime = {k: act.provenance[k] for k in ("temporal_backend",
+                                                                  "temporal_precision")}
                 except NoEventsError:
                     rows.append({**base, "n_used": 0, "rank": math.nan, "hit": False,
                                  "top_region": "", "top_kind": "", "top_dist_mm": math.nan,
@@ -1335,7 +1339,8 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
         from .online.temporal import SHIPPED
 
         path = Path(ck) if ck is not None else SHIPPED
-        net = {"path": str(path), "sha256": file_sha256(path) if path.exists() else None}
+        net = {"path": str(path), "sha256": file_sha256(path) if path.exists() else None,
+               **runtime}
     meta = {"config": dataclasses.asdict(cfg), "methods": list(methods), "network": net,
             "eval_headmodel_hash": hm.hash, "inverse": "on the evaluation head model",
             "cpu": cpu_features()["model"], "python": platform.python_version(),

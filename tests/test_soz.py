@@ -130,6 +130,31 @@ def test_ranking_puts_focus_in_top3_with_temporal(interictal, projector):
     assert set(res.kinds) == {"cortical", "thalamic"}
 
 
+def test_evaluation_scores_every_method_on_the_same_recordings(interictal):
+    """evaluate_soz end to end on the two 10 s runs (the fixture's cached library): one row
+    per recording and method, the summary from those rows, the network's runtime recorded."""
+    from rtsource.online.temporal import SHIPPED
+    from rtsource.soz import SOZEvalConfig, evaluate_soz
+
+    if not SHIPPED.exists():
+        pytest.skip("the temporal network's weights are not installed")
+    cfg = SOZEvalConfig(regimes=("interictal",), n_recordings=2, duration_s=10.0)
+    res = evaluate_soz(cfg, methods=("temporal", "eloreta"), progress=False)
+    assert [(r["run"], r["method"]) for r in res.rows] == [
+        (0, "temporal"), (0, "eloreta"), (1, "temporal"), (1, "eloreta")]
+    assert {r["focus_kind"] for r in res.rows} == {"cortical", "thalamic"}
+    assert res.rows[0]["focus"] == res.rows[1]["focus"] == interictal.names[
+        interictal.foci[0, 0]]
+    for row in res.summary:
+        sel = [r for r in res.rows if r["method"] == row["method"]
+               and r["focus_kind"] == row["focus_kind"]]
+        assert row["n"] == len(sel) == 1
+        assert row["top3_hit_rate"] == float(sel[0]["hit"])
+    net = res.meta["network"]
+    assert net["sha256"] and (net["temporal_backend"], net["temporal_precision"]) == (
+        "onnx", "fp32")
+
+
 def test_ranking_same_rule_for_linear_methods(interictal, projector):
     from rtsource.soz import localize_soz
 

@@ -272,8 +272,11 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
                              f"dynamic evaluation at that rate (sfreq = {cfg.sfreq:g}).")
         if stage.node_names != list(nodes.names):
             raise ValueError("The temporal network's nodes differ from the brain model's.")
+        prov = stage.provenance()
         net_info["temporal"] = {"path": str(stage.checkpoint.path),
-                                "sha256": stage.checkpoint.sha256}
+                                "sha256": stage.checkpoint.sha256,
+                                "backend": prov["temporal_backend"],
+                                "precision": prov["temporal_precision"]}
 
     background = build_library(LibraryConfig(regime="spontaneous", n_runs=cfg.library_runs,
                                              duration_s=cfg.library_s, sfreq=cfg.sfreq,
