@@ -1,10 +1,11 @@
-"""Temporal networks on the same validation windows: loss, squared error alone, focus share.
+"""Temporal networks on the same validation windows: loss, squared error alone, focus share, top-1.
 
 Draws the validation windows of a training configuration exactly as ``rtsource train`` does
 (the configuration's seed; 64 windows of its data distribution) and scores each checkpoint
-on them: the configuration's loss, the weighted squared error alone (``focus_weight`` 0) and
+on them: the configuration's loss, the weighted squared error alone (``focus_weight`` 0),
 the median share of the output's power on the true nodes (what
-:func:`rtsource.train_temporal.focus_share_loss` rewards). A training run's own validation
+:func:`rtsource.train_temporal.focus_share_loss` rewards) and the share of windows whose most
+powerful output node is the target's (:func:`rtsource.train_temporal.top1_hit`). A training run's own validation
 records use a different configuration's windows per stage, so they cannot be compared across
 stages; this can.
 
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         r["weighted_mse"] = _validate(model, val, bf16, mse_only)["val_loss"]
         results[name] = {"path": str(path), "sha256": ck.sha256, **r}
         print(f"{name}: loss {r['val_loss']:.4f}, weighted MSE {r['weighted_mse']:.4f}, "
-              f"focus share {r['val_focus_share']:.3f} (all-zero loss {r['val_zero_loss']:.4f})")
+              f"focus share {r['val_focus_share']:.3f}, top-1 {r['val_top1']:.3f} "
+              f"(all-zero loss {r['val_zero_loss']:.4f})")
     path = write(args.json, {"benchmark": "temporal networks on one configuration's validation "
                              "windows", "config_file": args.config,
                              "n_windows": cfg.val_windows, "precision": "bf16" if bf16 else "fp32",
