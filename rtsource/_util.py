@@ -154,7 +154,9 @@ def cached_file(kind: str, key: str, suffix: str, build_to, *, force: bool = Fal
     if reason is None:
         if not path.exists():
             reason = "not cached yet"
-        elif not sidecar.exists() or sidecar.read_text().strip() != file_sha256(path):
+        elif not sidecar.exists():
+            reason = f"cache file {path} has no checksum file (written by an older version)"
+        elif sidecar.read_text().strip() != file_sha256(path):
             reason = f"cache file {path} is corrupt or stale (checksum mismatch)"
         else:
             try:

@@ -1309,8 +1309,8 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
                                           config=inv_cfg)
                     res = rank_regions(act, events, cfg.ranking)
                     if "temporal_backend" in act.provenance:
-                        runtime = {k: act.provenance[k] for k in ("temporal_backend",
-                                                                  "temporal_precision")}
+                        runtime = {"backend": act.provenance["temporal_backend"],
+                                   "precision": act.provenance["temporal_precision"]}
                 except NoEventsError:
                     rows.append({**base, "n_used": 0, "rank": math.nan, "hit": False,
                                  "top_region": "", "top_kind": "", "top_dist_mm": math.nan,

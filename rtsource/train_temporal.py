@@ -437,7 +437,8 @@ def focus_distribution_loss(y: torch.Tensor, target: torch.Tensor, eps: float = 
     neighbouring nuclei) may then peak on any of them. Here q is the target's share of power
     per node (largest at the source's centre, falling with the spread) and p the output's, so
     the term also asks for the centre above its neighbours (the region a seizure-onset
-    ranking reads first). A cross-entropy between power distributions over the nodes.
+    ranking reads first). The Kullback-Leibler divergence between power distributions over
+    the nodes (the cross-entropy less the target's entropy: the same gradient, 0 at best).
 
     Parameters
     ----------
@@ -454,7 +455,8 @@ def focus_distribution_loss(y: torch.Tensor, target: torch.Tensor, eps: float = 
     tensor, scalar
         Mean over windows of Σ_n q_n log(q_n / p_n), q_n = T_n / Σ T, p_n = (P_n + eps) /
         Σ (P + eps), T and P the mean squared target and output per node over the window
-        (float32); 0 for an output whose power map is the target's.
+        (float32); 0 for an output whose power map is the target's, at any scale whose
+        per-node power is well above ``eps``.
     """
     p = torch.mean(y.float() ** 2, dim=1) + eps  # (batch, n_nodes)
     t = torch.mean(target.float() ** 2, dim=1)

@@ -151,8 +151,7 @@ def test_evaluation_scores_every_method_on_the_same_recordings(interictal):
         assert row["n"] == len(sel) == 1
         assert row["top3_hit_rate"] == float(sel[0]["hit"])
     net = res.meta["network"]
-    assert net["sha256"] and (net["temporal_backend"], net["temporal_precision"]) == (
-        "onnx", "fp32")
+    assert net["sha256"] and (net["backend"], net["precision"]) == ("onnx", "fp32")
 
 
 def test_ranking_same_rule_for_linear_methods(interictal, projector):

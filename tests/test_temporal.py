@@ -173,6 +173,9 @@ def test_training_writes_resumable_checkpoints_and_ships_fp16(tmp_path):
     dist = train_temporal(dataclasses.replace(cfg, focus_term="distribution", max_steps=5),
                           resume=True, progress=False)
     assert dist["step"] == 5 and np.isfinite(dist["val_loss"])
+    # the same validation windows: the share term gives an all-zero output 0, the
+    # distribution term (a uniform map against the target's) more
+    assert dist["val_zero_loss"] > first["val_zero_loss"]
 
 
 def test_focus_share_loss_is_zero_on_the_truth_and_moves_power_to_the_true_node():
@@ -206,9 +209,9 @@ def test_focus_distribution_loss_asks_for_the_targets_power_map_centre_first():
     target = torch.zeros(1, 20, 5)
     target[0, :, 1] = w  # the centre
     target[0, :, 2] = 0.5 * w  # a neighbour inside the spread: a quarter of the power
-    assert float(focus_distribution_loss(target.clone(), target)) == pytest.approx(0.0, abs=1e-5)
-    # the same power map at any scale is as good (the squared error asks for the power)
-    assert float(focus_distribution_loss(3.0 * target, target)) == pytest.approx(0.0, abs=1e-5)
+    assert float(focus_distribution_loss(target.clone(), target)) == pytest.approx(0.0, abs=1e-4)
+    # the same power map at another scale is as good (the squared error asks for the power)
+    assert float(focus_distribution_loss(3.0 * target, target)) == pytest.approx(0.0, abs=1e-4)
     swapped = target[:, :, [0, 2, 1, 3, 4]]  # the neighbour peaks instead of the centre
     truth = torch.zeros(1, 5, dtype=torch.bool)
     truth[0, 1:3] = True
