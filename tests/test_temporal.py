@@ -477,6 +477,13 @@ def test_cli_takes_another_checkpoint_and_names_a_missing_one(tmp_path, capsys):
     assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
                  "--checkpoint", str(copy), "--top", "2"]) == 0
     assert "temporal (onnx, fp32) on 500 samples; top 2 regions" in capsys.readouterr().out
+    # --backend chooses the runtime (eager: the PyTorch float32 reference)
+    assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
+                 "--backend", "eager", "--top", "2"]) == 0
+    assert "temporal (torch, fp32) on 500 samples" in capsys.readouterr().out
+    assert main(["localize", str(path), "--conductor", "sphere", "--backend", "onnx",
+                 "--top", "2"]) == 0
+    assert "--backend onnx applies to a network" in capsys.readouterr().err
     assert main(["localize", str(path), "--method", "temporal", "--conductor", "sphere",
                  "--checkpoint", str(tmp_path / "none.safetensors")]) != 0
     err = capsys.readouterr().err

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..config import ATLASES, CONDUCTORS, METHODS
+from ..config import ATLASES, BACKENDS, CONDUCTORS, METHODS
 
 
 def add_config_args(p: argparse.ArgumentParser, montage: bool = True,
@@ -23,7 +24,18 @@ def add_config_args(p: argparse.ArgumentParser, montage: bool = True,
         p.add_argument("--checkpoint", metavar="FILE",
                        help="network weights for piunet or temporal (a file written by "
                             "'rtsource train' or 'rtsource adapt'; default: the shipped ones)")
+        p.add_argument("--backend", choices=BACKENDS,
+                       help="runtime of the network (methods piunet and temporal; the temporal "
+                            "network runs on the CPU: auto/onnx = ONNX Runtime, cpu/eager = "
+                            "PyTorch)")
     p.add_argument("--atlas", metavar="|".join(ATLASES) + "|PATH", help="atlas (default bn246)")
+
+
+def note_unused_backend(args: argparse.Namespace, cfg) -> None:
+    """Tell the user (stderr) that ``--backend`` has no effect without a network."""
+    if getattr(args, "backend", None) and cfg.refine.refiner is None:
+        print(f"note: --backend {args.backend} applies to a network (--method piunet or "
+              "temporal) only.", file=sys.stderr)
 
 
 def config_from_args(args: argparse.Namespace, **sections: dict):

@@ -9,7 +9,7 @@ from typing import get_args
 import numpy as np
 
 from ..config import BadDataPolicy
-from ._common import add_config_args, config_from_args
+from ._common import add_config_args, config_from_args, note_unused_backend
 
 
 def _positive_int(text: str) -> int:
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from ..online.localize import localize
 
     cfg = config_from_args(args, stream={"bad_data": args.bad_data})
+    note_unused_backend(args, cfg)
     raw = _read(args.file)
     montage, exclude = montage_and_bads(args, raw, cfg.headmodel.montage)
     res = localize(raw, montage=montage, method=cfg.method, atlas=cfg.regions.atlas,

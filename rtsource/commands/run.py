@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any, get_args
 
-from ..config import BACKENDS, BadDataPolicy, Schedule, TimestampPolicy
-from ._common import add_config_args, config_from_args
+from ..config import BadDataPolicy, Schedule, TimestampPolicy
+from ._common import add_config_args, config_from_args, note_unused_backend
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,10 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input LSL stream: a name, or type=TYPE / source_id=ID / name=NAME "
                         "(comma-separated); default from the config ([stream] input)")
     add_config_args(p)
-    p.add_argument("--backend", choices=BACKENDS,
-                   help="runtime of the network (methods piunet and temporal; the temporal "
-                        "network runs on the CPU: auto/onnx = ONNX Runtime, cpu/eager = "
-                        "PyTorch)")
     p.add_argument("--output", metavar="NAME", help="name of the region stream (default rtsource)")
     p.add_argument("--bad-data", choices=get_args(BadDataPolicy),
                    help="bad windows: withhold and flag them, or exclude the bad channels")
@@ -71,9 +67,7 @@ def _config(args: argparse.Namespace) -> Any:
         "stream_bads": False if args.keep_stream_bads else None,
         "timestamps": args.timestamps, "saturation_uv": args.range_uv,
         "volume_hz": args.publish_volume})
-    if args.backend and cfg.refine.refiner is None:
-        print(f"note: --backend {args.backend} applies to a network (--method piunet or "
-              "temporal) only.", file=sys.stderr)
+    note_unused_backend(args, cfg)
     return cfg
 
 
