@@ -26,9 +26,10 @@ real resting EEG as the noise. :func:`adapt` does both, in minutes on a CPU, wit
       replaces that background altogether (probability ``real_background_prob``, at the
       simulated background's sensor power ± 3 dB). Inputs and targets are scaled as in
       training (the causal :class:`~rtsource.models.temporal.FeatureScaler`); loss: the
-      the source network's squared error (the true nodes weighted ``1 + truth_weight`` as its
-      training config says; a ``focus_weight`` term of its training, as stage 4's, is left
-      out: adaptation is scored and checked on the squared error and the region metrics);
+      source network's squared error (the true nodes weighted ``1 + truth_weight`` as its
+      training config says; a focus term of its training, ``focus_weight`` × the share or
+      distribution term of stages 4–6, is left out: adaptation is scored and checked on the
+      squared error and the region metrics);
    b. *the real training windows* (unsupervised; crops of 0.5–1 s at random offsets, half of
       them random mixtures of two crops, so that a short recording gives more than a few
       distinct windows) with a **forward-consistency** term: the
