@@ -2,12 +2,12 @@
 
 Draws the validation windows of a training configuration exactly as ``rtsource train`` does
 (the configuration's seed; 64 windows of its data distribution) and scores each checkpoint
-on them: the configuration's loss, the weighted squared error alone (``focus_weight`` 0),
-the median share of the output's power on the true nodes (what
-:func:`rtsource.train_temporal.focus_share_loss` rewards) and the share of windows whose most
-powerful output node is the target's (:func:`rtsource.train_temporal.top1_hit`). A training run's own validation
-records use a different configuration's windows per stage, so they cannot be compared across
-stages; this can.
+on them in one pass (:func:`rtsource.train_temporal.validation_metrics`): the configuration's
+loss, the weighted squared error alone, the median share of the output's power on the true
+nodes (what :func:`rtsource.train_temporal.focus_share_loss` rewards) and the share of windows
+whose most powerful output node is the target's (:func:`rtsource.train_temporal.top1_hit`). A
+training run's own validation records use a different configuration's windows per stage, so
+they cannot be compared across stages; this can.
 
     python bench/compare_temporal_validation.py [--config configs/train-temporal-focus.toml]
         [--checkpoint stage3=weights/temporal-stage3.safetensors --checkpoint stage4=FILE]
@@ -21,7 +21,6 @@ from rtsource._threads import limit_threads  # noqa: E402 (before numpy/torch lo
 limit_threads()
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -46,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from rtsource.train_temporal import (
         SHIPPED_TEMPORAL,
         TemporalSampler,
-        _validate,
         load_temporal_config,
         validation_batches,
+        validation_metrics,
     )
 
     specs = args.checkpoint or ["stage3=weights/temporal-stage3.safetensors",
@@ -65,15 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     sampler = TemporalSampler(cfg, progress=False)
     val = validation_batches(sampler, cfg)  # the windows training validates on
     bf16 = use_bf16(cfg, torch.device("cpu"))
-    mse_only = dataclasses.replace(cfg, focus_weight=0.0)
     results = {}
     for name, path in nets.items():
         ck = load_checkpoint(path, architecture="TemporalNet")
         model = ck.model.float()
-        r = _validate(model, val, bf16, cfg)
-        r["weighted_mse"] = _validate(model, val, bf16, mse_only)["val_loss"]
+        r = validation_metrics(model, val, bf16, cfg)  # one pass over the windows
         results[name] = {"path": str(path), "sha256": ck.sha256, **r}
-        print(f"{name}: loss {r['val_loss']:.4f}, weighted MSE {r['weighted_mse']:.4f}, "
+        print(f"{name}: loss {r['val_loss']:.4f}, weighted MSE {r['val_weighted_mse']:.4f}, "
               f"focus share {r['val_focus_share']:.3f}, top-1 {r['val_top1']:.3f} "
               f"(all-zero loss {r['val_zero_loss']:.4f})")
     path = write(args.json, {"benchmark": "temporal networks on one configuration's validation "

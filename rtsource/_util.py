@@ -102,7 +102,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
     Readers never see a partial file, and processes writing the same cache file at once do
     not clobber each other's temporary file (the last rename wins; side files written after
-    it, such as checksums, are not covered). The temporary file is removed on failure. Raises OSError (unwritable folder, disk full).
+    it, such as checksums, are not covered). The temporary file is removed on failure.
+    Raises OSError (unwritable folder, disk full).
     """
     import uuid
 
@@ -155,7 +156,8 @@ def cached_file(kind: str, key: str, suffix: str, build_to, *, force: bool = Fal
         if not path.exists():
             reason = "not cached yet"
         elif not sidecar.exists():
-            reason = f"cache file {path} has no checksum file (written by an older version)"
+            reason = (f"cache file {path} has no checksum file (an older version's file, or "
+                      "the checksum was removed)")
         elif sidecar.read_text().strip() != file_sha256(path):
             reason = f"cache file {path} is corrupt or stale (checksum mismatch)"
         else:

@@ -75,9 +75,9 @@ from .train import lr_factor, optimizer_step, use_bf16
 
 __all__ = ["SHIPPED_TEMPORAL", "RegionActivity", "TemporalBatch", "TemporalSampler",
            "TemporalTrainConfig", "focus_distribution_loss", "focus_share",
-           "focus_share_loss", "load_temporal_config", "top1_hit",
+           "focus_share_loss", "load_temporal_config", "node_power", "top1_hit",
            "scale_window", "ship_temporal", "train_temporal", "validation_batches",
-           "weighted_mse"]
+           "validation_metrics", "weighted_mse"]
 
 #: The shipped temporal network (``--method temporal`` with ``refine.checkpoint = "default"``).
 SHIPPED_TEMPORAL = Path(__file__).resolve().parent / "data" / "temporal.safetensors"
@@ -421,10 +421,16 @@ def focus_share_loss(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) ->
     return torch.mean(-torch.log(focus_share(y, truth, eps)))
 
 
+def node_power(x: torch.Tensor) -> torch.Tensor:
+    """Mean square per node over each window (float32): x (batch, n_times, n_nodes) →
+    (batch, n_nodes). The power map the focus terms and :func:`top1_hit` compare."""
+    return torch.mean(x.float() ** 2, dim=1)
+
+
 def focus_share(y: torch.Tensor, truth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Share of each window's output power on its true nodes, (Σ_true P + eps) / (Σ_all P +
     eps), shape (batch,); P the mean squared output per node (see :func:`focus_share_loss`)."""
-    p = torch.mean(y.float() ** 2, dim=1)  # (batch, n_nodes)
+    p = node_power(y)
     return (torch.sum(p * truth.to(p.dtype), dim=1) + eps) / (p.sum(dim=1) + eps)
 
 
@@ -458,8 +464,8 @@ def focus_distribution_loss(y: torch.Tensor, target: torch.Tensor, eps: float = 
         (float32); 0 for an output whose power map is the target's, at any scale whose
         per-node power is well above ``eps``.
     """
-    p = torch.mean(y.float() ** 2, dim=1) + eps  # (batch, n_nodes)
-    t = torch.mean(target.float() ** 2, dim=1)
+    p = node_power(y) + eps  # (batch, n_nodes)
+    t = node_power(target)
     q = t / t.sum(dim=1, keepdim=True).clamp_min(1e-30)
     logp = torch.log(p) - torch.log(p.sum(dim=1, keepdim=True))
     kl = torch.xlogy(q, q) - q * logp
@@ -469,8 +475,7 @@ def focus_distribution_loss(y: torch.Tensor, target: torch.Tensor, eps: float = 
 def top1_hit(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per window (bool, shape (batch,)): is the output's most powerful node (mean square over
     the window) the target's? The region a ranking reads first; y, target (batch, T, n)."""
-    return (torch.argmax(torch.mean(y.float() ** 2, dim=1), dim=1)
-            == torch.argmax(torch.mean(target.float() ** 2, dim=1), dim=1))
+    return torch.argmax(node_power(y), dim=1) == torch.argmax(node_power(target), dim=1)
 
 
 def validation_batches(sampler: TemporalSampler, cfg: TemporalTrainConfig
@@ -616,23 +621,34 @@ def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.
 
 
 @torch.no_grad()
-def _validate(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
-              cfg: TemporalTrainConfig) -> dict[str, float]:
-    """Validation loss (the training loss), the all-zero output's, the median share of the
-    output's power on the true nodes (what :func:`focus_share_loss` rewards) and the share of
-    windows whose most powerful output node is the target's (:func:`top1_hit`)."""
+def validation_metrics(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
+                       cfg: TemporalTrainConfig) -> dict[str, float]:
+    """A network scored on validation windows (from :func:`validation_batches`), one pass.
+
+    Returns
+    -------
+    dict
+        ``val_loss`` (the training loss of ``cfg``, focus term included), ``val_weighted_mse``
+        (its squared error alone), ``val_zero_loss`` (the loss of an all-zero output),
+        ``val_focus_share`` (median share of the output's power on the true nodes, what
+        :func:`focus_share_loss` rewards) and ``val_top1`` (share of windows whose most
+        powerful output node is the target's, :func:`top1_hit`).
+    """
     model.eval()
-    loss = zero = 0.0
+    loss = mse = zero = 0.0
     shares, hits = [], []
     for b in val:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
+        truth = torch.from_numpy(b.truth)
         loss += float(_loss(y, b, cfg))
+        mse += float(weighted_mse(y, b.targets, truth, cfg.truth_weight))
         zero += float(_loss(torch.zeros_like(b.targets), b, cfg))
-        shares.append(focus_share(y, torch.from_numpy(b.truth)))
+        shares.append(focus_share(y, truth))
         hits.append(top1_hit(y, b.targets))
     model.train()
-    return {"val_loss": loss / len(val), "val_zero_loss": zero / len(val),
+    return {"val_loss": loss / len(val), "val_weighted_mse": mse / len(val),
+            "val_zero_loss": zero / len(val),
             "val_focus_share": float(torch.cat(shares).median()),
             "val_top1": float(torch.cat(hits).float().mean())}
 
@@ -741,7 +757,7 @@ def train_temporal(cfg: TemporalTrainConfig, *, resume: bool = False, progress: 
                                            3),
                        "precision": "bf16" if bf16 else "fp32", "threads": cfg.threads,
                        "cpu": cpu_features().get("model"),
-                       **_validate(model, val, bf16, cfg)}
+                       **validation_metrics(model, val, bf16, cfg)}
             _save(model, out, cfg, step, elapsed, opt, metrics, gain, names, kinds, init_info)
             with open(out / "metrics.jsonl", "a") as fid:
                 fid.write(json.dumps(metrics) + "\n")

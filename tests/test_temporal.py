@@ -426,6 +426,8 @@ def test_onnx_stage_equals_the_pytorch_reference_across_hops_and_a_reset(tmp_pat
     assert len(exported) == 1
     stamp = exported[0].stat().st_mtime_ns
     TemporalStage(hm, op.kernel, 250.0)  # reuses the export
+    with pytest.raises(ValueError, match="ONNX Runtime runs it in fp32"):
+        TemporalStage(hm, op.kernel, 250.0, precision="bf16")
     assert exported[0].stat().st_mtime_ns == stamp
     # a damaged cache file is exported again, and the stage still gives the reference's numbers
     exported[0].write_bytes(exported[0].read_bytes()[:1000])

@@ -123,9 +123,8 @@ class TemporalStage:
         if backend not in ("onnx", "torch"):
             raise ValueError(f"The temporal stage runs on backend 'onnx' or 'torch', not "
                              f"{backend!r}.")
-        if backend == "onnx" and precision not in ("auto", "fp32"):
-            raise ValueError(f"precision {precision!r} needs backend 'torch' (PyTorch); ONNX "
-                             "Runtime runs the temporal network in fp32.")
+        if backend == "onnx":
+            temporal_runtime("onnx", precision)  # the configuration's rule: fp32 only
         self.checkpoint = temporal_checkpoint(checkpoint)
         h = self.checkpoint.header
         if not str(h.get("features", "eloreta")).startswith("eloreta"):
