@@ -36,3 +36,13 @@ def test_dynamic_sweep_writes_rows_per_region_class(tmp_path):
         evaluate_dynamic(cfg, methods=("eloretta",), progress=False)
     with pytest.raises(ValueError, match="regime"):
         DynamicEvalConfig(regimes=("seizure",))
+
+
+def test_inverse_headmodel_follows_inverse_from_as_in_the_static_evaluation():
+    from rtsource.evaluate.sweep import EvalConfig
+
+    for where in ("eval", "template"):
+        dyn, static = DynamicEvalConfig(inverse_from=where), EvalConfig(inverse_from=where)
+        assert dyn.inverse_headmodel == static.inverse_headmodel
+        assert dyn.inverse_headmodel == (dyn.headmodel if where == "eval" else dyn.template)
+    assert DynamicEvalConfig(inverse_from="template").inverse_headmodel.conductor == "bem"

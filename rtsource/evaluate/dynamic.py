@@ -122,6 +122,12 @@ class DynamicEvalConfig:
     precision: str = "fp32"
     lead_in_s: float = 0.5
 
+    @property
+    def inverse_headmodel(self) -> HeadModelConfig:
+        """The head model the kernels come from (``inverse_from``), as in
+        :attr:`rtsource.evaluate.sweep.EvalConfig.inverse_headmodel`."""
+        return self.headmodel if self.inverse_from == "eval" else self.template
+
     def __post_init__(self) -> None:
         if self.lead_in_s < 0:
             raise ValueError(f"lead_in_s = {self.lead_in_s} must be >= 0.")
@@ -229,7 +235,7 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
     for m in methods:
         check_value(m, DYNAMIC_METHODS, "method")
     nodes = brain_nodes()
-    inv_hm = cfg.headmodel if cfg.inverse_from == "eval" else cfg.template
+    inv_hm = cfg.inverse_headmodel
     fwd_entry, hm = load_entry(cfg.headmodel, None, InverseConfig(method="eloreta",
                                lambda2=cfg.lambda2), progress=progress)
     kernels: dict[str, np.ndarray] = {}
