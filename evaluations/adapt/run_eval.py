@@ -141,7 +141,7 @@ def main() -> int:
         "command": " ".join(display),
         "wall_s": round(wall, 1), "cpu": cpu, "torch_threads": rep["threads"],
         "machine_note": f"{os.cpu_count()} cores, 1-min load average {load0:.1f} when the "
-                        "command started (about 1 or more: other work shared the cores)",
+                        "command started",
         "python": platform.python_version(), "torch": torch.__version__,
         "source_checkpoint": src.name, "source_sha256": src_ck.sha256,
         "source_metrics": src_ck.metrics,
