@@ -215,6 +215,29 @@ _CPU_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_fp16",
               "avx512_vnni", "avx512f", "avx2", "fma")
 
 
+def loadavg() -> list[float] | None:
+    """The load average (1, 5, 15 min), rounded; None where the system has none."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def host_provenance() -> dict[str, object]:
+    """Where a run happens, for an evaluation's metadata: CPU model, whether bf16 is native,
+    the core count, Python and the load average (1, 5, 15 min) now.
+
+    Returns
+    -------
+    dict with keys ``cpu``, ``bf16_native``, ``cpu_count``, ``python``, ``load_average``.
+    """
+    import platform
+
+    cpu = cpu_features()
+    return {"cpu": cpu["model"], "bf16_native": cpu["bf16_native"], "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "load_average": loadavg()}
+
+
 def cpu_features() -> dict[str, object]:
     """The CPU model and the instruction sets of interest (from ``/proc/cpuinfo``).
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._util import cpu_features
+from .._util import cpu_features, loadavg
 from .._version import __version__
 from .spec import BenchSpec
 from .streams import AmplifierPusher, Subscriber
@@ -149,12 +149,6 @@ def stage_table(log: dict[str, list[float]], m: dict[str, NDArray],
 
 
 # -- machine ----------------------------------------------------------------------------------
-def loadavg() -> list[float] | None:
-    """The load average (1, 5, 15 min), rounded; None where the system has none."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def machine_info() -> dict[str, Any]:

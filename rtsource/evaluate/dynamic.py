@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._util import optional_import, stable_hash
+from .._util import host_provenance, optional_import, stable_hash
 from ..config import INVERSE_METHODS, HeadModelConfig, InverseConfig, check_range, check_value
 from ..regions import RegionReducer, region_map
 from ..simulate import load_entry
@@ -234,6 +235,7 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
     cfg = cfg or DynamicEvalConfig()
     for m in methods:
         check_value(m, DYNAMIC_METHODS, "method")
+    t_start, host = time.perf_counter(), host_provenance()
     nodes = brain_nodes()
     inv_hm = cfg.inverse_headmodel
     fwd_entry, hm = load_entry(cfg.headmodel, None, InverseConfig(method="eloreta",
@@ -363,7 +365,8 @@ def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,
             "inverse_headmodel": dataclasses.asdict(inv_hm), "methods": list(methods),
             "network": net_info, "library_rate_sim_s_per_wall_s": rates,
             "cortex_normal_fraction": projector.normal_fraction,
-            "connectome": "BN246 EDR + named thalamo-cortical (rtsource.simulate.dynamics)"}
+            "connectome": "BN246 EDR + named thalamo-cortical (rtsource.simulate.dynamics)",
+            "host": host, "wall_s": round(time.perf_counter() - t_start, 1)}
     return DynamicEvalResult(rows=rows, summary=summary, meta=meta)
 
 

@@ -184,6 +184,13 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike) -> dict[str, Pa
     ]
     for msg in result.meta.get("inverse_crime_warnings", []):
         text.append(f"> **Warning:** {msg}\n")
+    host = result.meta.get("host")
+    if host:
+        load = (host.get("load_average") or ["?"])[0]
+        text.append(f"Run on {host.get('cpu')} ({host.get('cpu_count')} cores, 1-min load "
+                    f"{load} at the start) in {result.meta.get('wall_s')} s; networks on "
+                    f"{result.meta.get('backend')} / {result.meta.get('precision')}, "
+                    f"{result.meta.get('workers')} metric worker(s).\n")
     text.append(markdown_table(result))
     for net in [m for m in dict.fromkeys(x["method"] for x in result.summary)
                 if m not in BASELINES]:

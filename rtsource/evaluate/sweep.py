@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._util import logger, stable_hash
+from .._util import host_provenance, logger, stable_hash
 from ..config import INVERSE_METHODS, HeadModelConfig, InverseConfig, check_value
 from ..engines import make_engine
 from ..models.checkpoint import load_checkpoint
@@ -233,6 +234,7 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
     """
     cfg = cfg or EvalConfig()
     conditions = conditions or default_conditions()
+    t_start, host = time.perf_counter(), host_provenance()
     for b in baselines:
         check_value(b, BASELINES, "baseline")
     nets: dict[str, Any] = dict(models or {})
@@ -317,6 +319,8 @@ def evaluate(checkpoints: dict[str, str | os.PathLike] | None = None,
         "networks": {n: {"path": h.get("path"), "sha256": h.get("sha256"),
                          "width": h.get("width")} for n, h in headers.items()},
         "inverse_crime_warnings": crime,
+        "host": host, "wall_s": round(time.perf_counter() - t_start, 1),
+        "backend": cfg.backend, "precision": cfg.precision, "workers": cfg.workers,
     }
     return EvalResult(rows=all_rows, summary=summary, meta=meta)
 
