@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         "for each method (soz_example_<regime>_<run>_<method>.png; 0: none)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    import os
+    from rtsource._util import loadavg
 
-    load_start = os.getloadavg()
+    load_start = loadavg()
 
     from pathlib import Path
 
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                               else "")
     except (OSError, subprocess.CalledProcessError):
         result.meta["git_commit"] = "unknown"
-    result.meta["load_avg_1_5_15min"] = {"start": [round(x, 2) for x in load_start],
-                                         "end": [round(x, 2) for x in os.getloadavg()]}
+    result.meta["load_avg_1_5_15min"] = {"start": load_start, "end": loadavg()}
     files = write_soz_report(result, args.out, command=command.strip())
     regime = cfg.regimes[0]
     for run in range(min(args.examples, cfg.n_recordings)):

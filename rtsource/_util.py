@@ -224,18 +224,21 @@ def loadavg() -> list[float] | None:
 
 
 def host_provenance() -> dict[str, object]:
-    """Where a run happens, for an evaluation's metadata: CPU model, whether bf16 is native,
-    the core count, Python and the load average (1, 5, 15 min) now.
+    """Where a run happens, for a benchmark's or an evaluation's metadata: Python, the CPU
+    model, its instruction sets of interest (:func:`cpu_features`), whether bf16 is native,
+    the core count and the load average (1, 5, 15 min) now.
 
     Returns
     -------
-    dict with keys ``cpu``, ``bf16_native``, ``cpu_count``, ``python``, ``load_average``.
+    dict with keys ``python``, ``cpu``, ``cpu_flags``, ``bf16_native``, ``cpu_count``,
+    ``load_average``.
     """
     import platform
 
     cpu = cpu_features()
-    return {"cpu": cpu["model"], "bf16_native": cpu["bf16_native"], "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "load_average": loadavg()}
+    return {"python": platform.python_version(), "cpu": cpu["model"], "cpu_flags": cpu["flags"],
+            "bf16_native": cpu["bf16_native"], "cpu_count": os.cpu_count(),
+            "load_average": loadavg()}
 
 
 def cpu_features() -> dict[str, object]:

@@ -51,7 +51,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -1272,7 +1271,7 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
     """
     from tqdm.auto import tqdm
 
-    from ._util import cpu_features, file_sha256
+    from ._util import file_sha256, host_provenance
     from .simulate.dynamics import brain_nodes
 
     cfg = cfg or SOZEvalConfig()
@@ -1343,7 +1342,7 @@ def evaluate_soz(cfg: SOZEvalConfig | None = None, *,
                **runtime}
     meta = {"config": dataclasses.asdict(cfg), "methods": list(methods), "network": net,
             "eval_headmodel_hash": hm.hash, "inverse": "on the evaluation head model",
-            "cpu": cpu_features()["model"], "python": platform.python_version(),
+            **host_provenance(),  # cpu, python, cores, load average at the end
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                        "NUMBA_NUM_THREADS")},
             "wall_s": round(wall, 1),

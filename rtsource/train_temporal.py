@@ -610,14 +610,21 @@ def _save(model: TemporalNet, out: Path, cfg: TemporalTrainConfig, step: int, el
     return last
 
 
-def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.Tensor:
+def _loss_terms(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training loss' two terms: the weighted squared error, and the focus term (None
+    when ``cfg.focus_weight`` is 0), unweighted."""
     truth = torch.from_numpy(b.truth)
-    loss = weighted_mse(y, b.targets, truth, cfg.truth_weight)
-    if cfg.focus_weight > 0:
-        term = (focus_share_loss(y, truth) if cfg.focus_term == "share"
-                else focus_distribution_loss(y, b.targets))
-        loss = loss + cfg.focus_weight * term
-    return loss
+    mse = weighted_mse(y, b.targets, truth, cfg.truth_weight)
+    if cfg.focus_weight <= 0:
+        return mse, None
+    return mse, (focus_share_loss(y, truth) if cfg.focus_term == "share"
+                 else focus_distribution_loss(y, b.targets))
+
+
+def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.Tensor:
+    mse, focus = _loss_terms(y, b, cfg)
+    return mse if focus is None else mse + cfg.focus_weight * focus
 
 
 @torch.no_grad()
@@ -641,8 +648,9 @@ def validation_metrics(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y, _ = model(b.inputs)
         truth = torch.from_numpy(b.truth)
-        loss += float(_loss(y, b, cfg))
-        mse += float(weighted_mse(y, b.targets, truth, cfg.truth_weight))
+        mse_b, focus_b = _loss_terms(y, b, cfg)
+        mse += float(mse_b)
+        loss += float(mse_b) + (0.0 if focus_b is None else cfg.focus_weight * float(focus_b))
         zero += float(_loss(torch.zeros_like(b.targets), b, cfg))
         shares.append(focus_share(y, truth))
         hits.append(top1_hit(y, b.targets))

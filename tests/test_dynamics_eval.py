@@ -27,7 +27,7 @@ def test_dynamic_sweep_writes_rows_per_region_class(tmp_path):
         assert 0.0 <= r["recall"] <= 1.0 and 0.0 <= r["corr"] <= 1.0
         assert math.isnan(r["precision"]) or 0.0 <= r["precision"] <= 1.0
     assert {s["method"] for s in res.summary} == {"eloreta", "dspm"}
-    assert res.meta["host"]["cpu"] and res.meta["wall_s"] > 0
+    assert res.meta["host"]["cpu"] and res.meta["wall_s"] >= 0
     files = write_dynamic_report(res, tmp_path, command="rtsource evaluate --dynamic")
     text = files["report"].read_text()
     assert "| interictal | 20 | thalamic | dspm |" in text and "Command:" in text

@@ -203,7 +203,7 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     import json
 
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["host"]["cpu"] and meta["host"]["cpu_count"] >= 1 and meta["wall_s"] > 0
+    assert meta["host"]["cpu"] and meta["host"]["cpu_count"] >= 1 and meta["wall_s"] >= 0
     assert (meta["backend"], meta["precision"]) == ("eager", "fp32")
     assert f"Run on {meta['host']['cpu']}" in report
     # the snr_db sweep holds the one-source rows of the targets (not 3 or 10 sources)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._util import cpu_features, loadavg
+from .._util import host_provenance, loadavg
 from .._version import __version__
 from .spec import BenchSpec
 from .streams import AmplifierPusher, Subscriber
@@ -149,14 +149,11 @@ def stage_table(log: dict[str, list[float]], m: dict[str, NDArray],
 
 
 # -- machine ----------------------------------------------------------------------------------
-
-
 def machine_info() -> dict[str, Any]:
     """CPU, cores, load average, library versions, thread settings and GPU (if any).
 
     The GPU is reported only where torch was imported before (this never imports it).
     """
-    cpu = cpu_features()
     versions = {}
     for pkg in ("numpy", "scipy", "mne", "pylsl", "numba", "torch", "onnxruntime", "openvino",
                 "tensorrt"):
@@ -167,14 +164,9 @@ def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "rtsource": __version__,
         "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu["model"],
-        "cpu_flags": cpu["flags"],
-        "bf16_native": cpu["bf16_native"],
-        "cpu_count": os.cpu_count(),
+        **host_provenance(),  # python, cpu, cpu_flags, bf16_native, cpu_count, load_average
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
-        "load_average": loadavg(),
         "packages": versions,
         "threads": {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                    "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
