@@ -23,7 +23,6 @@ limit_threads()
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -31,7 +30,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from rtsource._util import cpu_features  # noqa: E402
+from rtsource._util import cpu_features, loadavg  # noqa: E402
 from rtsource.config import HeadModelConfig, InverseConfig  # noqa: E402
 from rtsource.evaluate.dynamic import region_metrics  # noqa: E402
 from rtsource.models.checkpoint import load_checkpoint  # noqa: E402
@@ -104,7 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     base = load_temporal_config(ROOT / "configs" / "train-temporal.toml")
     nets, train_info = {}, {}
-    load0 = os.getloadavg()
+    load0 = loadavg()
     for inputs in ("eloreta", "sensors"):
         cfg = dataclasses.replace(base, inputs=inputs, montages=("biosemi64",),
                                   max_steps=args.steps, max_minutes=None, warmup_steps=100,
@@ -123,7 +122,7 @@ def main() -> None:
     for s in summary:
         print(s)
     out = {"cpu": cpu_features(), "machine": platform.machine(), "threads": base.threads,
-           "load_before": load0, "load_after": os.getloadavg(), "steps": args.steps,
+           "load_before": load0, "load_after": loadavg(), "steps": args.steps,
            "snr_db": args.snr, "windows_per_regime": args.windows, "train": train_info,
            "summary": summary,
            "command": f"python bench/compare_temporal_inputs.py --steps {args.steps} "

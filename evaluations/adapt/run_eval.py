@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from pathlib import Path
 import mne
 import numpy as np
 import torch
+
+from rtsource._util import host_provenance
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -86,6 +87,12 @@ def end_to_end(raw: mne.io.Raw, checkpoints: dict[str, str]) -> dict[str, float]
     return out
 
 
+def _machine_note(host: dict) -> str:
+    load = host["load_average"]
+    return (f"{host['cpu_count']} cores, 1-min load average "
+            f"{'unknown' if load is None else f'{load[0]:.1f}'} when the command started")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default="default")
@@ -97,8 +104,6 @@ def main() -> int:
 
     src = SHIPPED_TEMPORAL if args.checkpoint == "default" else Path(args.checkpoint)
     src_ck = load_checkpoint(src, architecture="TemporalNet")
-    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
-                         text=True).stdout.strip().partition(":")[2].strip()
     work = Path(tempfile.mkdtemp(prefix="rtsource-adapt-"))
     fif = work / "deepsif-resting_raw.fif"
     raw = deepsif_raw()
@@ -107,7 +112,7 @@ def main() -> int:
     report = work / "report.json"
     cmd = ["rtsource", "adapt", str(fif), "--checkpoint", args.checkpoint, "--out", str(out),
            "--json", str(report), "--no-progress"]
-    load0 = os.getloadavg()[0]
+    host = host_provenance()  # CPU, cores and the load average as the command starts
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
     wall = time.perf_counter() - t0
@@ -139,10 +144,9 @@ def main() -> int:
         ["--checkpoint", args.checkpoint] if args.checkpoint != "default" else [])
     result = {
         "command": " ".join(display),
-        "wall_s": round(wall, 1), "cpu": cpu, "torch_threads": rep["threads"],
-        "machine_note": f"{os.cpu_count()} cores, 1-min load average {load0:.1f} when the "
-                        "command started",
-        "python": platform.python_version(), "torch": torch.__version__,
+        "wall_s": round(wall, 1), "cpu": host["cpu"], "torch_threads": rep["threads"],
+        "machine_note": _machine_note(host),
+        "host": host, "python": host["python"], "torch": torch.__version__,
         "source_checkpoint": src.name, "source_sha256": src_ck.sha256,
         "source_metrics": src_ck.metrics,
         "adapted_sha256": rep["sha256"],
