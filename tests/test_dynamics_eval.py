@@ -31,6 +31,8 @@ def test_dynamic_sweep_writes_rows_per_region_class(tmp_path):
     files = write_dynamic_report(res, tmp_path, command="rtsource evaluate --dynamic")
     text = files["report"].read_text()
     assert "| interictal | 20 | thalamic | dspm |" in text and "Command:" in text
+    # the scoring step changes every metric: the report says which one it used
+    assert "Metrics on every sample, active = above Otsu" in text  # piunet_every = 1
     assert files["dynamic_interictal"].stat().st_size > 0
     assert dynamic_markdown(res).count("\n") == len(res.summary) + 2
     with pytest.raises(ValueError, match="method.*'piunet'"):

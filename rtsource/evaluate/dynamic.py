@@ -387,6 +387,14 @@ def dynamic_markdown(result: DynamicEvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _every(k: int) -> str:
+    """'every sample', 'every 2nd sample', 'every 4th sample' …"""
+    if k == 1:
+        return "every sample"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(k % 10 if k % 100 not in (11, 12, 13) else 0, "th")
+    return f"every {k}{suffix} sample"
+
+
 def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
                          command: str | None = None) -> dict[str, Path]:
     """Write ``dynamic_windows.csv``, ``dynamic_summary.csv``, ``dynamic_report.md``,
@@ -439,7 +447,10 @@ def write_dynamic_report(result: DynamicEvalResult, out_dir: str | os.PathLike,
             f"dB (measured {where} over the background's); spread {c.get('spread_mm')} mm; "
             f"each window follows {c.get('lead_in_s', 0)} s of "
             "lead-in that only the temporal network uses (it runs live with the stream's past). "
-            "Means over windows; LE = localisation error.\n"]
+            "Means over windows; LE = localisation error. "
+            f"Metrics on {_every(c.get('piunet_every', 1))}, active = "
+            f"{result.meta.get('active_rule', 'see dynamic_meta.json')}: compare only tables "
+            "scored on the same samples (`--piunet-every`).\n"]
     if command:
         text.append(f"Command: `{command}`\n")
     text.append(dynamic_markdown(result))
