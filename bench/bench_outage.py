@@ -81,8 +81,8 @@ class Reader:
 
 
 def outage(args: argparse.Namespace) -> dict[str, Any]:
-    from rtsource._util import cpu_features
-    from rtsource.bench.stats import loadavg, to_json
+    from rtsource._util import cpu_features, loadavg
+    from rtsource.bench.stats import to_json
     from rtsource.config import load_config
     from rtsource.online.pipeline import Pipeline
     from rtsource.simulate.amplifier import SimulatedAmplifier

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, stats_ms, time_calls, write  # noqa: E402
 
-from rtsource.bench.stats import loadavg  # noqa: E402
+from rtsource._util import loadavg  # noqa: E402
 from rtsource.engines import make_engine  # noqa: E402
 from rtsource.models import PIUNET_PRESETS, PIUNet, count_parameters  # noqa: E402
 

@@ -279,8 +279,8 @@ def _pct(lat_s: np.ndarray) -> dict[str, Any]:
 def soak(args: argparse.Namespace) -> dict[str, Any]:
     import pylsl
 
-    from rtsource._util import cpu_features
-    from rtsource.bench.stats import loadavg, machine_info, to_json
+    from rtsource._util import cpu_features, loadavg
+    from rtsource.bench.stats import machine_info, to_json
     from rtsource.config import load_config
     from rtsource.simulate.amplifier import SimulatedAmplifier
 

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import stats_ms, write  # noqa: E402
 
-from rtsource.bench.stats import loadavg  # noqa: E402
+from rtsource._util import loadavg  # noqa: E402
 from rtsource.config import HeadModelConfig, InverseConfig  # noqa: E402
 
 

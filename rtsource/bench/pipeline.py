@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._util import loadavg
 from ..config import Config, from_dict
 from ..online.pipeline import Pipeline
 from .protocol import Child, announce, close_run, stop_worker, wait_line
@@ -26,7 +27,6 @@ from .stats import (
     drop_counts,
     json_default,
     latency_stats,
-    loadavg,
     stage_stats,
     stage_table,
     steady_matches,

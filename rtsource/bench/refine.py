@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .._util import logger
+from .._util import loadavg, logger
 from .spec import BenchSpec
-from .stats import latency_stats, loadavg
+from .stats import latency_stats
 
 __all__ = ["random_checkpoint", "refine_benchmark", "time_engine"]
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._util import logger, quiet_liblsl
+from .._util import loadavg, logger, quiet_liblsl
 from .baseline import baseline_run, baseline_worker
 from .pipeline import pipeline_run, pipeline_worker
 from .refine import random_checkpoint, refine_benchmark
 from .spec import BenchSpec, make_config
-from .stats import loadavg, machine_info
+from .stats import machine_info
 
 __all__ = ["main", "run_benchmark"]
 

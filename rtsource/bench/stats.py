@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._util import host_provenance, loadavg
+from .._util import host_provenance
 from .._version import __version__
 from .spec import BenchSpec
 from .streams import AmplifierPusher, Subscriber
@@ -26,7 +26,6 @@ __all__ = [
     "drop_counts",
     "json_default",
     "latency_stats",
-    "loadavg",
     "machine_info",
     "match_samples",
     "stage_stats",
