@@ -622,9 +622,14 @@ def _loss_terms(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig
                  else focus_distribution_loss(y, b.targets))
 
 
-def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.Tensor:
-    mse, focus = _loss_terms(y, b, cfg)
+def _combine(mse: torch.Tensor, focus: torch.Tensor | None,
+             cfg: TemporalTrainConfig) -> torch.Tensor:
+    """The training loss from :func:`_loss_terms`' two terms."""
     return mse if focus is None else mse + cfg.focus_weight * focus
+
+
+def _loss(y: torch.Tensor, b: TemporalBatch, cfg: TemporalTrainConfig) -> torch.Tensor:
+    return _combine(*_loss_terms(y, b, cfg), cfg)
 
 
 @torch.no_grad()
@@ -650,7 +655,7 @@ def validation_metrics(model: TemporalNet, val: list[TemporalBatch], bf16: bool,
         truth = torch.from_numpy(b.truth)
         mse_b, focus_b = _loss_terms(y, b, cfg)
         mse += float(mse_b)
-        loss += float(mse_b) + (0.0 if focus_b is None else cfg.focus_weight * float(focus_b))
+        loss += float(_combine(mse_b, focus_b, cfg))
         zero += float(_loss(torch.zeros_like(b.targets), b, cfg))
         shares.append(focus_share(y, truth))
         hits.append(top1_hit(y, b.targets))
