@@ -108,8 +108,10 @@ class TrainConfig:
         the training loop; must be 0 on CUDA). Each uses one thread; the batches are the
         same either way (bit for bit at ``threads = 1``; with more training threads the
         in-loop matrix products may round differently in the last bits).
-    init_from : start from the weights of this checkpoint (fine-tuning; same width) instead
-        of a random initialisation; ``"shipped"`` means :func:`default_checkpoint_path`.
+    init_from : start from the weights of this checkpoint (fine-tuning) instead of a random
+        initialisation; ``"shipped"`` means :func:`default_checkpoint_path`. A checkpoint of
+        a narrower width that divides ``width`` (8 for 16) is widened function-preservingly
+        (:func:`rtsource.models.piunet.widen`, Net2WiderNet).
     curriculum_steps : over this many first steps, widen the data from easy to the full
         ranges: the most sources rises from ``n_sources_min`` to ``n_sources_max`` and the
         lowest SNR falls from 75 % of the way up the SNR range to ``snr_db_min`` (0: off).
@@ -612,7 +614,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     TrainResult
     """
     from .models.checkpoint import load_checkpoint
-    from .models.piunet import PIUNet
+    from .models.piunet import PIUNet, widen
 
     world, rank, local_rank = _dist_info()
     distributed = world > 1
@@ -643,10 +645,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
 
     torch.manual_seed(cfg.seed)
     model = PIUNet(cfg.width)
+    narrow = None
     if cfg.init_from is not None and not resume:
         src = default_checkpoint_path() if cfg.init_from == "shipped" else Path(cfg.init_from)
-        model = load_checkpoint(src, expected_width=cfg.width).model.float()
-        logger.info("Starting from the weights of %s", src)
+        model = load_checkpoint(src).model.float()
+        if model.width != cfg.width:
+            narrow = model
+            model = widen(narrow, cfg.width, seed=cfg.seed)  # refuses a non-multiple width
+            logger.info("Starting from the weights of %s, widened from width %d to %d "
+                        "(Net2WiderNet)", src, narrow.width, cfg.width)
+        else:
+            logger.info("Starting from the weights of %s", src)
     opt_state = None
     step = 0
     elapsed = 0.0
@@ -702,6 +711,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         b = sim.sample(min(cfg.batch_size, cfg.val_samples - start), g_val)
         val.append((b.inputs, b.targets))
 
+    if narrow is not None and rank == 0 and val:  # how close the widened start is to the narrow net
+        narrow = narrow.to(device, memory_format=memory_format)
+        logger.info("Validation loss at the start: widened %.5f, the width-%d network %.5f",
+                    _validate(model, val, flat_index, cfg, sliced, bf16, memory_format)["val_loss"],
+                    narrow.width,
+                    _validate(narrow, val, flat_index, cfg, sliced, bf16, memory_format)["val_loss"])
+    del narrow
     stop_at = cfg.max_steps if max_steps is None else min(cfg.max_steps, max_steps)
     batches = torch.utils.data.DataLoader(
         _Batches(sim, cfg, rank, step, stop_at), batch_size=None, num_workers=cfg.workers,

@@ -14,7 +14,7 @@ from .checkpoint import (
     read_header,
     save_checkpoint,
 )
-from .piunet import GRID_SIZE, PIUNET_PRESETS, PIUNet, PIUNetSpec, count_parameters
+from .piunet import GRID_SIZE, PIUNET_PRESETS, PIUNet, PIUNetSpec, count_parameters, widen
 from .temporal import FeatureScaler, TemporalNet, TemporalSpec, node_feature_kernel
 from .volume import VolumeMapper
 
@@ -37,4 +37,5 @@ __all__ = [
     "load_checkpoint",
     "read_header",
     "save_checkpoint",
+    "widen",
 ]

@@ -52,6 +52,7 @@ __all__ = [
     "PIUNetSpec",
     "count_parameters",
     "reference_num_groups",
+    "widen",
 ]
 
 GRID_SIZE = 32
@@ -380,3 +381,95 @@ class PIUNet(nn.Module):
         for block in self.decoder:
             h = block(torch.cat([h, skips.pop()], dim=1))
         return self.head(h)
+
+
+def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> PIUNet:
+    """A wider copy of ``model`` that starts from its function (Net2WiderNet).
+
+    Every hidden channel of the narrow network becomes ``f = width / model.width`` copies
+    in the wide one: a convolution's output channel ``j`` copies the narrow channel
+    ``j // f`` (bias included) and its weights on duplicated input channels are divided by
+    ``f``, so the sum over the copies equals the narrow sum; GroupNorm scales and shifts are
+    copied; in attention the query weights are divided by √f, because duplicated head
+    channels multiply qᵀk by f while the wider head divides it by √(f·d) instead of √d. The
+    orientation channels of the stem's input and the head's output are not widened.
+    Gaussian noise of ``noise`` × each widened convolution weight's standard deviation
+    breaks the symmetry between copies, which would otherwise receive equal gradients.
+
+    The copy computes exactly the narrow function (up to ``noise`` and rounding) when every
+    GroupNorm keeps its grouping of copied channels, as from width 32 to 64; from width 8 to
+    16 the reference's grouping rule (:func:`reference_num_groups`) changes the groups of
+    16-, 32- and 48-channel layers (4 groups to 32, or 32 of 1 to 32 of 2...), so the wide
+    network starts close to, not at, the narrow one and fine-tuning closes the gap.
+
+    Source: T. Chen, I. Goodfellow, J. Shlens, "Net2Net: accelerating learning via knowledge
+    transfer", ICLR 2016 (the Net2WiderNet operator).
+
+    Parameters
+    ----------
+    model : PIUNet
+        The narrow network (not modified).
+    width : int
+        The new width, a multiple of ``model.width`` (e.g. 16 from 8).
+    noise : float
+        Relative standard deviation of the symmetry-breaking noise (0: an exact copy).
+    seed : int
+        Seed of that noise.
+
+    Returns
+    -------
+    PIUNet
+        A float32 network with ``width`` and otherwise ``model``'s configuration.
+
+    Raises
+    ------
+    ValueError
+        ``width`` is not a multiple of ``model.width`` greater than it.
+    """
+    if width <= model.width or width % model.width != 0:
+        raise ValueError(
+            f"Cannot widen a width-{model.width} PIUNet to width={width}: the new width must "
+            f"be a multiple of {model.width} greater than it (e.g. {2 * model.width}).")
+    f = width // model.width
+    cfg = dict(model.config, width=int(width))
+    cfg["channel_mult"] = tuple(cfg["channel_mult"])
+    wide = PIUNet(**cfg)
+    gen = torch.Generator().manual_seed(int(seed))
+    narrow_modules = dict(model.named_modules())
+
+    def index(n_new: int, n_old: int) -> torch.Tensor:
+        if n_new == n_old:
+            return torch.arange(n_old)
+        return torch.arange(n_new) // f
+
+    with torch.no_grad():
+        for name, new in wide.named_modules():
+            old = narrow_modules[name]
+            if isinstance(new, nn.GroupNorm):
+                idx = index(new.num_channels, old.num_channels)
+                new.weight.copy_(old.weight.float()[idx])
+                new.bias.copy_(old.bias.float()[idx])
+            elif isinstance(new, nn.Conv3d):
+                w_old = old.weight.float()
+                o_new, i_new = new.weight.shape[:2]
+                o_old, i_old = w_old.shape[:2]
+                if name.endswith(".qkv"):  # channels ordered (head, q/k/v, head channel)
+                    heads = model.num_heads
+                    ch_old, ch_new = o_old // (3 * heads), o_new // (3 * heads)
+                    j = torch.arange(o_new)
+                    head, rest = j // (3 * ch_new), j % (3 * ch_new)
+                    part, c = rest // ch_new, rest % ch_new
+                    out_idx = head * 3 * ch_old + part * ch_old + c // f
+                    gain = torch.where(part == 0, f ** -0.5, 1.0)
+                else:
+                    out_idx = index(o_new, o_old)
+                    gain = torch.ones(o_new)
+                in_idx = index(i_new, i_old)
+                w = w_old[out_idx][:, in_idx] * (1.0 / f if i_new != i_old else 1.0)
+                w = w * gain.view(-1, 1, 1, 1, 1)
+                if noise > 0 and (o_new != o_old or i_new != i_old):
+                    w = w + noise * w_old.std() * torch.randn(w.shape, generator=gen)
+                new.weight.copy_(w)
+                if new.bias is not None:
+                    new.bias.copy_(old.bias.float()[out_idx] * gain)
+    return wide
