@@ -17,6 +17,7 @@ from rtsource.models import (
     load_checkpoint,
     read_header,
     save_checkpoint,
+    widen,
 )
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -63,6 +64,62 @@ def rel_err(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float
 
 
 # ---------------------------------------------------------------------------- network
+def _random_affine(net: PIUNet, seed: int) -> PIUNet:
+    """GroupNorm scales and shifts away from 1 and 0, so that copying them is tested."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=gen))
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=gen))
+    return net
+
+
+def test_widen_copies_the_narrow_function() -> None:
+    """Widths 32 -> 64 keep every GroupNorm's grouping of the copied channels (32 groups),
+    so the wide copy computes the narrow function (attention included)."""
+    torch.manual_seed(2)
+    narrow = _random_affine(PIUNet(width=32, grid_size=8, channel_mult=(1, 2),
+                                   num_res_blocks=1), 5).eval()
+    wide = widen(narrow, 64, noise=0.0).eval()
+    assert wide.width == 64 and wide.config == dict(narrow.config, width=64)
+    assert count_parameters(wide) > 3.5 * count_parameters(narrow)
+    x = torch.randn(2, 3, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y_narrow, y_wide = narrow(x), wide(x)
+        stem_n, stem_w = narrow.stem(x), wide.stem(x)
+    assert rel_err(y_wide, y_narrow) < 1e-4
+    # channel j of the wide stem is a copy of narrow channel j // 2
+    assert torch.allclose(stem_w[:, 0::2], stem_n, atol=1e-6)
+    assert torch.allclose(stem_w[:, 1::2], stem_n, atol=1e-6)
+    # the symmetry-breaking noise moves the output only a little, and differently per seed
+    noisy = widen(narrow, 64).eval()
+    with torch.no_grad():
+        y_noisy = noisy(x)
+    assert 0 < rel_err(y_noisy, y_narrow) < 2e-2
+    assert not torch.equal(noisy.stem.weight[0::2], noisy.stem.weight[1::2])
+
+
+def test_widen_shipped_width_starts_near_it() -> None:
+    """From width 8 to 16 the reference grouping rule regroups some GroupNorms, so the copy
+    is near the narrow network, not equal to it; the input and output layers are exact."""
+    torch.manual_seed(3)
+    narrow = _random_affine(PIUNet(width=8), 6).eval()
+    wide = widen(narrow, 16, noise=0.0).eval()
+    assert wide.stem.weight.shape == (16, 3, 3, 3, 3)
+    assert wide.head[-1].weight.shape == (3, 16, 3, 3, 3)
+    x = torch.randn(1, 3, 32, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(wide.stem(x)[:, 1::2], narrow.stem(x), atol=1e-6)
+        assert torch.isfinite(wide(x)).all()
+
+
+def test_widen_refuses_other_widths(net8: PIUNet) -> None:
+    for width in (8, 4, 12):
+        with pytest.raises(ValueError, match="multiple of 8"):
+            widen(net8, width)
+
+
 def test_output_shape(example: tuple[torch.Tensor, torch.Tensor]) -> None:
     x, y = example
     assert y.shape == (2, 3, 32, 32, 32)

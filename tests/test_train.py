@@ -352,6 +352,30 @@ def test_simulation_worker_fine_tuning_and_bf16(tmp_path):
     assert bf.history[0]["l1"] == pytest.approx(a.history[0]["l1"], rel=0.03)
 
 
+@pytest.mark.slow
+def test_init_from_a_narrower_checkpoint_widens_it(tmp_path):
+    """init_from a width-8 checkpoint into a width-16 run starts from its Net2WiderNet copy
+    (rtsource.models.piunet.widen, seeded by train.seed)."""
+    from rtsource.models import save_checkpoint, widen
+    from rtsource.models.piunet import PIUNet
+
+    torch.manual_seed(4)
+    narrow = PIUNet(8)
+    src = tmp_path / "w8.safetensors"
+    save_checkpoint(narrow, src, spacing_mm=7.0)
+    cfg = replace(_tiny(tmp_path / "w16"), width=16, init_from=str(src), lr=1e-12,
+                  max_steps=1, precision="fp32")
+    run = train(cfg, progress=False)
+    ck = load_checkpoint(run.checkpoint)
+    assert ck.width == 16
+    expected = widen(narrow, 16, seed=cfg.seed).state_dict()
+    got = ck.model.state_dict()
+    for k in expected:
+        assert torch.allclose(got[k], expected[k], rtol=1e-4, atol=1e-6), k
+    with pytest.raises(ValueError, match="multiple of 8"):
+        train(replace(cfg, width=12, out_dir=str(tmp_path / "w12")), progress=False)
+
+
 def test_resume_without_checkpoint_fails_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume"):
         train(replace(_tiny(tmp_path), max_steps=1), resume=True, progress=False)
