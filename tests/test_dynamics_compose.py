@@ -160,6 +160,7 @@ def test_region_metrics_on_known_estimates(nodes):
     for cls in ("cortical", "thalamic"):
         assert res[cls]["precision"] == 1.0 and res[cls]["recall"] == 1.0
         assert res[cls]["le_mm"] == 0.0 and res[cls]["corr"] > 0.99
+        assert res[cls]["top1"] == 1.0
     # all activity in one wrong cortical region: precision 0, recall 0, LE its distance
     far = nodes.index("MVOcC_5_1_R")
     wrong = 0.01 * rng.standard_normal(true.shape)
@@ -169,6 +170,11 @@ def test_region_metrics_on_known_estimates(nodes):
     assert res["cortical"]["precision"] == 0.0 and res["cortical"]["recall"] == 0.0
     assert res["cortical"]["le_mm"] == pytest.approx(d)
     assert np.isnan(res["thalamic"]["precision"]) and res["thalamic"]["recall"] == 0.0
+    assert res["cortical"]["top1"] == 0.0
+    # the true thalamic region ranks first once it carries more power than the noise
+    wrong[t] = 0.5 * true[t]
+    assert region_metrics(wrong, true, truth, nodes.kinds, nodes.centroids_mni)[
+        "thalamic"]["top1"] == 1.0
 
 
 def test_dynamic_signal_does_not_depend_on_chunking():

@@ -182,12 +182,15 @@ def region_metrics(est: np.ndarray, true: np.ndarray, truth: np.ndarray, kinds: 
     -------
     dict
         ``{"cortical": {...}, "thalamic": {...}}`` with precision, recall, le_mm, corr,
-        n_active, n_true (NaN where undefined); a class with no true region is absent.
+        n_active, n_true (NaN where undefined) and top1 (1.0 when the class's region of
+        most power over the window, mean of ``est``², is a true one, else 0.0: a ranking
+        that no threshold enters); a class with no true region is absent.
     """
     a = np.abs(est)
     thr = _otsu(a.ravel()) if np.ptp(a) > 0 else np.inf
     active = (a > thr).sum(1) > min_samples
     d = np.sqrt(((centroids_mm[:, None] - centroids_mm[None]) ** 2).sum(-1))
+    power = (est ** 2).mean(1)
     out = {}
     for cls in ("cortical", "thalamic"):
         m = kinds == cls
@@ -204,7 +207,8 @@ def region_metrics(est: np.ndarray, true: np.ndarray, truth: np.ndarray, kinds: 
             cors.append(abs(float(x @ y / den)) if den > 0 else 0.0)
         out[cls] = {"precision": float(prec), "recall": float(hit / t.sum()), "le_mm": le,
                     "corr": float(np.mean(cors)), "n_active": int(e.sum()),
-                    "n_true": int(t.sum())}
+                    "n_true": int(t.sum()),
+                    "top1": float(truth[np.flatnonzero(m)[np.argmax(power[m])]])}
     return out
 
 

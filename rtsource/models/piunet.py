@@ -116,8 +116,10 @@ class GroupNorm32(nn.GroupNorm):
         return super().forward(x)
 
 
-def _norm(channels: int) -> GroupNorm32:
-    return GroupNorm32(reference_num_groups(channels), channels)
+def _norm(channels: int, norm_scale: int = 1) -> GroupNorm32:
+    """GroupNorm with the reference's grouping of ``channels / norm_scale`` channels (a network
+    widened ``norm_scale`` times keeps the narrow network's groups; see :func:`widen`)."""
+    return GroupNorm32(reference_num_groups(channels // norm_scale), channels)
 
 
 def _check_divisible(size: int, levels: int) -> None:
@@ -138,6 +140,8 @@ class ResBlock(nn.Module):
     resample : {None, "down", "up"}
         ``"down"``: 2×2×2 average pooling; ``"up"``: nearest-neighbour ×2. Applied to both
         the residual path (after the first activation) and the skip path.
+    norm_scale : int
+        GroupNorm groups as the reference gives ``channels / norm_scale`` channels.
 
     Shapes
     ------
@@ -150,14 +154,15 @@ class ResBlock(nn.Module):
         in_channels: int,
         out_channels: int,
         resample: Literal["down", "up"] | None = None,
+        norm_scale: int = 1,
     ) -> None:
         super().__init__()
         if resample not in (None, "down", "up"):
             raise ValueError(f"resample={resample!r} is not valid; choose None, 'down' or 'up'.")
         self.resample = resample
-        self.norm1 = _norm(in_channels)
+        self.norm1 = _norm(in_channels, norm_scale)
         self.conv1 = nn.Conv3d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = _norm(out_channels)
+        self.norm2 = _norm(out_channels, norm_scale)
         self.conv2 = nn.Conv3d(out_channels, out_channels, 3, padding=1)
         if in_channels == out_channels:
             self.skip: nn.Module = nn.Identity()
@@ -197,13 +202,16 @@ class AttentionBlock(nn.Module):
     spatial : tuple of int
         The static spatial shape (D, H, W) this block runs at (8³ in PIUNet). Stored so
         that every reshape is static (except the batch axis).
+    norm_scale : int
+        GroupNorm groups as the reference gives ``channels / norm_scale`` channels.
 
     Shapes
     ------
     (B, C, D, H, W) → (B, C, D, H, W).
     """
 
-    def __init__(self, channels: int, num_heads: int, spatial: tuple[int, int, int]) -> None:
+    def __init__(self, channels: int, num_heads: int, spatial: tuple[int, int, int],
+                 norm_scale: int = 1) -> None:
         super().__init__()
         if channels % num_heads != 0:
             raise ValueError(
@@ -214,7 +222,7 @@ class AttentionBlock(nn.Module):
         self.head_channels = channels // num_heads
         self.spatial = tuple(int(s) for s in spatial)
         self.tokens = math.prod(self.spatial)
-        self.norm = _norm(channels)
+        self.norm = _norm(channels, norm_scale)
         self.qkv = nn.Conv3d(channels, 3 * channels, 1)
         self.proj_out = nn.Conv3d(channels, channels, 1)
 
@@ -251,6 +259,10 @@ class PIUNet(nn.Module):
         Residual blocks per encoder level (the decoder has one more per level).
     num_heads : int
         Attention heads at the coarsest level.
+    norm_width : int, optional
+        Group every GroupNorm as the reference groups the network of this width (a divisor
+        of ``width``); None (the default, and the reference): as this width's. A network
+        widened by :func:`widen` keeps the narrow network's groups this way.
 
     Shapes
     ------
@@ -275,8 +287,14 @@ class PIUNet(nn.Module):
         channel_mult: tuple[int, ...] = (1, 2, 4),
         num_res_blocks: int = 2,
         num_heads: int = 4,
+        norm_width: int | None = None,
     ) -> None:
         super().__init__()
+        if norm_width is not None and (norm_width < 1 or width % norm_width != 0):
+            raise ValueError(f"norm_width={norm_width} is not valid: it must divide "
+                             f"width={width} (e.g. {width // 2}), or be None.")
+        self.norm_width = None if norm_width is None else int(norm_width)
+        ns = 1 if norm_width is None else width // norm_width
         if width < 1 or (width * channel_mult[-1]) % num_heads != 0:
             raise ValueError(
                 f"width={width} is not valid: the coarsest level's width "
@@ -295,9 +313,9 @@ class PIUNet(nn.Module):
         spatial = (coarse, coarse, coarse)
 
         def level_blocks(lvl: int, cin: int, cout: int) -> list[nn.Module]:
-            blocks: list[nn.Module] = [ResBlock(cin, cout)]
+            blocks: list[nn.Module] = [ResBlock(cin, cout, norm_scale=ns)]
             if lvl == levels - 1:
-                blocks.append(AttentionBlock(cout, num_heads, spatial))
+                blocks.append(AttentionBlock(cout, num_heads, spatial, norm_scale=ns))
             return blocks
 
         self.stem = nn.Conv3d(in_channels, width, 3, padding=1)
@@ -310,12 +328,13 @@ class PIUNet(nn.Module):
                 ch = width * mult
                 skip_channels.append(ch)
             if lvl != levels - 1:
-                encoder.append(ResBlock(ch, ch, resample="down"))
+                encoder.append(ResBlock(ch, ch, resample="down", norm_scale=ns))
                 skip_channels.append(ch)
         self.encoder = nn.ModuleList(encoder)
 
         self.middle = nn.Sequential(
-            ResBlock(ch, ch), AttentionBlock(ch, num_heads, spatial), ResBlock(ch, ch)
+            ResBlock(ch, ch, norm_scale=ns), AttentionBlock(ch, num_heads, spatial, norm_scale=ns),
+            ResBlock(ch, ch, norm_scale=ns)
         )
 
         decoder: list[nn.Module] = []
@@ -325,11 +344,11 @@ class PIUNet(nn.Module):
                 blocks = level_blocks(lvl, ch + skip_channels.pop(), width * mult)
                 ch = width * mult
                 if lvl > 0 and i == num_res_blocks:
-                    blocks.append(ResBlock(ch, ch, resample="up"))
+                    blocks.append(ResBlock(ch, ch, resample="up", norm_scale=ns))
                 decoder.append(nn.Sequential(*blocks))
         self.decoder = nn.ModuleList(decoder)
 
-        self.head = nn.Sequential(_norm(ch), nn.SiLU(), nn.Conv3d(ch, out_channels, 3, padding=1))
+        self.head = nn.Sequential(_norm(ch, ns), nn.SiLU(), nn.Conv3d(ch, out_channels, 3, padding=1))
 
     @classmethod
     def from_preset(cls, width: int) -> PIUNet:
@@ -342,8 +361,9 @@ class PIUNet(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        """Constructor arguments (JSON-serialisable); ``PIUNet(**net.config)`` rebuilds it."""
-        return {
+        """Constructor arguments (JSON-serialisable); ``PIUNet(**net.config)`` rebuilds it
+        (``norm_width`` only where set, so the reference's configuration is unchanged)."""
+        config = {
             "width": self.width,
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
@@ -352,6 +372,9 @@ class PIUNet(nn.Module):
             "num_res_blocks": self.num_res_blocks,
             "num_heads": self.num_heads,
         }
+        if self.norm_width is not None:
+            config["norm_width"] = self.norm_width
+        return config
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -396,11 +419,11 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
     Gaussian noise of ``noise`` × each widened convolution weight's standard deviation
     breaks the symmetry between copies, which would otherwise receive equal gradients.
 
-    The copy computes exactly the narrow function (up to ``noise`` and rounding) when every
-    GroupNorm keeps its grouping of copied channels, as from width 32 to 64; from width 8 to
-    16 the reference's grouping rule (:func:`reference_num_groups`) changes the groups of
-    16-, 32- and 48-channel layers (4 groups to 32, or 32 of 1 to 32 of 2...), so the wide
-    network starts close to, not at, the narrow one and fine-tuning closes the gap.
+    The copy computes the narrow function (up to ``noise`` and rounding): its GroupNorms keep
+    the narrow network's groups of the copied channels (``norm_width``). The reference's rule
+    (:func:`reference_num_groups`) would regroup some layers from width 8 to 16 (16 channels
+    in 4 groups become 32 in 32 groups), which changes the function: on the training
+    distribution a regrouped copy of the width-8 network scored worse than an all-zero output.
 
     Source: T. Chen, I. Goodfellow, J. Shlens, "Net2Net: accelerating learning via knowledge
     transfer", ICLR 2016 (the Net2WiderNet operator).
@@ -419,7 +442,8 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
     Returns
     -------
     PIUNet
-        A float32 network with ``width`` and otherwise ``model``'s configuration.
+        A float32 network with ``width``, ``norm_width`` = the narrow network's (its
+        ``norm_width`` or width) and otherwise ``model``'s configuration.
 
     Raises
     ------
@@ -431,7 +455,7 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
             f"Cannot widen a width-{model.width} PIUNet to width={width}: the new width must "
             f"be a multiple of {model.width} greater than it (e.g. {2 * model.width}).")
     f = width // model.width
-    cfg = dict(model.config, width=int(width))
+    cfg = dict(model.config, width=int(width), norm_width=model.norm_width or model.width)
     cfg["channel_mult"] = tuple(cfg["channel_mult"])
     wide = PIUNet(**cfg)
     gen = torch.Generator().manual_seed(int(seed))
