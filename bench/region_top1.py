@@ -10,7 +10,7 @@ region is not ranked first can only be found by flagging at least two regions (p
 most 1/2), so with ``h`` windows found (``h`` ≥ target × windows) and ``t`` of them ranked
 first, precision ≤ (t + (h − t)/2)/h, largest for the smallest ``h``.
 
-    python bench/region_top1.py evaluations/temporal-top1 --json region-top1.json
+    python bench/region_top1.py evaluations/temporal-top1/source --json region-top1-source.json
 
 The temporal model card's "What limits the thalamic rows" paragraph comes from this command.
 """
