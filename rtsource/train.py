@@ -613,9 +613,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     -------
     TrainResult
     """
-    from .models.checkpoint import load_checkpoint
+    from .models.checkpoint import load_checkpoint, read_header
     from .models.piunet import PIUNet, widen
 
+    if cfg.init_from is not None and not resume:  # checked before the bank (minutes) is built
+        src = default_checkpoint_path() if cfg.init_from == "shipped" else Path(cfg.init_from)
+        src_width = int(read_header(src).get("width", 0))
+        if src_width != cfg.width and (src_width < 1 or cfg.width % src_width
+                                       or cfg.width < src_width):
+            raise ValueError(
+                f"train.init_from = {cfg.init_from!r} holds a width-{src_width} network, and "
+                f"train.width = {cfg.width} is neither that width nor a multiple of it to "
+                f"widen it to; set train.width = {src_width} (or {2 * src_width}), or start "
+                f"from another checkpoint.")
     world, rank, local_rank = _dist_info()
     distributed = world > 1
     owns_group = False
@@ -647,7 +657,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     model = PIUNet(cfg.width)
     narrow = None
     if cfg.init_from is not None and not resume:
-        src = default_checkpoint_path() if cfg.init_from == "shipped" else Path(cfg.init_from)
         model = load_checkpoint(src).model.float()
         if model.width != cfg.width:
             narrow = model

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsource.evaluate.dynamic import region_metrics
+from rtsource.evaluate.dynamic import region_metrics, top1_precision_bound
 from rtsource.simulate.dynamics import (
     DynamicComposer,
     DynamicSignal,
@@ -175,6 +175,19 @@ def test_region_metrics_on_known_estimates(nodes):
     wrong[t] = 0.5 * true[t]
     assert region_metrics(wrong, true, truth, nodes.kinds, nodes.centroids_mni)[
         "thalamic"]["top1"] == 1.0
+
+
+def test_top1_precision_bound():
+    # 34 windows, recall 0.7 -> at least 24 found; 1 ranked first -> (1 + 23/2) / 24
+    assert top1_precision_bound(34, 1) == pytest.approx((1 + 11.5) / 24)
+    assert top1_precision_bound(34, 24) == 1.0 and top1_precision_bound(34, 34) == 1.0
+    assert top1_precision_bound(34, 0) == 0.5
+    # more windows ranked first never lowers the bound
+    b = [top1_precision_bound(32, t) for t in range(33)]
+    assert all(x <= y for x, y in zip(b, b[1:]))
+    for bad in ((0, 0, 0.7), (10, 11, 0.7), (10, 2, 0.0), (10, 2, 1.5)):
+        with pytest.raises(ValueError, match="n_windows"):
+            top1_precision_bound(*bad)
 
 
 def test_dynamic_signal_does_not_depend_on_chunking():

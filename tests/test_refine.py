@@ -110,6 +110,21 @@ def test_widen_copies_the_narrow_function(narrow_width: int, wide_width: int, gr
             assert rel_err(regrouped.eval()(x), y_narrow) > 1e-2
 
 
+def test_widen_twice_and_by_three_keeps_the_function() -> None:
+    torch.manual_seed(7)
+    narrow = _random_affine(PIUNet(width=8, grid_size=8, channel_mult=(1, 2),
+                                   num_res_blocks=1), 8).eval()
+    state = torch.random.get_rng_state()
+    twice = widen(widen(narrow, 16, noise=0.0), 32, noise=0.0).eval()
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is untouched
+    thrice = widen(narrow, 24, noise=0.0).eval()
+    assert twice.norm_width == 8 and thrice.norm_width == 8
+    x = torch.randn(1, 3, 8, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y = narrow(x)
+        assert rel_err(twice(x), y) < 1e-4 and rel_err(thrice(x), y) < 1e-4
+
+
 def test_norm_width_checkpoint_round_trip(tmp_path) -> None:
     torch.manual_seed(4)
     wide = widen(PIUNet(width=8), 16)

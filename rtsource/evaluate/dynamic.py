@@ -60,7 +60,8 @@ from .report import write_csv
 
 __all__ = ["DYNAMIC_METHODS", "DYNAMIC_METRICS", "DynamicEvalConfig", "DynamicEvalResult",
            "dynamic_markdown",
-           "evaluate_dynamic", "region_metrics", "write_dynamic_report"]
+           "evaluate_dynamic", "region_metrics", "top1_precision_bound",
+           "write_dynamic_report"]
 
 DYNAMIC_METHODS = (*INVERSE_METHODS, "piunet", "temporal")
 """Every method rtsource has."""
@@ -183,8 +184,9 @@ def region_metrics(est: np.ndarray, true: np.ndarray, truth: np.ndarray, kinds: 
     dict
         ``{"cortical": {...}, "thalamic": {...}}`` with precision, recall, le_mm, corr,
         n_active, n_true (NaN where undefined) and top1 (1.0 when the class's region of
-        most power over the window, mean of ``est``², is a true one, else 0.0: a ranking
-        that no threshold enters); a class with no true region is absent.
+        most power over the window, mean of ``est``², is a true one, else 0.0, NaN when
+        the class has no power: a ranking that no threshold enters); a class with no true
+        region is absent.
     """
     a = np.abs(est)
     thr = _otsu(a.ravel()) if np.ptp(a) > 0 else np.inf
@@ -208,8 +210,48 @@ def region_metrics(est: np.ndarray, true: np.ndarray, truth: np.ndarray, kinds: 
         out[cls] = {"precision": float(prec), "recall": float(hit / t.sum()), "le_mm": le,
                     "corr": float(np.mean(cors)), "n_active": int(e.sum()),
                     "n_true": int(t.sum()),
-                    "top1": float(truth[np.flatnonzero(m)[np.argmax(power[m])]])}
+                    "top1": (float(truth[np.flatnonzero(m)[np.argmax(power[m])]])
+                             if power[m].max() > 0 else math.nan)}
     return out
+
+
+def top1_precision_bound(n_windows: int, n_top1: int, recall: float = 0.7) -> float:
+    """The highest mean precision an active-region rule that follows a power ranking can
+    reach at a recall of at least ``recall``, over windows with one true region of a class.
+
+    A window whose true region is not ranked first can only be found by flagging at least
+    two regions (precision at most 1/2), and windows where nothing is flagged have no
+    precision (the evaluation leaves them out). With ``h`` windows found (``h`` ≥ ``recall``
+    × ``n_windows``), ``t`` ≤ ``n_top1`` of them ranked first, the mean precision is at most
+    (t + (h − t) / 2) / h, largest for the smallest ``h``.
+
+    Parameters
+    ----------
+    n_windows : int
+        Windows with exactly one true region of the class (≥ 1).
+    n_top1 : int
+        Of those, the windows whose most powerful region of the class is the true one
+        (``top1`` of :func:`region_metrics`).
+    recall : float
+        Recall to keep, in (0, 1].
+
+    Returns
+    -------
+    float
+        The bound, in [0.5, 1].
+
+    Raises
+    ------
+    ValueError
+        ``n_windows`` < 1, ``n_top1`` outside [0, n_windows], or ``recall`` outside (0, 1].
+    """
+    if n_windows < 1 or not 0 <= n_top1 <= n_windows or not 0 < recall <= 1:
+        raise ValueError(f"top1_precision_bound(n_windows={n_windows}, n_top1={n_top1}, "
+                         f"recall={recall}): need n_windows >= 1, 0 <= n_top1 <= n_windows "
+                         "and 0 < recall <= 1.")
+    h = max(math.ceil(recall * n_windows - 1e-9), 1)
+    t = min(n_top1, h)
+    return (t + 0.5 * (h - t)) / h
 
 
 def evaluate_dynamic(cfg: DynamicEvalConfig | None = None, *,

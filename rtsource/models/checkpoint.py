@@ -343,7 +343,7 @@ def load_checkpoint(
     _expect("model_config.width", config.get("width"), header.get("width"), path)
     try:
         model = PIUNet(**config)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(
             f"Checkpoint {str(path)!r}: model_config {config} is not valid: {err}"
         ) from err

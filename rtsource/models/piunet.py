@@ -22,7 +22,8 @@ A residual block is GroupNorm → SiLU → Conv3d 3³ → GroupNorm → SiLU →
 skip (identity, or a 1³ convolution where the width changes). Resampling happens inside the
 block, between the first activation and the first convolution, on both paths. GroupNorm
 uses 32 groups where the channel count is a multiple of 32 and 4 groups otherwise (the
-reference rule), and always computes in float32 (so fp16/bf16 inference stays accurate).
+reference rule; a network widened by :func:`widen` keeps the narrow network's groups,
+``norm_width``), and always computes in float32 (so fp16/bf16 inference stays accurate).
 
 The reference's diffusion timestep embedding is dropped: it is fed a constant, so in each
 residual block it only adds a constant per-channel bias after the first convolution, which
@@ -416,8 +417,9 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
     copied; in attention the query weights are divided by √f, because duplicated head
     channels multiply qᵀk by f while the wider head divides it by √(f·d) instead of √d. The
     orientation channels of the stem's input and the head's output are not widened.
-    Gaussian noise of ``noise`` × each widened convolution weight's standard deviation
-    breaks the symmetry between copies, which would otherwise receive equal gradients.
+    Gaussian noise of ``noise`` × the narrow convolution weight's standard deviation breaks
+    the symmetry between copies, which would otherwise receive equal gradients. The global
+    torch random state is left as it was.
 
     The copy computes the narrow function (up to ``noise`` and rounding): its GroupNorms keep
     the narrow network's groups of the copied channels (``norm_width``). The reference's rule
@@ -442,8 +444,8 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
     Returns
     -------
     PIUNet
-        A float32 network with ``width``, ``norm_width`` = the narrow network's (its
-        ``norm_width`` or width) and otherwise ``model``'s configuration.
+        A float32 network on the CPU with ``width``, ``norm_width`` = the narrow network's
+        (its ``norm_width`` or width) and otherwise ``model``'s configuration.
 
     Raises
     ------
@@ -457,7 +459,8 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
     f = width // model.width
     cfg = dict(model.config, width=int(width), norm_width=model.norm_width or model.width)
     cfg["channel_mult"] = tuple(cfg["channel_mult"])
-    wide = PIUNet(**cfg)
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten below
+        wide = PIUNet(**cfg)
     gen = torch.Generator().manual_seed(int(seed))
     narrow_modules = dict(model.named_modules())
 
@@ -471,10 +474,10 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
             old = narrow_modules[name]
             if isinstance(new, nn.GroupNorm):
                 idx = index(new.num_channels, old.num_channels)
-                new.weight.copy_(old.weight.float()[idx])
-                new.bias.copy_(old.bias.float()[idx])
+                new.weight.copy_(old.weight.detach().float().cpu()[idx])
+                new.bias.copy_(old.bias.detach().float().cpu()[idx])
             elif isinstance(new, nn.Conv3d):
-                w_old = old.weight.float()
+                w_old = old.weight.detach().float().cpu()
                 o_new, i_new = new.weight.shape[:2]
                 o_old, i_old = w_old.shape[:2]
                 if name.endswith(".qkv"):  # channels ordered (head, q/k/v, head channel)
@@ -495,5 +498,5 @@ def widen(model: PIUNet, width: int, *, noise: float = 1e-3, seed: int = 0) -> P
                     w = w + noise * w_old.std() * torch.randn(w.shape, generator=gen)
                 new.weight.copy_(w)
                 if new.bias is not None:
-                    new.bias.copy_(old.bias.float()[out_idx] * gain)
+                    new.bias.copy_(old.bias.detach().float().cpu()[out_idx] * gain)
     return wide
