@@ -18,11 +18,11 @@ The temporal model card's "What limits the thalamic rows" paragraph comes from t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['top1']:>4}/{r['windows']:<4}{r['precision']:>6.2f}{r['recall']:>6.2f}"
               f"{one:>17}{bound:>9}")
     if args.json:
-        out = ROOT / "bench" / "results" / args.json
-        out.write_text(json.dumps({"folder": args.folder, "recall_target": args.recall,
-                                   "rows": rows}, indent=2) + "\n")
+        out = write(Path(args.json).name,
+                    {"folder": args.folder, "recall_target": args.recall, "rows": rows})
         print(f"Wrote {out}")
     return 0
 

@@ -15,11 +15,11 @@ The figures in the temporal model card's "Targets" table come from this command.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{metric:5s} n={len(t)}  {a} {int(t[a].sum())}  {b} {int(t[b].sum())}  "
               f"(only {a} {only_a}, only {b} {only_b}; exact McNemar p = {pval:.3f})")
     if args.json:
-        dst = ROOT / "bench" / "results" / Path(args.json).name
-        dst.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"Wrote {dst}")
+        print(f"Wrote {write(Path(args.json).name, out)}")
     return 0
 
 
