@@ -16,12 +16,12 @@ scores, with that configuration's loss (bf16 autocast where the CPU has it, as t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,27 +32,28 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from rtsource._util import host_provenance
     from rtsource.models import load_checkpoint, widen
     from rtsource.models.piunet import PIUNet
     from rtsource.simulate import ForwardBank, Simulator
-    from rtsource.train import _validate, default_checkpoint_path, load_train_config, use_bf16
+    from rtsource.train import (
+        _check_init_from,
+        _validate,
+        _validation_set,
+        load_train_config,
+        use_bf16,
+    )
 
     torch.set_num_threads(args.threads)
     cfg = load_train_config(args.config)
     if cfg.init_from is None:
         p.error(f"{args.config} has no train.init_from: nothing to widen")
     t0 = time.perf_counter()
-    src = default_checkpoint_path() if cfg.init_from == "shipped" else Path(cfg.init_from)
+    src = _check_init_from(cfg)
     narrow = load_checkpoint(src).model.float()
     if narrow.width == cfg.width:
         p.error(f"{src} already has train.width = {cfg.width}: nothing to widen")
     sim = Simulator(ForwardBank(cfg.simulate, device=torch.device("cpu"), progress=False))
-    gen = torch.Generator().manual_seed(cfg.seed + 10_000_019)  # as rtsource.train.train
-    val = []
-    for start in range(0, cfg.val_samples, cfg.batch_size):
-        b = sim.sample(min(cfg.batch_size, cfg.val_samples - start), gen)
-        val.append((b.inputs, b.targets))
+    val = _validation_set(sim, cfg)  # the samples rtsource train validates on
     bf16 = use_bf16(cfg, torch.device("cpu"))
     fmt = torch.channels_last_3d if bf16 and cfg.channels_last else torch.contiguous_format
     wide = widen(narrow, cfg.width, seed=cfg.seed)
@@ -72,12 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in rows.items():
         print(f"{name:<45} {value:.5f}")
     if args.json:
-        out = ROOT / "bench" / "results" / args.json
-        out.write_text(json.dumps({"config": args.config, "init_from": str(src),
-                                   "val_samples": cfg.val_samples, "val_loss": rows,
-                                   "precision": "bf16" if bf16 else "fp32",
-                                   "host": host_provenance(),
-                                   "wall_s": round(time.perf_counter() - t0, 1)}, indent=2) + "\n")
+        out = write(Path(args.json).name,
+                    {"config": args.config, "init_from": str(src), "val_samples": cfg.val_samples,
+                     "val_loss": rows, "precision": "bf16" if bf16 else "fp32",
+                     "wall_s": round(time.perf_counter() - t0, 1)})
         print(f"Wrote {out}")
     return 0
 

@@ -578,6 +578,48 @@ def use_bf16(cfg: Any, device: torch.device) -> bool:
 
 
 @torch.no_grad()
+def _check_init_from(cfg: TrainConfig) -> Path:
+    """The checkpoint ``cfg.init_from`` names, checked from its header alone: a PIUNet of
+    ``cfg.width``, or of a width that divides it (widened at the start, :func:`widen`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file (the message names the setting).
+    ValueError
+        Another network, or a width that is neither ``cfg.width`` nor a divisor of it.
+    """
+    from .models.checkpoint import read_header
+
+    src = init_from_path("train.init_from", str(cfg.init_from), SHIPPED_CHECKPOINT)
+    h = read_header(src)
+    if h.get("architecture") != "PIUNet":
+        raise ValueError(f"train.init_from = {cfg.init_from!r} holds a "
+                         f"{h.get('architecture') or 'network of unknown kind'}, not a 3D-PIUNet: "
+                         "give a PIUNet checkpoint written by rtsource train with a [train] "
+                         "table, 'shipped', or leave it out to start from random weights.")
+    width = int(h.get("width") or 0)
+    if width < 1 or width > cfg.width or cfg.width % width:
+        raise ValueError(
+            f"train.init_from = {cfg.init_from!r} holds a width-{width} network, and "
+            f"train.width = {cfg.width} is neither that width nor a multiple of it to "
+            f"widen it to; set train.width = {width} (or {2 * width}), or start "
+            "from another checkpoint.")
+    return src
+
+
+def _validation_set(sim: Simulator, cfg: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A run's fixed validation samples: ``cfg.val_samples`` drawn once from the training
+    distribution (seed ``cfg.seed`` + 10,000,019), as (inputs, targets) batches of at most
+    ``cfg.batch_size``."""
+    val = []
+    gen = torch.Generator().manual_seed(cfg.seed + 10_000_019)
+    for start in range(0, cfg.val_samples, cfg.batch_size):
+        b = sim.sample(min(cfg.batch_size, cfg.val_samples - start), gen)
+        val.append((b.inputs, b.targets))
+    return val
+
+
 def _validate(model, val: list, flat_index: torch.Tensor, cfg: TrainConfig,
               sliced: SlicedWasserstein | None, bf16: bool, memory_format) -> dict[str, float]:
     if not val:
@@ -613,19 +655,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     -------
     TrainResult
     """
-    from .models.checkpoint import load_checkpoint, read_header
+    from .models.checkpoint import load_checkpoint
     from .models.piunet import PIUNet, widen
 
-    if cfg.init_from is not None and not resume:  # checked before the bank (minutes) is built
-        src = default_checkpoint_path() if cfg.init_from == "shipped" else Path(cfg.init_from)
-        src_width = int(read_header(src).get("width", 0))
-        if src_width != cfg.width and (src_width < 1 or cfg.width % src_width
-                                       or cfg.width < src_width):
-            raise ValueError(
-                f"train.init_from = {cfg.init_from!r} holds a width-{src_width} network, and "
-                f"train.width = {cfg.width} is neither that width nor a multiple of it to "
-                f"widen it to; set train.width = {src_width} (or {2 * src_width}), or start "
-                f"from another checkpoint.")
+    if cfg.init_from is not None and not resume:
+        src = _check_init_from(cfg)  # before the bank (minutes) is built
     world, rank, local_rank = _dist_info()
     distributed = world > 1
     owns_group = False
@@ -714,11 +748,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         net = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda"
                                       else None)
 
-    val = []
-    g_val = torch.Generator().manual_seed(cfg.seed + 10_000_019)
-    for start in range(0, cfg.val_samples, cfg.batch_size):
-        b = sim.sample(min(cfg.batch_size, cfg.val_samples - start), g_val)
-        val.append((b.inputs, b.targets))
+    val = _validation_set(sim, cfg)
 
     if narrow is not None and rank == 0 and val:  # how close the widened start is to the narrow net
         narrow = narrow.to(device, memory_format=memory_format)

@@ -375,6 +375,11 @@ def test_init_from_a_narrower_checkpoint_widens_it(tmp_path):
     for width in (12, 4):  # refused before the forward bank is built, naming the setting
         with pytest.raises(ValueError, match="train.init_from .* width-8 network"):
             train(replace(cfg, width=width, out_dir=str(tmp_path / f"w{width}")), progress=False)
+    from rtsource.train_temporal import SHIPPED_TEMPORAL
+
+    with pytest.raises(ValueError, match="train.init_from .* not a 3D-PIUNet"):
+        train(replace(cfg, init_from=str(SHIPPED_TEMPORAL), out_dir=str(tmp_path / "t")),
+              progress=False)
 
 
 def test_resume_without_checkpoint_fails_clearly(tmp_path):
