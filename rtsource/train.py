@@ -620,6 +620,7 @@ def _validation_set(sim: Simulator, cfg: TrainConfig) -> list[tuple[torch.Tensor
     return val
 
 
+@torch.no_grad()
 def _validate(model, val: list, flat_index: torch.Tensor, cfg: TrainConfig,
               sliced: SlicedWasserstein | None, bf16: bool, memory_format) -> dict[str, float]:
     if not val:
