@@ -577,7 +577,6 @@ def use_bf16(cfg: Any, device: torch.device) -> bool:
     return device.type == "cuda" or bool(cpu_features()["bf16_native"])
 
 
-@torch.no_grad()
 def _check_init_from(cfg: TrainConfig) -> Path:
     """The checkpoint ``cfg.init_from`` names, checked from its header alone: a PIUNet of
     ``cfg.width``, or of a width that divides it (widened at the start, :func:`widen`).
@@ -589,15 +588,10 @@ def _check_init_from(cfg: TrainConfig) -> Path:
     ValueError
         Another network, or a width that is neither ``cfg.width`` nor a divisor of it.
     """
-    from .models.checkpoint import read_header
+    from .models.checkpoint import init_from_header
 
-    src = init_from_path("train.init_from", str(cfg.init_from), SHIPPED_CHECKPOINT)
-    h = read_header(src)
-    if h.get("architecture") != "PIUNet":
-        raise ValueError(f"train.init_from = {cfg.init_from!r} holds a "
-                         f"{h.get('architecture') or 'network of unknown kind'}, not a 3D-PIUNet: "
-                         "give a PIUNet checkpoint written by rtsource train with a [train] "
-                         "table, 'shipped', or leave it out to start from random weights.")
+    src, h = init_from_header("train.init_from", str(cfg.init_from), SHIPPED_CHECKPOINT,
+                              "PIUNet", "a 3D-PIUNet", "weights/piunet-w8-stage2.safetensors")
     width = int(h.get("width") or 0)
     if width < 1 or width > cfg.width or cfg.width % width:
         raise ValueError(

@@ -566,16 +566,11 @@ class TemporalSampler:
 def _check_init_from(cfg: TemporalTrainConfig) -> Path:
     """The checkpoint ``cfg.init_from`` names, checked (exists, a TemporalNet of this
     configuration's architecture) from its header alone."""
-    from .models.checkpoint import init_from_path, read_header
+    from .models.checkpoint import init_from_header
 
-    src = init_from_path("temporal.init_from", str(cfg.init_from), SHIPPED_TEMPORAL)
-    h = read_header(src)
-    if h.get("architecture") != "TemporalNet":
-        raise ValueError(f"temporal.init_from = {cfg.init_from!r} holds a "
-                         f"{h.get('architecture') or 'network of unknown kind'}, not the temporal "
-                         "network: give a TemporalNet checkpoint (written by rtsource train with "
-                         "a [temporal] table, e.g. weights/temporal-stage1.safetensors), "
-                         "'shipped', or leave it out to start from random weights.")
+    src, h = init_from_header("temporal.init_from", str(cfg.init_from), SHIPPED_TEMPORAL,
+                              "TemporalNet", "the temporal network",
+                              "weights/temporal-stage1.safetensors")
     want = dataclasses.asdict(cfg.spec)
     got = h.get("model_config") or {}
     diff = {k: (got.get(k), v) for k, v in want.items()

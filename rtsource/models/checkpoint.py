@@ -35,6 +35,7 @@ __all__ = [
     "SHIPPED_CHECKPOINT",
     "ChecksumMismatchError",
     "checkpoint_path",
+    "init_from_header",
     "init_from_path",
     "load_checkpoint",
     "read_header",
@@ -94,6 +95,40 @@ def init_from_path(setting: str, value: str, shipped: Path) -> Path:
             "written by rtsource train, 'shipped' for the shipped weights, or leave it out to "
             "start from random weights.")
     return path
+
+
+def init_from_header(setting: str, value: str, shipped: Path, architecture: str,
+                     kind: str, example: str) -> tuple[Path, dict[str, Any]]:
+    """:func:`init_from_path`, then the checkpoint's header, checked to hold ``architecture``.
+
+    Parameters
+    ----------
+    setting, value, shipped : as for :func:`init_from_path`.
+    architecture : the header's required ``architecture`` (``"PIUNet"``, ``"TemporalNet"``).
+    kind : the network in words, for the message (``"the temporal network"``).
+    example : a checkpoint that would do, for the message.
+
+    Returns
+    -------
+    (Path, dict)
+        The file and its header (:func:`read_header`; the weights are not read).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist (see :func:`init_from_path`).
+    ValueError
+        When it holds another network; the message names the setting, the value and the fix.
+    """
+    path = init_from_path(setting, value, shipped)
+    header = read_header(path)
+    if header.get("architecture") != architecture:
+        raise ValueError(
+            f"{setting} = {value!r} holds a "
+            f"{header.get('architecture') or 'network of unknown kind'}, not {kind}: give a "
+            f"{architecture} checkpoint written by rtsource train (e.g. {example}), 'shipped', "
+            "or leave it out to start from random weights.")
+    return path, header
 
 
 class ChecksumMismatchError(ValueError):
